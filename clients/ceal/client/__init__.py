@@ -1,1 +1,39 @@
-"""ceal SDK."""
+"""ceal's Python SDK: numpy in, numpy out, typed exceptions. Installs without torch or onnxruntime."""
+
+from ceal.client.errors import (
+    AlreadyExists,
+    CealError,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    Overloaded,
+    PermissionDenied,
+    ServerError,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
+from ceal.client.requests import pool_image
+from ceal.client.results import LabelRecord, ModelInfo, Prediction, QueryItem, QueryList
+from ceal.client.sync import Client
+
+__all__ = [
+    "AlreadyExists",
+    "CealError",
+    "Client",
+    "DeadlineExceeded",
+    "InvalidArgument",
+    "LabelRecord",
+    "ModelInfo",
+    "NotFound",
+    "Overloaded",
+    "PermissionDenied",
+    "Prediction",
+    "QueryItem",
+    "QueryList",
+    "ServerError",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "pool_image",
+]

@@ -1,0 +1,139 @@
+"""Request builders shared by the sync and asyncio clients (protobuf in, nothing sent)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+
+from ceal.client.codec import ImageLike, to_image, to_tensor
+from ceal.v1 import active_learning_pb2 as al_pb
+from ceal.v1 import segmentation_pb2 as seg_pb
+from ceal.v1 import tensor_pb2
+
+MAPS = {
+    "probability": seg_pb.MAP_KIND_PROBABILITY,
+    "label_map": seg_pb.MAP_KIND_LABEL_MAP,
+    "entropy": seg_pb.MAP_KIND_ENTROPY,
+    "mutual_information": seg_pb.MAP_KIND_MUTUAL_INFORMATION,
+    "variance": seg_pb.MAP_KIND_VARIANCE,
+}
+STRATEGIES = {
+    "random": al_pb.STRATEGY_RANDOM,
+    "entropy": al_pb.STRATEGY_ENTROPY,
+    "bald": al_pb.STRATEGY_BALD,
+    "variance": al_pb.STRATEGY_VARIANCE,
+    "ceal": al_pb.STRATEGY_CEAL,
+    "suggestive": al_pb.STRATEGY_SUGGESTIVE,
+    "cost_sensitive": al_pb.STRATEGY_COST_SENSITIVE,
+}
+SOURCES = {"human": al_pb.LABEL_SOURCE_HUMAN, "pseudo": al_pb.LABEL_SOURCE_PSEUDO}
+
+
+def _choice(table: dict[str, int], name: str, what: str) -> int:
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(table)}")
+    return table[name]
+
+
+def predict_request(
+    image: ImageLike,
+    *,
+    model: str = "",
+    version: int = 0,
+    samples: int = 0,
+    maps: Sequence[str] = ("probability", "label_map", "entropy"),
+    threshold: float = 0.0,
+    seed: int | None = None,
+    return_samples: bool = False,
+    keep_largest_component: bool = False,
+    fill_holes: bool = False,
+    request_id: str = "",
+) -> seg_pb.PredictRequest:
+    options = seg_pb.PredictOptions(
+        samples=samples,
+        maps=[_choice(MAPS, m, "map") for m in maps],
+        threshold=threshold,
+        return_samples=return_samples,
+        post_processing=seg_pb.PostProcessing(keep_largest_component=keep_largest_component, fill_holes=fill_holes),
+    )
+    if seed is not None:
+        options.seed = seed
+    return seg_pb.PredictRequest(
+        model_name=model, model_version=version, image=to_image(image), options=options, request_id=request_id
+    )
+
+
+def pool_image(
+    image: ImageLike,
+    *,
+    series_key: str = "",
+    study_key: str = "",
+    slice_index: int = 0,
+    dicom: tuple[str, str, str] | None = None,
+    frame: int = 0,
+) -> al_pb.PoolImage:
+    """One image for `register_images`; `dicom` is (study UID, series UID, SOP instance UID)."""
+    ref = None
+    if dicom is not None:
+        ref = tensor_pb2.DicomReference(
+            study_instance_uid=dicom[0], series_instance_uid=dicom[1], sop_instance_uid=dicom[2], frame_number=frame
+        )
+    return al_pb.PoolImage(
+        image=to_image(image), dicom=ref, series_key=series_key, study_key=study_key, slice_index=slice_index
+    )
+
+
+def submit_label_request(
+    image_id: str,
+    mask: np.ndarray,
+    *,
+    pool: str,
+    annotator: str,
+    source: str,
+    seconds_spent: float,
+    idempotency_key: str | None,
+) -> al_pb.SubmitLabelRequest:
+    mask = np.asarray(mask)
+    if mask.dtype == np.bool_:
+        mask = mask.astype(np.uint8)
+    return al_pb.SubmitLabelRequest(
+        pool=pool,
+        image_id=image_id,
+        mask=to_tensor(mask),
+        annotator=annotator,
+        source=_choice(SOURCES, source, "label source"),
+        seconds_spent=seconds_spent,
+        # A key per logical submission makes gRPC's automatic retries safe.
+        idempotency_key=idempotency_key or uuid.uuid4().hex,
+    )
+
+
+def query_list_request(
+    *,
+    pool: str,
+    strategy: str,
+    k: int,
+    model: str,
+    annotator: str,
+    budget_seconds: float,
+    lease_seconds: int,
+    series: bool,
+    round_: int,
+    seed: int,
+    max_pseudo_labels: int,
+) -> al_pb.GetQueryListRequest:
+    return al_pb.GetQueryListRequest(
+        pool=pool,
+        model_name=model,
+        strategy=_choice(STRATEGIES, strategy, "strategy"),
+        k=k,
+        budget_seconds=budget_seconds,
+        annotator=annotator,
+        lease_seconds=lease_seconds,
+        level=al_pb.QUERY_LEVEL_SERIES if series else al_pb.QUERY_LEVEL_IMAGE,
+        round=round_,
+        seed=seed,
+        max_pseudo_labels=max_pseudo_labels,
+    )

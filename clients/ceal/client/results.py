@@ -1,0 +1,145 @@
+"""Plain result types the SDK returns (numpy arrays, no protobuf)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from ceal.client.codec import as_numpy
+from ceal.v1 import active_learning_pb2 as al_pb
+from ceal.v1 import segmentation_pb2 as seg_pb
+
+_MEASURES = {1: "entropy", 2: "mutual_information", 3: "variance"}
+_REDUCTIONS = {1: "mean", 2: "sum", 3: "top_k_mean", 4: "boundary_weighted"}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's Monte-Carlo prediction; maps are at the image's own size (H, W)."""
+
+    request_id: str
+    model_name: str
+    model_version: int
+    samples: int
+    score: float
+    scores: dict[tuple[str, str], float]
+    foreground_fraction: float
+    probability: np.ndarray | None = None  # (H, W) foreground, or (C, H, W) for softmax models
+    label_map: np.ndarray | None = None  # uint8 (H, W)
+    entropy: np.ndarray | None = None
+    mutual_information: np.ndarray | None = None
+    variance: np.ndarray | None = None
+    samples_raw: np.ndarray | None = None  # float16 (T, C, h, w) at the model's size
+
+    @classmethod
+    def from_proto(cls, r: seg_pb.PredictResponse) -> Prediction:
+        return cls(
+            request_id=r.request_id,
+            model_name=r.model_name,
+            model_version=r.model_version,
+            samples=r.samples,
+            score=r.score,
+            scores={(_MEASURES[s.measure], _REDUCTIONS[s.reduction]): s.value for s in r.scores},
+            foreground_fraction=r.foreground_fraction,
+            probability=as_numpy(r.probability),
+            label_map=as_numpy(r.label_map),
+            entropy=as_numpy(r.entropy),
+            mutual_information=as_numpy(r.mutual_information),
+            variance=as_numpy(r.variance),
+            samples_raw=as_numpy(r.samples_raw),
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: int
+    input_shape: tuple[int, int, int]  # (channels, height, width)
+    num_classes: int
+    class_names: tuple[str, ...]
+    dropout_rate: float
+    validation_dice: float
+    created_at: datetime | None
+    is_latest: bool
+    provider: str
+    precision: str
+
+    @classmethod
+    def from_proto(cls, m: seg_pb.ModelInfo) -> ModelInfo:
+        return cls(
+            name=m.name,
+            version=m.version,
+            input_shape=(m.input_channels, m.input_height, m.input_width),
+            num_classes=m.num_classes,
+            class_names=tuple(m.class_names),
+            dropout_rate=m.dropout_rate,
+            validation_dice=m.validation_dice,
+            created_at=m.created_at.ToDatetime() if m.HasField("created_at") else None,
+            is_latest=m.is_latest,
+            provider=m.provider,
+            precision=m.precision,
+        )
+
+
+@dataclass(frozen=True)
+class QueryItem:
+    image_id: str
+    rank: int
+    score: float
+    reason: str
+    estimated_seconds: float
+    series_key: str
+    study_key: str
+    lease_expires_at: datetime | None
+    slice_image_ids: tuple[str, ...] = ()
+    sop_instance_uid: str = ""
+
+
+@dataclass(frozen=True)
+class QueryList:
+    model_name: str
+    model_version: int
+    items: tuple[QueryItem, ...]
+    pseudo_labels: tuple[tuple[str, float], ...]  # (image_id, confidence)
+    unscored: int
+
+    @classmethod
+    def from_proto(cls, r: al_pb.GetQueryListResponse) -> QueryList:
+        items = tuple(
+            QueryItem(
+                image_id=i.image_id,
+                rank=i.rank,
+                score=i.score,
+                reason=i.reason,
+                estimated_seconds=i.estimated_seconds,
+                series_key=i.series_key,
+                study_key=i.study_key,
+                lease_expires_at=i.lease_expires_at.ToDatetime() if i.HasField("lease_expires_at") else None,
+                slice_image_ids=tuple(i.slice_image_ids),
+                sop_instance_uid=i.dicom.sop_instance_uid,
+            )
+            for i in r.items
+        )
+        pseudo = tuple((p.image_id, p.confidence) for p in r.pseudo_labels)
+        return cls(r.model_name, r.model_version, items, pseudo, r.unscored)
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    image_id: str
+    label_id: str
+    version: int
+    source: str  # "human" | "pseudo"
+    annotator: str
+    mask: np.ndarray
+    image: np.ndarray | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_proto(cls, r: al_pb.LabelRecord) -> LabelRecord:
+        mask = as_numpy(r.mask)
+        assert mask is not None
+        source = "pseudo" if r.source == al_pb.LABEL_SOURCE_PSEUDO else "human"
+        return cls(r.image_id, r.label_id, r.version, source, r.annotator, mask, as_numpy(r.image))

@@ -1,0 +1,243 @@
+"""Model outputs → DICOM objects a PACS and its viewers understand (built with highdicom).
+
+- `build_segmentation`: a DICOM Segmentation (SEG) with one segment, BINARY from a mask (every viewer shows
+  it) or FRACTIONAL (probability, 8-bit) when per-pixel probabilities are given.
+- `build_uncertainty_map`: a Parametric Map of a per-pixel uncertainty measure (float32, unitless UCUM "1",
+  identity real world value mapping).
+
+Both reference their source instances, so a viewer overlays them on the series they came from. Their Series
+and SOP Instance UIDs are derived deterministically from the source SOP Instance UIDs, the algorithm version
+(the model tag) and what the object holds (`derived_uids`): a rerun on the same series with the same model
+produces the same UIDs, and a PACS stores it as the same instance instead of a duplicate.
+
+`sources` are the source instances in the order of the arrays' first axis (use `decode.sort_series` before
+predicting, and pass the same sorted list here); arrays are (N, H, W) with N = number of sources and (H, W)
+= (Rows, Columns) of the sources.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+import numpy.typing as npt
+from pydicom import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
+
+from ceal.pacs.errors import DicomBuildError
+
+__all__ = [
+    "ALGORITHM_NAME",
+    "MANUFACTURER",
+    "DerivedUids",
+    "build_segmentation",
+    "build_uncertainty_map",
+    "derived_uids",
+]
+
+_log = logging.getLogger(__name__)
+
+ALGORITHM_NAME = "ceal"
+MANUFACTURER = "ceal"
+_SOFTWARE_VERSION = "0.1.0"
+_DEVICE_SERIAL = "ceal"
+
+
+@dataclass(frozen=True)
+class DerivedUids:
+    """Series and SOP Instance UID of one derived object."""
+
+    series_uid: str
+    sop_uid: str
+
+
+def derived_uids(source_sop_uids: Sequence[str], *, model_tag: str, content: str) -> DerivedUids:
+    """Deterministic UIDs for the derived object `content` (e.g. "seg", "pm:entropy") of these sources.
+
+    Independent of the order of `source_sop_uids`; different for another model tag or content. Lets a sync
+    ask the PACS whether an output already exists before it predicts (see `Pacs.has_derived`).
+    """
+    if not source_sop_uids:
+        raise DicomBuildError("no source SOP Instance UIDs: pass the instances the object is derived from")
+    # Fields joined with a separator that cannot occur in a UID, so ("ab", "c") and ("a", "bc") differ.
+    key = "\x1f".join([model_tag, content, *sorted(source_sop_uids)])
+    return DerivedUids(
+        series_uid=str(generate_uid(PYDICOM_ROOT_UID, entropy_srcs=[key, "series"])),
+        sop_uid=str(generate_uid(PYDICOM_ROOT_UID, entropy_srcs=[key, "instance"])),
+    )
+
+
+def _check_sources(sources: Sequence[Dataset], shape: tuple[int, ...], what: str) -> None:
+    """Raise `DicomBuildError` unless `shape` is (N, Rows, Columns) for N single-frame `sources`."""
+    if not sources:
+        raise DicomBuildError("no source instances: pass the image instances the object is derived from")
+    if len(shape) != 3:
+        raise DicomBuildError(f"{what} has shape {shape}: pass an (N, H, W) array, one plane per source")
+    n, h, w = shape
+    if n != len(sources):
+        raise DicomBuildError(
+            f"{what} has {n} planes but {len(sources)} source instances were given: pass one plane per source"
+        )
+    for ds in sources:
+        if int(ds.get("NumberOfFrames") or 1) != 1:
+            raise DicomBuildError(
+                "multi-frame source instances are not supported: pass single-frame instances of one series"
+            )
+        if (int(ds.Rows), int(ds.Columns)) != (h, w):
+            raise DicomBuildError(
+                f"{what} planes are {h}×{w} but a source is {ds.Rows}×{ds.Columns}: "
+                "resize the prediction back to the source's Rows × Columns"
+            )
+    if len({str(ds.SeriesInstanceUID) for ds in sources}) != 1:
+        raise DicomBuildError("source instances come from several series: build one object per series")
+
+
+def _algorithm(algorithm_version: str) -> hd.AlgorithmIdentificationSequence:
+    return hd.AlgorithmIdentificationSequence(
+        name=ALGORITHM_NAME, version=algorithm_version, family=codes.DCM.ArtificialIntelligence
+    )
+
+
+def build_segmentation(
+    sources: Sequence[Dataset],
+    masks: npt.NDArray[np.integer] | npt.NDArray[np.bool_],
+    *,
+    probabilities: npt.NDArray[np.floating] | None = None,
+    series_number: int,
+    algorithm_version: str,
+    label: str = "Lesion",
+    property_category: Code = codes.SCT.MorphologicallyAbnormalStructure,
+    property_type: Code = codes.SCT.Lesion,
+    series_description: str = "ceal segmentation",
+) -> hd.seg.Segmentation:
+    """A one-segment DICOM SEG over `sources`.
+
+    masks: (N, H, W) of 0/1 (uint8 or bool); it is the pixel data unless `probabilities` (N, H, W) float
+    in [0, 1] are given, which makes a FRACTIONAL (PROBABILITY, 0..255) segmentation instead. Every plane is
+    kept, empty ones too, so frame i is source i. `algorithm_version` names the model (e.g.
+    "lesion-unet/7"); it is recorded in the algorithm identification ("ceal", AUTOMATIC) and is the model
+    tag of `derived_uids`.
+    """
+    mask_array = np.asarray(masks)
+    _check_sources(sources, mask_array.shape, "masks")
+    if mask_array.dtype != np.bool_ and not np.issubdtype(mask_array.dtype, np.integer):
+        raise DicomBuildError(f"masks have dtype {mask_array.dtype}: pass uint8 or bool 0/1 masks")
+    if not np.isin(mask_array, (0, 1)).all():
+        raise DicomBuildError("masks hold values other than 0 and 1: threshold them before building a SEG")
+    pixels: npt.NDArray[np.generic] = mask_array.astype(np.uint8)
+    segmentation_type = hd.seg.SegmentationTypeValues.BINARY
+    content = "seg"
+    if probabilities is not None:
+        prob = np.asarray(probabilities, dtype=np.float32)
+        if prob.shape != mask_array.shape:
+            raise DicomBuildError(
+                f"probabilities have shape {prob.shape} but masks {mask_array.shape}: pass matching arrays"
+            )
+        if not (np.isfinite(prob).all() and prob.min() >= 0.0 and prob.max() <= 1.0):
+            raise DicomBuildError(
+                "probabilities must be finite and within [0, 1]: pass softmax/sigmoid outputs"
+            )
+        pixels, segmentation_type, content = prob, hd.seg.SegmentationTypeValues.FRACTIONAL, "seg:fractional"
+    description = hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label=label,
+        segmented_property_category=property_category,
+        segmented_property_type=property_type,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=_algorithm(algorithm_version),
+    )
+    uids = derived_uids(
+        [str(ds.SOPInstanceUID) for ds in sources], model_tag=algorithm_version, content=content
+    )
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=list(sources),
+            pixel_array=pixels,
+            segmentation_type=segmentation_type,
+            segment_descriptions=[description],
+            series_instance_uid=uids.series_uid,
+            series_number=series_number,
+            sop_instance_uid=uids.sop_uid,
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=ALGORITHM_NAME,
+            software_versions=_SOFTWARE_VERSION,
+            device_serial_number=_DEVICE_SERIAL,
+            omit_empty_frames=False,
+            content_description=f"{label} by {ALGORITHM_NAME} {algorithm_version}"[:64],
+        )
+    except (ValueError, TypeError, AttributeError) as cause:
+        raise DicomBuildError(f"highdicom refused the segmentation: {cause}") from cause
+    seg.SeriesDescription = series_description[:64]
+    _log.debug("built %s SEG with %d frame(s)", segmentation_type.value, len(sources))
+    return seg
+
+
+def build_uncertainty_map(
+    sources: Sequence[Dataset],
+    values: npt.NDArray[np.floating],
+    *,
+    measure_name: str,
+    series_number: int,
+    algorithm_version: str,
+    explanation: str | None = None,
+    series_description: str | None = None,
+) -> hd.pm.ParametricMap:
+    """A Parametric Map of a per-pixel uncertainty measure over `sources`.
+
+    values: (N, H, W) float32, finite (e.g. predictive entropy in nats, variance, mutual information).
+    `measure_name` (e.g. "entropy") labels the real world value mapping (first 16 characters) and keeps the
+    maps of different measures apart in `derived_uids`. Values are stored as float32 with an identity mapping
+    to unitless ("1", UCUM) real world values; the display window spans the values' range.
+    """
+    array = np.asarray(values)
+    _check_sources(sources, array.shape, "values")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise DicomBuildError(f"values have dtype {array.dtype}: pass float32 uncertainty values")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise DicomBuildError("values hold NaN or infinity: replace non-finite uncertainty values first")
+    if not measure_name.strip():
+        raise DicomBuildError("measure_name is empty: name the measure, e.g. 'entropy'")
+    lo, hi = float(array.min()), float(array.max())
+    mapping = hd.pm.RealWorldValueMapping(
+        lut_label=measure_name[:16],
+        lut_explanation=(explanation or f"{measure_name} of Monte-Carlo dropout predictions")[:64],
+        unit=codes.UCUM.NoUnits,
+        value_range=(lo, hi),
+        slope=1.0,
+        intercept=0.0,
+    )
+    window = hd.VOILUTTransformation(window_center=(lo + hi) / 2.0, window_width=max(hi - lo, 1e-6))
+    uids = derived_uids(
+        [str(ds.SOPInstanceUID) for ds in sources], model_tag=algorithm_version, content=f"pm:{measure_name}"
+    )
+    try:
+        pmap = hd.pm.ParametricMap(
+            source_images=list(sources),
+            pixel_array=array,
+            series_instance_uid=uids.series_uid,
+            series_number=series_number,
+            sop_instance_uid=uids.sop_uid,
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=ALGORITHM_NAME,
+            software_versions=_SOFTWARE_VERSION,
+            device_serial_number=_DEVICE_SERIAL,
+            contains_recognizable_visual_features=False,
+            real_world_value_mappings=[mapping],
+            voi_lut_transformations=[window],
+            content_description=f"{measure_name} by {ALGORITHM_NAME} {algorithm_version}"[:64],
+        )
+    except (ValueError, TypeError, AttributeError) as cause:
+        raise DicomBuildError(f"highdicom refused the parametric map: {cause}") from cause
+    # General Series' Laterality is Type 2C; validators flag it missing. Copy it, or say "unknown" (empty).
+    pmap.Laterality = str(sources[0].get("Laterality", "") or "")
+    pmap.SeriesDescription = (series_description or f"ceal {measure_name}")[:64]
+    _log.debug("built %s parametric map with %d frame(s)", measure_name, len(sources))
+    return pmap

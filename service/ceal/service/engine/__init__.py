@@ -1,0 +1,1 @@
+"""Monte-Carlo inference engine: preprocessing, samplers (whole model, split prefix/suffix), batching."""

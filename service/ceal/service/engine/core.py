@@ -1,0 +1,130 @@
+"""The engine: pixels in, Monte-Carlo prediction out (mean, label map, uncertainty maps, image scores)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ceal.service import image_reductions, postprocess
+from ceal.service.engine.batcher import DynamicBatcher
+from ceal.service.engine.loaded import LoadedModel
+from ceal.service.engine.preprocess import prepare, resize_planes
+from ceal.service.errors import InvalidInput
+from ceal.service.uncertainty import MCStatistics, summarize
+
+MAPS = ("probability", "label_map", "entropy", "mutual_information", "variance")
+DEFAULT_MAPS = ("probability", "label_map", "entropy")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    samples: int = 20
+    maps: tuple[str, ...] = DEFAULT_MAPS
+    threshold: float = 0.5
+    return_samples: bool = False
+    seed: int | None = None
+    keep_largest_component: bool = False
+    fill_holes: bool = False
+    score_measure: str = "mutual_information"
+    score_reduction: str = "mean"
+    top_k_percent: float = 5.0
+
+
+@dataclass
+class Prediction:
+    """Results at the input image's size (H, W); `samples_raw` at the model's size."""
+
+    model_name: str
+    model_version: int
+    samples: int
+    probability: np.ndarray  # (H, W) foreground for sigmoid models, (C, H, W) for softmax
+    label_map: np.ndarray  # uint8 (H, W)
+    maps: dict[str, np.ndarray]  # per-pixel uncertainty maps, float32 (H, W)
+    score: float
+    scores: dict[tuple[str, str], float]
+    foreground_fraction: float
+    confidence: float
+    descriptor: np.ndarray  # (D,) encoder bottleneck features
+    samples_raw: np.ndarray | None = None
+    stats: MCStatistics | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    min_samples: int = 1
+    max_samples: int = 100
+    max_pixels: int = 4096 * 4096
+
+
+class Engine:
+    """Runs predictions for loaded models through the dynamic batcher."""
+
+    def __init__(self, batcher: DynamicBatcher | None = None, limits: EngineLimits | None = None) -> None:
+        self.batcher = batcher or DynamicBatcher()
+        self.limits = limits or EngineLimits()
+
+    def check_options(self, opts: PredictOptions) -> None:
+        lim = self.limits
+        if not lim.min_samples <= opts.samples <= lim.max_samples:
+            raise InvalidInput(f"samples must be between {lim.min_samples} and {lim.max_samples}, got {opts.samples}")
+        if not 0.0 < opts.threshold < 1.0:
+            raise InvalidInput(f"threshold must be in (0, 1), got {opts.threshold}")
+        if not 0.0 < opts.top_k_percent <= 100.0:
+            raise InvalidInput(f"top_k_percent must be in (0, 100], got {opts.top_k_percent}")
+        unknown = [m for m in opts.maps if m not in MAPS]
+        if unknown:
+            raise InvalidInput(f"unknown maps {unknown}; choose from {list(MAPS)}")
+        if opts.score_measure not in image_reductions.MEASURES:
+            raise InvalidInput(f"score measure must be one of {list(image_reductions.MEASURES)}")
+        if opts.score_reduction not in image_reductions.REDUCTIONS:
+            raise InvalidInput(f"score reduction must be one of {list(image_reductions.REDUCTIONS)}")
+
+    def predict(
+        self, model: LoadedModel, pixels: np.ndarray, opts: PredictOptions, *, deadline: float | None = None
+    ) -> Prediction:
+        self.check_options(opts)
+        x = prepare(pixels, model.meta)[None]
+        rng = np.random.default_rng(opts.seed)
+        future = self.batcher.submit(model, x, opts.samples, rng, deadline)
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0) + 5.0
+        sampled = future.result(timeout=timeout)
+        return finish(model, pixels.shape[:2], sampled.probabilities[0], sampled.descriptors[0], opts)
+
+
+def finish(
+    model: LoadedModel, size: tuple[int, ...], samples: np.ndarray, descriptor: np.ndarray, opts: PredictOptions
+) -> Prediction:
+    """Samples (T, C, h, w) → statistics, maps at the original size, label map and scores."""
+    height, width = int(size[0]), int(size[1])
+    stats = summarize(samples)
+    scores = image_reductions.image_scores(stats, threshold=opts.threshold, top_k_percent=opts.top_k_percent)
+    mean = resize_planes(stats.mean, height, width)  # (C, H, W)
+    if mean.shape[0] == 1:
+        probability = mean[0]
+        label_map = (probability > opts.threshold).astype(np.uint8)
+    else:
+        probability = mean
+        label_map = mean.argmax(axis=0).astype(np.uint8)
+    if opts.fill_holes:
+        label_map = postprocess.fill_holes(label_map)
+    if opts.keep_largest_component:
+        label_map = postprocess.keep_largest_component(label_map)
+    maps = {name: resize_planes(stats.measure(name)[None], height, width)[0]
+            for name in image_reductions.MEASURES if name in opts.maps}
+    return Prediction(
+        model_name=model.meta.name,
+        model_version=model.meta.version,
+        samples=stats.samples,
+        probability=probability,
+        label_map=label_map,
+        maps=maps,
+        score=scores[(opts.score_measure, opts.score_reduction)],
+        scores=scores,
+        foreground_fraction=float((label_map != 0).mean()),
+        confidence=image_reductions.confidence(stats),
+        descriptor=descriptor,
+        samples_raw=samples.astype(np.float16) if opts.return_samples else None,
+        stats=stats,
+    )

@@ -1,0 +1,122 @@
+"""A model version loaded for serving: metadata, onnxruntime sessions and its Monte-Carlo sampler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ceal.service.engine.split import SplitModel, draw_masks, split_model
+from ceal.service.errors import DeadlineExceeded, InvalidInput
+from ceal.service.metadata import MODEL_FILE, ModelMetadata
+from ceal.service.runtime import make_session, select_providers
+
+log = logging.getLogger(__name__)
+
+# Samples pass through the suffix in chunks of at most this many rows; between chunks the deadline is checked.
+DEFAULT_MAX_ROWS = 32
+
+
+@dataclass
+class Samples:
+    """Monte-Carlo output of N images: probabilities (N, T, C, h, w) and descriptors (N, D)."""
+
+    probabilities: np.ndarray
+    descriptors: np.ndarray
+
+
+class LoadedModel:
+    """One model version: the whole graph (reference path) and its prefix/suffix split (served path)."""
+
+    def __init__(self, meta: ModelMetadata, model_bytes: bytes, *, intra_op_threads: int = 0) -> None:
+        self.meta = meta
+        self.provider = select_providers().primary
+        self.whole = make_session(model_bytes, intra_op_threads=intra_op_threads)
+        self.split: SplitModel = split_model(model_bytes, meta.input_height, meta.input_width, meta.input_channels)
+        self.prefix = make_session(self.split.prefix, intra_op_threads=intra_op_threads)
+        self.suffix = make_session(self.split.suffix, intra_op_threads=intra_op_threads)
+        self.max_rows = DEFAULT_MAX_ROWS
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.meta.name, self.meta.version
+
+    def check_batch(self, x: np.ndarray) -> None:
+        m = self.meta
+        want = (m.input_channels, m.input_height, m.input_width)
+        if x.ndim != 4 or x.shape[1:] != want:
+            raise InvalidInput(f"model input must be (N, {want[0]}, {want[1]}, {want[2]}), got {list(x.shape)}")
+
+    def run_prefix(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Deterministic part, once per image: {tensor name: (N, ...)}."""
+        self.check_batch(x)
+        names = [o.name for o in self.prefix.get_outputs()]
+        return dict(zip(names, self.prefix.run(names, {self.split.prefix_input: x}), strict=True))
+
+    def run_suffix(
+        self,
+        features: dict[str, np.ndarray],
+        samples: int,
+        rng: np.random.Generator,
+        *,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> np.ndarray:
+        """Stochastic part: T samples of each of N images as the batch axis → (N, T, C, h, w)."""
+        n = next(iter(features.values())).shape[0]
+        rows = n * samples
+        out: list[np.ndarray] = []
+        for start in range(0, rows, self.max_rows):
+            if deadline is not None and clock() > deadline:
+                raise DeadlineExceeded(f"deadline passed after {start} of {rows} Monte-Carlo samples")
+            stop = min(rows, start + self.max_rows)
+            image_of_row = np.arange(start, stop) // samples
+            feeds = {name: features[name][image_of_row] for name in self.split.prefix_outputs}
+            feeds.update(draw_masks(self.split.sites, stop - start, rng))
+            out.append(self.suffix.run([self.split.suffix_output], feeds)[0])
+        probs = np.concatenate(out)
+        return probs.reshape(n, samples, *probs.shape[1:])
+
+    def descriptors(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Encoder bottleneck features, global-average-pooled: (N, D) float32."""
+        bottleneck = features[self.split.descriptor]
+        return bottleneck.reshape(*bottleneck.shape[:2], -1).mean(axis=2).astype(np.float32)
+
+    def sample(
+        self, x: np.ndarray, samples: int, rng: np.random.Generator, *, deadline: float | None = None
+    ) -> Samples:
+        """The served path: prefix once, suffix on T copies."""
+        features = self.run_prefix(x)
+        return Samples(self.run_suffix(features, samples, rng, deadline=deadline), self.descriptors(features))
+
+    def sample_whole(self, x: np.ndarray, samples: int) -> np.ndarray:
+        """Reference path: the whole graph (onnxruntime's own Dropout) on T copies → (N, T, C, h, w)."""
+        self.check_batch(x)
+        tiled = np.repeat(x, samples, axis=0)
+        out = [self.whole.run(None, {self.meta.input_name: tiled[i : i + self.max_rows]})[0]
+               for i in range(0, len(tiled), self.max_rows)]
+        probs = np.concatenate(out)
+        return probs.reshape(x.shape[0], samples, *probs.shape[1:])
+
+
+def load_model(directory: Path, *, intra_op_threads: int = 0) -> LoadedModel:
+    """Load `directory` (model.onnx + metadata.json); raises InvalidInput / MetadataError saying why not."""
+    meta = ModelMetadata.read(directory)
+    try:
+        model_bytes = (directory / MODEL_FILE).read_bytes()
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{directory / MODEL_FILE} does not exist") from exc
+    try:
+        loaded = LoadedModel(meta, model_bytes, intra_op_threads=intra_op_threads)
+    except ort.capi.onnxruntime_pybind11_state.Fail as exc:  # type: ignore[attr-defined]
+        raise InvalidInput(f"onnxruntime cannot load {directory / MODEL_FILE}: {exc}") from exc
+    except Exception as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{directory / MODEL_FILE} is not a usable ONNX model ({type(exc).__name__}: {exc})") from exc
+    return loaded

@@ -1,0 +1,60 @@
+"""Pixels in any size, dtype and channel count → the model's normalised input, and maps back.
+
+Intensity: uint8 / 255, uint16 / 65535, float taken as already in [0, 1], signed integers min-max
+scaled per image. Channels: grayscale is repeated to RGB, RGB becomes luminance for 1-channel models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image as PILImage
+
+from ceal.service.metadata import ModelMetadata
+
+
+def to_unit_range(pixels: np.ndarray) -> np.ndarray:
+    """Any supported dtype → float32 in [0, 1] (same shape)."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535.0
+    if pixels.dtype.kind == "f":
+        return np.clip(pixels.astype(np.float32), 0.0, 1.0)
+    values = pixels.astype(np.float32)
+    lo, hi = float(values.min()), float(values.max())
+    return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+
+
+def to_channels(unit: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W) / (H, W, 1) / (H, W, 3) → (H, W, channels)."""
+    if unit.ndim == 2:
+        unit = unit[..., None]
+    if unit.shape[2] == channels:
+        return unit
+    if channels == 3:
+        return np.repeat(unit, 3, axis=2)
+    luminance = unit @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return luminance[..., None]
+
+
+def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of one float32 (H, W) plane."""
+    if plane.shape == (height, width):
+        return plane.astype(np.float32, copy=False)
+    img = PILImage.fromarray(plane.astype(np.float32), mode="F")
+    return np.asarray(img.resize((width, height), PILImage.Resampling.BILINEAR), dtype=np.float32)
+
+
+def resize_planes(planes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of (..., H, W) float32 planes."""
+    flat = planes.reshape(-1, *planes.shape[-2:])
+    out = np.stack([resize_plane(p, height, width) for p in flat]) if len(flat) else flat
+    return out.reshape(*planes.shape[:-2], height, width)
+
+
+def prepare(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
+    """Pixels (H, W[, C]) → model input float32 (C, h, w), normalised as the metadata says."""
+    unit = to_channels(to_unit_range(pixels), meta.input_channels)
+    planes = np.moveaxis(unit, 2, 0)
+    planes = resize_planes(planes, meta.input_height, meta.input_width)
+    return ((planes - meta.mean) / meta.std).astype(np.float32)

@@ -1,0 +1,37 @@
+"""Domain errors of the service core. The servicers map them to gRPC status codes in one place.
+
+ServiceError
+├── InvalidInput      → INVALID_ARGUMENT (the message says what to change)
+├── NotFound          → NOT_FOUND
+├── Overloaded        → RESOURCE_EXHAUSTED (queue full; retry later)
+├── DeadlineExceeded  → DEADLINE_EXCEEDED
+└── Unavailable       → UNAVAILABLE (no model loaded yet, shutting down)
+
+Messages never carry pixel data or patient identifiers.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of the errors the service core raises on purpose."""
+
+
+class InvalidInput(ServiceError, ValueError):
+    """The request is wrong; the message says what to change."""
+
+
+class NotFound(ServiceError, LookupError):
+    """A model, version, pool or image that does not exist."""
+
+
+class Overloaded(ServiceError):
+    """The queue is full: the caller should back off and retry."""
+
+
+class DeadlineExceeded(ServiceError):
+    """The caller's deadline passed before the work finished."""
+
+
+class Unavailable(ServiceError):
+    """The service cannot answer now (no model loaded, shutting down)."""

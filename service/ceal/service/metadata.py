@@ -1,0 +1,82 @@
+"""Model metadata: `models/<name>/<version>/metadata.json` beside `model.onnx`.
+
+Written by the trainer's export, read by the service's registry; this module is the one definition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+METADATA_FILE = "metadata.json"
+MODEL_FILE = "model.onnx"
+
+
+class MetadataError(ValueError):
+    """metadata.json is missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What the service needs to feed a model and what a user wants to know about it."""
+
+    name: str
+    version: int
+    input_channels: int
+    input_height: int
+    input_width: int
+    num_classes: int  # output channels: 1 = sigmoid foreground, C >= 2 = softmax
+    mean: float  # input normalisation: (pixel / 255 - mean) / std
+    std: float
+    dropout_rate: float
+    validation_dice: float = float("nan")
+    training_data_hash: str = ""
+    created_at: str = ""  # ISO 8601, UTC
+    class_names: tuple[str, ...] = ("background", "lesion")
+    precision: str = "fp32"
+    input_name: str = "image"
+    output_name: str = "probabilities"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def activation(self) -> str:
+        return "sigmoid" if self.num_classes == 1 else "softmax"
+
+    @property
+    def classes(self) -> int:
+        """Number of classes including background (2 for a sigmoid model)."""
+        return 2 if self.num_classes == 1 else self.num_classes
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelMetadata:
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise MetadataError(f"metadata is missing {', '.join(missing)}")
+        values = {k: v for k, v in raw.items() if k in known}
+        if "class_names" in values:
+            values["class_names"] = tuple(values["class_names"])
+        meta = cls(**values)
+        if meta.input_channels not in (1, 3) or meta.input_height < 1 or meta.input_width < 1:
+            raise MetadataError("metadata input shape must have 1 or 3 channels and positive sides")
+        if meta.std <= 0:
+            raise MetadataError("metadata std must be positive")
+        return meta
+
+    @classmethod
+    def read(cls, directory: Path) -> ModelMetadata:
+        path = directory / METADATA_FILE
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise MetadataError(f"{path} does not exist") from exc
+        except json.JSONDecodeError as exc:
+            raise MetadataError(f"{path} is not valid JSON: {exc}") from exc
+        return cls.from_dict(raw)

@@ -1,0 +1,143 @@
+"""Model registry: `models/<name>/<version>/` folders, the latest version served by default.
+
+A watcher thread polls the folder; a new version is loaded off to the side and then swapped in, so calls
+in flight finish on the version they started with. A version that fails to load is logged with the reason
+and skipped (the previous one keeps serving) until its files change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ceal.service.engine.loaded import LoadedModel, load_model
+from ceal.service.errors import NotFound, Unavailable
+from ceal.service.metadata import METADATA_FILE, MODEL_FILE
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[Path], LoadedModel]
+Listener = Callable[[LoadedModel], None]
+
+
+def _signature(directory: Path) -> tuple[float, ...]:
+    return tuple((directory / f).stat().st_mtime if (directory / f).exists() else 0.0 for f in (MODEL_FILE, METADATA_FILE))
+
+
+class ModelRegistry:
+    """Loaded model versions by name; thread-safe; `scan()` picks up new versions."""
+
+    def __init__(self, root: Path, *, loader: Loader = load_model, default_model: str | None = None) -> None:
+        self.root = root
+        self._loader = loader
+        self._default = default_model
+        self._lock = threading.Lock()
+        self._models: dict[str, dict[int, LoadedModel]] = {}
+        self._failed: dict[Path, tuple[float, ...]] = {}
+        self._listeners: list[Listener] = []
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def on_new_version(self, listener: Listener) -> None:
+        """Call `listener(model)` after each newly loaded latest version (e.g. to mark scores stale)."""
+        self._listeners.append(listener)
+
+    def _candidates(self) -> list[tuple[str, int, Path]]:
+        found = []
+        if not self.root.is_dir():
+            return found
+        for model_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for vdir in model_dir.iterdir():
+                if vdir.is_dir() and vdir.name.isdigit() and (vdir / MODEL_FILE).exists():
+                    found.append((model_dir.name, int(vdir.name), vdir))
+        return found
+
+    def scan(self) -> list[LoadedModel]:
+        """Load the newest version of each model that is not loaded yet; returns what was loaded."""
+        newest: dict[str, tuple[int, Path]] = {}
+        for name, version, path in self._candidates():
+            if path in self._failed and self._failed[path] == _signature(path):
+                continue
+            if version > newest.get(name, (0, path))[0]:
+                newest[name] = (version, path)
+        loaded = []
+        for name, (version, path) in sorted(newest.items()):
+            with self._lock:
+                current = max(self._models.get(name, {0: None}))  # type: ignore[dict-item]
+            if version <= current:
+                continue
+            model = self._load(path)
+            if model is None:
+                continue
+            with self._lock:
+                self._models.setdefault(name, {})[version] = model
+            log.info("model %s version %d loaded (%s)", name, version, model.provider)
+            loaded.append(model)
+            for listener in self._listeners:
+                listener(model)
+        return loaded
+
+    def _load(self, path: Path) -> LoadedModel | None:
+        try:
+            model = self._loader(path)
+        except Exception as exc:  # noqa: BLE001 - a broken version must never take the server down
+            log.error("model version at %s refused, previous version keeps serving: %s", path, exc)
+            self._failed[path] = _signature(path)
+            return None
+        self._failed.pop(path, None)
+        return model
+
+    def get(self, name: str = "", version: int = 0) -> LoadedModel:
+        """The pinned version, or the latest; NotFound names what exists."""
+        with self._lock:
+            if not self._models:
+                raise Unavailable(f"no model is loaded yet; export one into {self.root}")
+            name = name or self.default_name()
+            versions = self._models.get(name)
+            if versions is None:
+                raise NotFound(f"model {name!r} is not loaded; available: {sorted(self._models)}")
+            if version == 0:
+                return versions[max(versions)]
+            if version in versions:
+                return versions[version]
+        path = self.root / name / str(version)
+        if not (path / MODEL_FILE).exists():
+            raise NotFound(f"model {name!r} has no version {version}; loaded: {sorted(versions)}")
+        model = self._load(path)
+        if model is None:
+            raise NotFound(f"model {name!r} version {version} cannot be loaded (see the server log)")
+        with self._lock:
+            self._models[name][version] = model
+        return model
+
+    def default_name(self) -> str:
+        if self._default:
+            return self._default
+        names = sorted(self._models)
+        return names[0] if names else ""
+
+    def models(self) -> list[LoadedModel]:
+        with self._lock:
+            return [m for versions in self._models.values() for _, m in sorted(versions.items())]
+
+    def is_latest(self, model: LoadedModel) -> bool:
+        with self._lock:
+            return model.meta.version == max(self._models.get(model.meta.name, {0: None}))  # type: ignore[dict-item]
+
+    def start_watching(self, interval: float = 2.0) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.scan()
+                except Exception:  # noqa: BLE001
+                    log.exception("model folder scan failed")
+
+        self._watcher = threading.Thread(target=loop, name="ceal-model-watch", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)

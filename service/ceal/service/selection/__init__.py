@@ -1,0 +1,35 @@
+"""Selection strategies: pure functions from a `ScoreTable` to a ranked `Selection`. numpy and scipy only."""
+
+from .ceal import ceal_selection, ceal_threshold
+from .cost import AnnotationCostModel, knapsack
+from .cost_sensitive import cost_sensitive_selection
+from .registry import STRATEGIES, Strategy, get_strategy
+from .series import SeriesSelection, aggregate_series, rank_series
+from .suggestive import greedy_representative, representativeness, suggestive_selection, unit_rows
+from .table import MEASURES, ScoreTable, Selection
+from .uncertainty_sampling import bald_selection, entropy_selection, random_selection, variance_selection
+
+__all__ = [
+    "MEASURES",
+    "STRATEGIES",
+    "AnnotationCostModel",
+    "ScoreTable",
+    "Selection",
+    "SeriesSelection",
+    "Strategy",
+    "aggregate_series",
+    "bald_selection",
+    "ceal_selection",
+    "ceal_threshold",
+    "cost_sensitive_selection",
+    "entropy_selection",
+    "get_strategy",
+    "greedy_representative",
+    "knapsack",
+    "random_selection",
+    "rank_series",
+    "representativeness",
+    "suggestive_selection",
+    "unit_rows",
+    "variance_selection",
+]

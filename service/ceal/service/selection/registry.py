@@ -1,0 +1,36 @@
+"""Strategies by name. Every strategy is `fn(table, k, *, exclude=..., cost_model=..., **its own params)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from ceal.service.errors import InvalidInput
+
+from .ceal import ceal_selection
+from .cost_sensitive import cost_sensitive_selection
+from .suggestive import suggestive_selection
+from .table import Selection
+from .uncertainty_sampling import bald_selection, entropy_selection, random_selection, variance_selection
+
+__all__ = ["STRATEGIES", "Strategy", "get_strategy"]
+
+Strategy = Callable[..., Selection]
+
+STRATEGIES: Final[dict[str, Strategy]] = {
+    "random": random_selection,
+    "entropy": entropy_selection,
+    "bald": bald_selection,
+    "variance": variance_selection,
+    "ceal": ceal_selection,
+    "suggestive": suggestive_selection,
+    "cost_sensitive": cost_sensitive_selection,
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy registered as `name` (case and surrounding spaces ignored)."""
+    strategy = STRATEGIES.get(name.strip().lower())
+    if strategy is None:
+        raise InvalidInput(f"unknown selection strategy {name!r}; choose one of {sorted(STRATEGIES)}")
+    return strategy

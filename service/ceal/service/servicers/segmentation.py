@@ -1,0 +1,178 @@
+"""ceal.v1.Segmentation servicer: Predict, PredictStream, ListModels."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ceal.service.codec import decode_image, numpy_to_tensor
+from ceal.service.engine.core import Engine, Prediction, PredictOptions
+from ceal.service.errors import InvalidInput, NotFound
+from ceal.service.registry import ModelRegistry
+from ceal.service.servicers.status import code_for, unary
+from ceal.v1 import segmentation_pb2 as pb
+from ceal.v1 import segmentation_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+_MAP_NAMES = {
+    pb.MAP_KIND_PROBABILITY: "probability",
+    pb.MAP_KIND_LABEL_MAP: "label_map",
+    pb.MAP_KIND_ENTROPY: "entropy",
+    pb.MAP_KIND_MUTUAL_INFORMATION: "mutual_information",
+    pb.MAP_KIND_VARIANCE: "variance",
+}
+MEASURE_NAMES = {
+    pb.UNCERTAINTY_MEASURE_ENTROPY: "entropy",
+    pb.UNCERTAINTY_MEASURE_MUTUAL_INFORMATION: "mutual_information",
+    pb.UNCERTAINTY_MEASURE_VARIANCE: "variance",
+}
+REDUCTION_NAMES = {
+    pb.REDUCTION_MEAN: "mean",
+    pb.REDUCTION_SUM: "sum",
+    pb.REDUCTION_TOP_K_MEAN: "top_k_mean",
+    pb.REDUCTION_BOUNDARY_WEIGHTED: "boundary_weighted",
+}
+_MEASURE_ENUM = {v: k for k, v in MEASURE_NAMES.items()}
+_REDUCTION_ENUM = {v: k for k, v in REDUCTION_NAMES.items()}
+
+
+def _enum(table: dict[int, str], value: int, default: str, what: str) -> str:
+    if value == 0:
+        return default
+    if value not in table:
+        raise InvalidInput(f"{what} {value} is not known; use one of {sorted(table)}")
+    return table[value]
+
+
+def decode_options(o: pb.PredictOptions, default_samples: int) -> PredictOptions:
+    maps = tuple(_enum(_MAP_NAMES, m, "", "map kind") for m in o.maps if m) or PredictOptions.maps
+    return PredictOptions(
+        samples=o.samples or default_samples,
+        maps=maps,
+        threshold=o.threshold or 0.5,
+        return_samples=o.return_samples,
+        seed=o.seed if o.HasField("seed") else None,
+        keep_largest_component=o.post_processing.keep_largest_component,
+        fill_holes=o.post_processing.fill_holes,
+        score_measure=_enum(MEASURE_NAMES, o.score_measure, "mutual_information", "score_measure"),
+        score_reduction=_enum(REDUCTION_NAMES, o.score_reduction, "mean", "score_reduction"),
+        top_k_percent=o.top_k_percent or 5.0,
+    )
+
+
+def encode_prediction(p: Prediction, opts: PredictOptions, request_id: str) -> pb.PredictResponse:
+    out = pb.PredictResponse(
+        request_id=request_id,
+        model_name=p.model_name,
+        model_version=p.model_version,
+        samples=p.samples,
+        score=p.score,
+        foreground_fraction=p.foreground_fraction,
+    )
+    if "probability" in opts.maps:
+        out.probability.CopyFrom(numpy_to_tensor(p.probability))
+    if "label_map" in opts.maps:
+        out.label_map.CopyFrom(numpy_to_tensor(p.label_map))
+    for name, array in p.maps.items():
+        getattr(out, name).CopyFrom(numpy_to_tensor(array))
+    if p.samples_raw is not None:
+        out.samples_raw.CopyFrom(numpy_to_tensor(p.samples_raw))
+    for (measure, reduction), value in sorted(p.scores.items()):
+        if reduction == "mean" or (measure, reduction) == (opts.score_measure, opts.score_reduction):
+            out.scores.add(measure=_MEASURE_ENUM[measure], reduction=_REDUCTION_ENUM[reduction], value=value)
+    return out
+
+
+def deadline_of(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    # Without a client deadline gRPC reports an effectively infinite time remaining.
+    return None if remaining is None or remaining > 1e7 else time.monotonic() + remaining
+
+
+class SegmentationServicer(pb_grpc.SegmentationServicer):
+    def __init__(
+        self, registry: ModelRegistry, engine: Engine, *, default_samples: int = 20, max_pixels: int = 4096 * 4096
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.default_samples = default_samples
+        self.max_pixels = max_pixels
+
+    def _predict(self, request: pb.PredictRequest, deadline: float | None) -> pb.PredictResponse:
+        opts = decode_options(request.options, self.default_samples)
+        self.engine.check_options(opts)
+        model = self.registry.get(request.model_name, request.model_version)
+        pixels = decode_image(request.image, max_pixels=self.max_pixels)
+        prediction = self.engine.predict(model, pixels, opts, deadline=deadline)
+        return encode_prediction(prediction, opts, request.request_id)
+
+    @unary
+    def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
+        return self._predict(request, deadline_of(context))
+
+    def PredictStream(
+        self, request_iterator: Iterator[pb.PredictRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.PredictResponse]:
+        """Pipelined: at most `window` requests in flight, so a slow reader throttles the writer.
+
+        gRPC only pulls the next request when this generator asks for it, and it only asks once a
+        response has been taken off its hands; memory stays bounded by the window.
+        """
+        window = max(2, self.engine.batcher.max_images)
+        deadline = deadline_of(context)
+        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="ceal-stream") as pool:
+            pending = []
+            for request in request_iterator:
+                pending.append((request.request_id, pool.submit(self._predict, request, deadline)))
+                if len(pending) >= window:
+                    yield self._resolve(*pending.pop(0), context)
+            for request_id, future in pending:
+                yield self._resolve(request_id, future, context)
+
+    @staticmethod
+    def _resolve(request_id: str, future: object, context: grpc.ServicerContext) -> pb.PredictResponse:
+        try:
+            return future.result()  # type: ignore[attr-defined, no-any-return]
+        except Exception as exc:  # noqa: BLE001
+            code, message = code_for(exc)
+            context.abort(code, f"request {request_id!r}: {message}")
+            raise  # unreachable: abort raises
+
+    @unary
+    def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
+        out = pb.ListModelsResponse()
+        for model in self.registry.models():
+            m = model.meta
+            if request.name and m.name != request.name:
+                continue
+            created = Timestamp()
+            if m.created_at:
+                created.FromJsonString(m.created_at.replace("+00:00", "Z"))
+            out.models.add(
+                name=m.name,
+                version=m.version,
+                input_channels=m.input_channels,
+                input_height=m.input_height,
+                input_width=m.input_width,
+                activation=pb.ACTIVATION_SIGMOID if m.num_classes == 1 else pb.ACTIVATION_SOFTMAX,
+                num_classes=m.classes,
+                class_names=list(m.class_names),
+                dropout_rate=m.dropout_rate,
+                validation_dice=m.validation_dice,
+                training_data_hash=m.training_data_hash,
+                created_at=created,
+                is_latest=self.registry.is_latest(model),
+                split=True,
+                provider=model.provider,
+                precision=m.precision,
+            )
+        if request.name and not out.models:
+            raise NotFound(f"no model named {request.name!r} is loaded")
+        return out
+

@@ -1,0 +1,89 @@
+"""The one place where domain errors become gRPC status codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from ceal.service import errors
+
+log = logging.getLogger(__name__)
+
+CODES: dict[type[Exception], grpc.StatusCode] = {
+    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def code_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    for kind, code in CODES.items():
+        if isinstance(exc, kind):
+            return code, str(exc)
+    extra = _extra_codes(exc)
+    if extra is not None:
+        return extra
+    log.exception("internal error", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); the server log has the details"
+
+
+def _extra_codes(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """Store errors are mapped here too, without making the error tree depend on the store."""
+    try:
+        from ceal.service.store import errors as store
+    except ImportError:  # pragma: no cover
+        return None
+    mapping = {
+        store.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+        store.NotFound: grpc.StatusCode.NOT_FOUND,
+        store.Conflict: grpc.StatusCode.ALREADY_EXISTS,
+    }
+    for kind, code in mapping.items():
+        if isinstance(exc, kind):
+            return code, str(exc)
+    if isinstance(exc, store.StoreError):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    return None
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    code, message = code_for(exc)
+    context.abort(code, message)
+
+
+def unary(fn: F) -> F:
+    """Wrap a unary handler `(self, request, context)` so domain errors become statuses."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortException":
+                raise
+            _abort(context, exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def streaming(fn: F) -> F:
+    """Like `unary`, for handlers that yield responses."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from fn(self, request, context)
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortException":
+                raise
+            _abort(context, exc)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,45 @@
+"""The pool store: images, uncertainty scores, labels and query leases of named pools.
+
+`PoolStore` is the interface; `SQLitePoolStore` the embedded backend; `open_store(state)` picks one from a
+directory or URL. Standard library sqlite3 and numpy only: the store knows nothing of gRPC or models.
+"""
+
+from ceal.service.store.base import (
+    LABEL_SOURCES,
+    DicomRef,
+    ImageRecord,
+    Label,
+    LabelSource,
+    Lease,
+    NewImage,
+    PoolCounts,
+    PoolStore,
+    ScoreRow,
+)
+from ceal.service.store.codec import decode_array, encode_array, image_id_of
+from ceal.service.store.errors import Conflict, InvalidInput, NotFound, StoreError, UnsupportedBackend
+from ceal.service.store.factory import open_store
+from ceal.service.store.sqlite import SQLitePoolStore
+
+__all__ = [
+    "LABEL_SOURCES",
+    "Conflict",
+    "DicomRef",
+    "ImageRecord",
+    "InvalidInput",
+    "Label",
+    "LabelSource",
+    "Lease",
+    "NewImage",
+    "NotFound",
+    "PoolCounts",
+    "PoolStore",
+    "SQLitePoolStore",
+    "ScoreRow",
+    "StoreError",
+    "UnsupportedBackend",
+    "decode_array",
+    "encode_array",
+    "image_id_of",
+    "open_store",
+]

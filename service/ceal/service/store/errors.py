@@ -1,0 +1,36 @@
+"""The store's exception tree. Every store method raises only these.
+
+    StoreError            anything the store could not do (a locked or damaged database, a closed store)
+    ├── NotFound          the pool has no such image (also a LookupError)
+    ├── Conflict          the request contradicts what is stored (an idempotency key reused for other content)
+    ├── InvalidInput      malformed input: a bad shape, dtype, name or number (also a ValueError)
+    └── UnsupportedBackend  the state names a backend this install cannot open (also a NotImplementedError)
+
+Messages say what to change. They name pools, image ids (content hashes) and shapes, never pixel data, DICOM
+UIDs or anything else that could identify a patient. Lower-level errors (sqlite3, zlib) are translated in one
+place, `SQLitePoolStore._transaction`, and raised `from` their cause.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Conflict", "InvalidInput", "NotFound", "StoreError", "UnsupportedBackend"]
+
+
+class StoreError(Exception):
+    """Base of every error the pool store raises."""
+
+
+class NotFound(StoreError, LookupError):  # noqa: N818 - the names the interface documents
+    """The pool has no image with that id."""
+
+
+class Conflict(StoreError):  # noqa: N818 - the names the interface documents
+    """The request contradicts what is already stored."""
+
+
+class InvalidInput(StoreError, ValueError):  # noqa: N818 - the names the interface documents
+    """The caller's input is malformed; the message says what to send instead."""
+
+
+class UnsupportedBackend(StoreError, NotImplementedError):  # noqa: N818 - the names the interface documents
+    """The state location needs a backend that is not available in this install."""

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import ceal.service.store as store
+
+
+def test_public_names_are_what_we_meant() -> None:
+    assert sorted(store.__all__) == sorted(
+        [
+            "LABEL_SOURCES",
+            "Conflict",
+            "DicomRef",
+            "ImageRecord",
+            "InvalidInput",
+            "Label",
+            "LabelSource",
+            "Lease",
+            "NewImage",
+            "NotFound",
+            "PoolCounts",
+            "PoolStore",
+            "SQLitePoolStore",
+            "ScoreRow",
+            "StoreError",
+            "UnsupportedBackend",
+            "decode_array",
+            "encode_array",
+            "image_id_of",
+            "open_store",
+        ]
+    )
+    for name in store.__all__:
+        assert hasattr(store, name), name
+
+
+def test_every_store_error_is_a_store_error() -> None:
+    for error in (store.NotFound, store.Conflict, store.InvalidInput, store.UnsupportedBackend):
+        assert issubclass(error, store.StoreError)
+    assert issubclass(store.InvalidInput, ValueError)
+    assert issubclass(store.NotFound, LookupError)
+
+
+def test_the_store_imports_neither_grpc_nor_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ceal.service.store; "
+        "bad = [m for m in ('grpc', 'torch', 'onnxruntime') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,103 @@
+"""`ceal data synth`, `ceal train`, `ceal export`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_data(sub: Sub) -> None:
+    p = sub.add_parser("data", help="datasets: synthesise a lesion set in the ISIC 2017 layout")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    s = dsub.add_parser("synth", help="write a synthetic dermoscopy-like lesion set (ISIC 2017 layout)")
+    s.add_argument("--out", type=Path, required=True, help="output folder (images/, masks/, cases.csv)")
+    s.add_argument("--n", type=int, default=200, help="number of images")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--height", type=int, default=192)
+    s.add_argument("--width", type=int, default=256)
+    s.set_defaults(func=_synth)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from ceal.trainer.data.synth import write_isic
+
+    ids = write_isic(args.out, args.n, args.seed, args.height, args.width, progress=True)
+    print(f"wrote {len(ids)} images to {args.out}/images and masks to {args.out}/masks")
+    return 0
+
+
+def register_train(sub: Sub) -> None:
+    p = sub.add_parser("train", help="train a U-Net with Monte-Carlo dropout on image/mask folders")
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--masks", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    p.add_argument("--init", type=Path, help="fine-tune from this checkpoint instead of starting fresh")
+    p.add_argument("--height", type=int, default=96, help="training height (multiple of 2**depth)")
+    p.add_argument("--width", type=int, default=128, help="training width (multiple of 2**depth)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base-filters", type=int, default=16)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--dropout-placement", default="bottleneck", choices=["bottleneck", "decoder", "encoder_decoder"])
+    p.add_argument("--num-classes", type=int, default=1, help="1 = sigmoid (binary); C >= 2 = softmax")
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ceal.trainer.data.folders import split_ids
+    from ceal.trainer.dataset import load_folder
+    from ceal.trainer.train import TrainConfig, train_and_save
+    from ceal.trainer.unet import UNetConfig, load_checkpoint
+
+    _logging()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    cfg = TrainConfig(height=args.height, width=args.width, epochs=args.epochs, batch_size=args.batch_size,
+                      learning_rate=args.lr, seed=args.seed)
+    data = load_folder(args.images, args.masks, cfg.height, cfg.width)
+    train_ids, val_ids = split_ids(data.ids, args.val_fraction, args.seed)
+    index = {image_id: i for i, image_id in enumerate(data.ids)}
+    train = data.subset([index[i] for i in train_ids])
+    val = data.subset([index[i] for i in val_ids])
+    init = load_checkpoint(args.init)[0] if args.init else None
+    unet = UNetConfig(in_channels=3, num_classes=args.num_classes, base_filters=args.base_filters, depth=args.depth,
+                      dropout=args.dropout, dropout_placement=args.dropout_placement)
+    record = train_and_save(train, val, args.out, cfg, unet, init=init)
+    print(f"checkpoint {args.out}: {len(train.ids)} train / {len(val.ids)} val images, "
+          f"validation Dice {record['validation_dice']:.3f}")
+    return 0
+
+
+def register_export(sub: Sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX with dropout live (models/<name>/<version>/)")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--models", type=Path, required=True, help="models folder the server watches")
+    p.add_argument("--name", default="lesion", help="model name")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ceal.trainer.export import ExportError, export_model
+    from ceal.trainer.unet import load_checkpoint
+
+    _logging()
+    model, training = load_checkpoint(args.checkpoint)
+    try:
+        target = export_model(model, training, args.models, args.name)
+    except ExportError as exc:
+        print(f"export refused: {exc}")
+        return 1
+    print(f"exported {target}")
+    return 0

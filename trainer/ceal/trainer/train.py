@@ -1,0 +1,177 @@
+"""Training: Dice + BCE (or cross-entropy), Adam, flip/rotate augmentation, validation Dice, seeded."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ceal.trainer.unet import UNet, UNetConfig, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Input normalisation recorded in the exported metadata: x = (pixel / 255 - mean) / std.
+DEFAULT_MEAN = 0.5
+DEFAULT_STD = 0.25
+
+
+@dataclass
+class TrainConfig:
+    height: int = 96
+    width: int = 128
+    epochs: int = 20
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    seed: int = 0
+    augment: bool = True
+    mean: float = DEFAULT_MEAN
+    std: float = DEFAULT_STD
+
+
+@dataclass
+class Dataset:
+    """Images uint8 (N, H, W, C) and masks uint8 (N, H, W) at the training size, with their ids."""
+
+    ids: list[str]
+    images: np.ndarray
+    masks: np.ndarray
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.images) or len(self.images) != len(self.masks):
+            raise ValueError("ids, images and masks must have the same length")
+
+    def subset(self, idx: list[int] | np.ndarray) -> Dataset:
+        idx = list(map(int, idx))
+        return Dataset([self.ids[i] for i in idx], self.images[idx], self.masks[idx])
+
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        for i, image_id in enumerate(self.ids):
+            h.update(image_id.encode())
+            h.update(self.images[i].tobytes())
+            h.update(self.masks[i].tobytes())
+        return h.hexdigest()[:16]
+
+
+def to_tensor(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    """uint8 (N, H, W, C) → normalised float32 (N, C, H, W)."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    return (x - mean) / std
+
+
+def dice_score(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean per-image Dice of binary masks (N, H, W); an image where both are empty counts as 1."""
+    pred, target = pred.astype(bool), target.astype(bool)
+    inter = (pred & target).sum(axis=(1, 2))
+    total = pred.sum(axis=(1, 2)) + target.sum(axis=(1, 2))
+    per_image = np.where(total == 0, 1.0, 2.0 * inter / np.maximum(total, 1))
+    return float(per_image.mean()) if len(per_image) else float("nan")
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    if num_classes == 1:
+        t = target.unsqueeze(1).float()
+        bce = F.binary_cross_entropy_with_logits(logits, t)
+        p = torch.sigmoid(logits)
+        dice = 1 - (2 * (p * t).sum((1, 2, 3)) + 1) / (p.sum((1, 2, 3)) + t.sum((1, 2, 3)) + 1)
+        return bce + dice.mean()
+    ce = F.cross_entropy(logits, target.long())
+    p = torch.softmax(logits, 1)[:, 1:]
+    onehot = F.one_hot(target.long(), num_classes).permute(0, 3, 1, 2)[:, 1:].float()
+    dice = 1 - (2 * (p * onehot).sum((2, 3)) + 1) / (p.sum((2, 3)) + onehot.sum((2, 3)) + 1)
+    return ce + dice.mean()
+
+
+def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flips and 90° rotations (square inputs only rotate by 180°), same for image and mask."""
+    if torch.rand(1, generator=gen).item() < 0.5:
+        x, y = x.flip(-1), y.flip(-1)
+    if torch.rand(1, generator=gen).item() < 0.5:
+        x, y = x.flip(-2), y.flip(-2)
+    if x.shape[-1] == x.shape[-2] and torch.rand(1, generator=gen).item() < 0.5:
+        x, y = x.rot90(1, (-2, -1)), y.rot90(1, (-2, -1))
+    return x, y
+
+
+@torch.no_grad()
+def predict_masks(model: UNet, images: np.ndarray, cfg: TrainConfig, batch_size: int = 16) -> np.ndarray:
+    """Deterministic (dropout off) label maps uint8 (N, H, W)."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        p = model.probabilities(to_tensor(images[start : start + batch_size], cfg.mean, cfg.std))
+        out.append((p[:, 0] > 0.5 if p.shape[1] == 1 else p.argmax(1)).to(torch.uint8).numpy())
+    return np.concatenate(out) if out else np.zeros((0, cfg.height, cfg.width), np.uint8)
+
+
+def fit(
+    model: UNet, train: Dataset, val: Dataset | None, cfg: TrainConfig, *, progress: bool = True
+) -> list[dict[str, float]]:
+    """Train in place; returns per-epoch history (loss, validation Dice)."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    x_all = to_tensor(train.images, cfg.mean, cfg.std)
+    y_all = torch.from_numpy(train.masks.astype(np.int64))
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(x_all), generator=gen)
+        losses = []
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            x, y = x_all[idx], y_all[idx]
+            if cfg.augment:
+                x, y = _augment(x, y, gen)
+            loss = _loss(model(x), y, model.config.num_classes)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        row = {"epoch": float(epoch + 1), "loss": float(np.mean(losses)) if losses else float("nan")}
+        if val is not None and len(val.ids):
+            row["val_dice"] = dice_score(predict_masks(model, val.images, cfg) > 0, val.masks > 0)
+        history.append(row)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
+    model.eval()
+    return history
+
+
+def train_and_save(
+    train: Dataset,
+    val: Dataset | None,
+    out: Path,
+    cfg: TrainConfig,
+    unet_config: UNetConfig | None = None,
+    init: UNet | None = None,
+    progress: bool = True,
+) -> dict[str, object]:
+    """Train a new U-Net (or fine-tune `init`) and write a checkpoint to `out`; returns the training record."""
+    torch.manual_seed(cfg.seed)
+    model = init if init is not None else UNet(unet_config or UNetConfig())
+    model.check_input(torch.zeros(1, model.config.in_channels, cfg.height, cfg.width))
+    started = time.time()
+    history = fit(model, train, val, cfg, progress=progress)
+    record: dict[str, object] = {
+        "train_config": asdict(cfg),
+        "history": history,
+        "validation_dice": history[-1].get("val_dice", float("nan")) if history else float("nan"),
+        "training_data_hash": train.content_hash(),
+        "train_images": len(train.ids),
+        "val_images": len(val.ids) if val is not None else 0,
+        "seconds": round(time.time() - started, 1),
+    }
+    save_checkpoint(model, out, record)
+    log.info("checkpoint written to %s (validation Dice %.3f)", out, record["validation_dice"])
+    return record
