@@ -215,11 +215,14 @@ def _rescaled(ds: Dataset, stored: npt.NDArray[np.generic]) -> npt.NDArray[np.fl
     intercepts = _per_frame(ds, n_frames, "PixelValueTransformationSequence", "RescaleIntercept")
     slope = np.array([1.0 if s in (None, "") else _first(s) for s in slopes])  # (F,)
     intercept = np.array([0.0 if b in (None, "") else _first(b) for b in intercepts])  # (F,)
-    return stored.astype(np.float64) * slope[:, None, None] + intercept[:, None, None]
+    values: npt.NDArray[np.float64] = (
+        stored.astype(np.float64) * slope[:, None, None] + intercept[:, None, None]
+    )
+    return values
 
 
 def modality_values(ds: Dataset) -> npt.NDArray[np.float64]:
-    """A grey-scale instance's pixels in modality units (e.g. HU for CT), (F, H, W) float64, before windowing."""
+    """A grey-scale instance's pixels in modality units (e.g. HU for CT), (F, H, W) float64, unwindowed."""
     return _rescaled(ds, _stored_frames(ds))
 
 

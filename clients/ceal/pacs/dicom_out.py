@@ -12,7 +12,9 @@ produces the same UIDs, and a PACS stores it as the same instance instead of a d
 
 `sources` are the source instances in the order of the arrays' first axis (use `decode.sort_series` before
 predicting, and pass the same sorted list here); arrays are (N, H, W) with N = number of sources and (H, W)
-= (Rows, Columns) of the sources.
+= (Rows, Columns) of the sources. highdicom orders the output frames spatially (3D dimension organization),
+which need not be the input order: a reader maps frame → source through each frame's Derivation Image
+Sequence (or Plane Position), never by frame index.
 """
 
 from __future__ import annotations
@@ -119,9 +121,8 @@ def build_segmentation(
 
     masks: (N, H, W) of 0/1 (uint8 or bool); it is the pixel data unless `probabilities` (N, H, W) float
     in [0, 1] are given, which makes a FRACTIONAL (PROBABILITY, 0..255) segmentation instead. Every plane is
-    kept, empty ones too, so frame i is source i. `algorithm_version` names the model (e.g.
-    "lesion-unet/7"); it is recorded in the algorithm identification ("ceal", AUTOMATIC) and is the model
-    tag of `derived_uids`.
+    kept, empty ones too. `algorithm_version` names the model (e.g. "lesion-unet/7"); it is recorded in the
+    algorithm identification ("ceal", AUTOMATIC) and is the model tag of `derived_uids`.
     """
     mask_array = np.asarray(masks)
     _check_sources(sources, mask_array.shape, "masks")
@@ -213,7 +214,12 @@ def build_uncertainty_map(
         slope=1.0,
         intercept=0.0,
     )
-    window = hd.VOILUTTransformation(window_center=(lo + hi) / 2.0, window_width=max(hi - lo, 1e-6))
+    # LINEAR_EXACT: uncertainty ranges are often narrower than 1, which plain LINEAR forbids as a width.
+    window = hd.VOILUTTransformation(
+        window_center=(lo + hi) / 2.0,
+        window_width=max(hi - lo, 1e-6),
+        voi_lut_function=hd.VOILUTFunctionValues.LINEAR_EXACT,
+    )
     uids = derived_uids(
         [str(ds.SOPInstanceUID) for ds in sources], model_tag=algorithm_version, content=f"pm:{measure_name}"
     )

@@ -14,7 +14,15 @@ from pydicom import Dataset, dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
 
-__all__ = ["PATIENT_IDENTIFIERS", "SERIES_STUDY_DATE", "ct_series", "ct_small", "mr_small"]
+__all__ = [
+    "PATIENT_IDENTIFIERS",
+    "SERIES_STUDY_DATE",
+    "ct_series",
+    "ct_small",
+    "frames_by_source",
+    "mr_small",
+    "referenced_instances",
+]
 
 # What CT_small (and MR_small) say about their patient: must never reach a log line or an error message.
 PATIENT_IDENTIFIERS = ("CompressedSamples^CT1", "CompressedSamples", "1CT1", "CompressedSamples^MR1", "4MR1")
@@ -69,3 +77,28 @@ def ct_series(slices: int = SLICES) -> list[Dataset]:
         ds.PixelData = np.roll(base.pixel_array, i, axis=1).astype(base.pixel_array.dtype).tobytes()
         out.append(ds)
     return out
+
+
+def frames_by_source(derived: Dataset) -> dict[str, np.ndarray]:
+    """A SEG's or Parametric Map's frames keyed by the SOP Instance UID each one was derived from.
+
+    highdicom orders frames spatially, so frame k is matched to its source through the frame's Derivation
+    Image Sequence, never by index. Returns {source SOP Instance UID: (H, W) array}.
+    """
+    pixels = np.asarray(derived.pixel_array)
+    if pixels.ndim == 2:
+        pixels = pixels[np.newaxis]
+    out: dict[str, np.ndarray] = {}
+    for k, frame in enumerate(derived.PerFrameFunctionalGroupsSequence):
+        source = frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        out[str(source)] = pixels[k]
+    return out
+
+
+def referenced_instances(derived: Dataset) -> set[str]:
+    """SOP Instance UIDs listed in the derived object's Referenced Series Sequence."""
+    return {
+        str(item.ReferencedSOPInstanceUID)
+        for series in derived.ReferencedSeriesSequence
+        for item in series.ReferencedInstanceSequence
+    }

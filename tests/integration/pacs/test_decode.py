@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from pydicom import Dataset
+from pydicom import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from ceal.pacs.decode import (
@@ -89,7 +89,7 @@ def test_multi_frame_gives_one_slice_per_frame_with_frame_numbers() -> None:
 def _rgb(rows: int = 4, columns: int = 5) -> tuple[Dataset, np.ndarray]:
     pixels = np.arange(rows * columns * 3, dtype=np.uint8).reshape(rows, columns, 3) * 3
     ds = Dataset()
-    ds.file_meta = Dataset()
+    ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.StudyInstanceUID = "1.2.3.1", "1.2.3.2", "1.2.3.3"
     ds.Modality = "XC"
@@ -132,7 +132,12 @@ def test_series_falls_back_to_instance_number_without_positions() -> None:
     for ds in series:
         del ds.ImagePositionPatient
     # Instance Numbers run against z in the samples: 4, 3, 2, 1.
-    assert [int(ds.InstanceNumber) for ds in sort_series(series[::-1][1:] + series[:1])] == [1, 2, 3, 4]
+    assert [int(ds.InstanceNumber) for ds in sort_series([series[2], series[0], series[3], series[1]])] == [
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def test_decode_series_numbers_slices_in_sorted_order() -> None:

@@ -138,7 +138,7 @@ def fit(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         row = {"epoch": float(epoch + 1), "loss": float(np.mean(losses)) if losses else float("nan")}
         if val is not None and len(val.ids):
             row["val_dice"] = dice_score(predict_masks(model, val.images, cfg) > 0, val.masks > 0)

@@ -1,44 +1,163 @@
-"""ceal.v1.ActiveLearning servicer (pool, scoring, query lists, labels)."""
+"""ceal.v1.ActiveLearning servicer: decode → pool core → encode."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import numpy as np
 
-from ceal.service.engine.core import Engine
+from ceal.service.codec import decode_image
+from ceal.service.engine.core import Engine, PredictOptions
+from ceal.service.engine.loaded import LoadedModel
+from ceal.service.engine.preprocess import prepare
+from ceal.service.errors import InvalidInput, NotFound, Unavailable
+from ceal.service.pool.queries import query_list
+from ceal.service.pool.retrieval import find_similar
+from ceal.service.pool.scoring import PoolScorer
 from ceal.service.registry import ModelRegistry
+from ceal.service.servicers import pool_messages as msg
+from ceal.service.servicers.segmentation import deadline_of
+from ceal.service.servicers.status import streaming, unary
+from ceal.service.store import PoolStore, open_store
+from ceal.v1 import active_learning_pb2 as pb
 from ceal.v1 import active_learning_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+MAX_IMAGES_PER_CALL = 1000
 
 
 class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
-    """Until the pool lands, every RPC answers UNIMPLEMENTED (never a fake answer)."""
-
-    def __init__(self, registry: ModelRegistry, engine: Engine) -> None:
+    def __init__(
+        self, store: PoolStore | None, registry: ModelRegistry, engine: Engine, *, default_samples: int = 20,
+        max_pixels: int = 4096 * 4096, rescore_on_new_version: bool = True,
+    ) -> None:
+        self.store = store
         self.registry = registry
         self.engine = engine
+        self.default_samples = default_samples
+        self.max_pixels = max_pixels
+        self.scorer = PoolScorer(store, engine) if store is not None else None
+        if store is not None and rescore_on_new_version:
+            registry.on_new_version(self._rescore_in_background)
 
     @classmethod
-    def create(cls, state: str | None, registry: ModelRegistry, engine: Engine, **_: Any) -> ActiveLearningServicer:
-        return cls(registry, engine)
+    def create(cls, state: str | None, registry: ModelRegistry, engine: Engine, **kwargs: Any) -> ActiveLearningServicer:
+        return cls(open_store(state) if state else None, registry, engine, **kwargs)
 
     def close(self) -> None:
-        pass
+        if self.store is not None:
+            self.store.close()
 
-    def _unimplemented(self, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the active-learning pool is not implemented in this version")
+    def _rescore_in_background(self, model: LoadedModel) -> None:
+        """A new latest version: its scores are missing (the old ones are stale); rescore every pool."""
+        if self.scorer is None or not self.store or not self.store.pools():
+            return
+        scorer = self.scorer
+        threading.Thread(target=scorer.rescore_all, args=(model, self.default_samples), name="ceal-rescore",
+                         daemon=True).start()
 
-    def RegisterImages(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented(context)
+    def _store(self) -> tuple[PoolStore, PoolScorer]:
+        if self.store is None or self.scorer is None:
+            raise Unavailable("this server runs without a pool store; start it with --state DIR")
+        return self.store, self.scorer
 
-    def GetQueryList(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented(context)
+    @unary
+    def RegisterImages(self, request: pb.RegisterImagesRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        images = msg.new_images(request, max_pixels=self.max_pixels, max_images=MAX_IMAGES_PER_CALL)
+        results = store.register_images(msg.pool_name(request.pool), images)
+        return pb.RegisterImagesResponse(images=[pb.RegisteredImage(image_id=i, created=c) for i, c in results])
 
-    def SubmitLabel(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented(context)
+    @streaming
+    def ScorePool(self, request: pb.ScorePoolRequest, context: grpc.ServicerContext) -> Iterator[Any]:
+        _, scorer = self._store()
+        model = self.registry.get(request.model_name, request.model_version)
+        samples = request.samples or self.default_samples
+        self.engine.check_options(PredictOptions(samples=samples))
+        for p in scorer.score(msg.pool_name(request.pool), model, samples, force=request.force,
+                              deadline=deadline_of(context)):
+            if not context.is_active():
+                return
+            yield pb.ScorePoolProgress(done=p.done, total=p.total, fresh=p.fresh, images_per_second=p.images_per_second,
+                                       eta_seconds=p.eta_seconds, finished=p.finished, model_name=model.meta.name,
+                                       model_version=model.meta.version)
 
-    def FindSimilar(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented(context)
+    @unary
+    def GetQueryList(self, request: pb.GetQueryListRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        model = self.registry.get(request.model_name)
+        result = query_list(store, model.meta.name, model.meta.version, msg.query_request(request))
+        return pb.GetQueryListResponse(
+            model_name=model.meta.name, model_version=model.meta.version,
+            items=[msg.query_item(i) for i in result.items],
+            pseudo_labels=[pb.PseudoLabelCandidate(image_id=i, confidence=c) for i, c in result.pseudo],
+            unscored=result.unscored,
+        )
 
-    def GetPoolStats(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented(context)
+    @unary
+    def SubmitLabel(self, request: pb.SubmitLabelRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        mask = msg.label_mask(request)
+        source = msg.label_source(request.source)
+        model_version = None
+        if source == "pseudo":
+            model_version = self.registry.get("").meta.version
+        label = store.submit_label(
+            msg.pool_name(request.pool), request.image_id, mask, annotator=request.annotator, source=source,  # type: ignore[arg-type]
+            seconds_spent=max(0.0, request.seconds_spent), idempotency_key=request.idempotency_key or None,
+            model_version=model_version,
+        )
+        log.info("label stored: image %s version %d source %s", label.image_id, label.version, label.source)
+        return pb.SubmitLabelResponse(label_id=label.label_id, version=label.version)
+
+    @streaming
+    def ExportLabels(self, request: pb.ExportLabelsRequest, context: grpc.ServicerContext) -> Iterator[Any]:
+        store, _ = self._store()
+        pool = msg.pool_name(request.pool)
+        sources = {msg.label_source(s) for s in request.sources} or {"human"}
+        for label in store.latest_labels(pool, sources):
+            if not context.is_active():
+                return
+            pixels = store.load_pixels(pool, label.image_id) if request.include_images else None
+            record = store.get_image(pool, label.image_id)
+            yield msg.label_record(label, record, pixels)
+
+    @unary
+    def FindSimilar(self, request: pb.FindSimilarRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        pool = msg.pool_name(request.pool)
+        model = self.registry.get(request.model_name)
+        rows = [r for r in store.score_rows(pool, model.meta.name, model.meta.version) if r.descriptor is not None]
+        if not rows:
+            raise NotFound("no image of this pool is scored with the current model; run ScorePool first")
+        descriptors = np.stack([r.descriptor for r in rows])  # type: ignore[misc]
+        ids = [r.image_id for r in rows]
+        exclude = None
+        which = request.WhichOneof("query")
+        if which == "image_id":
+            if request.image_id not in ids:
+                raise NotFound("that image is not scored in this pool; register and score it first")
+            exclude = ids.index(request.image_id)
+            query = descriptors[exclude]
+        elif which == "image":
+            pixels = decode_image(request.image, max_pixels=self.max_pixels)
+            query = model.descriptors(model.run_prefix(prepare(pixels, model.meta)[None]))[0]
+        else:
+            raise InvalidInput("set image_id or image to search by")
+        matches = find_similar(descriptors, query, request.k or 10, exclude=exclude)
+        return pb.FindSimilarResponse(images=[pb.SimilarImage(image_id=ids[m.index], similarity=m.similarity,
+                                                              hamming_distance=m.hamming) for m in matches])
+
+    @unary
+    def GetPoolStats(self, request: pb.GetPoolStatsRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        pool = msg.pool_name(request.pool)
+        model = self.registry.get(request.model_name)
+        c = store.counts(pool, model.meta.name, model.meta.version)
+        return pb.PoolStats(pool=pool, images=c.images, series=c.series, labelled_human=c.labelled_human,
+                            labelled_pseudo=c.labelled_pseudo, scored_fresh=c.scored_fresh, scored_stale=c.scored_stale,
+                            leased=c.leased, model_name=model.meta.name, model_version=model.meta.version)

@@ -70,7 +70,8 @@ class ThreadConnections:
 
     def translate(self, exc: sqlite3.Error) -> StoreError:
         text = str(exc)
-        if "locked" in text or "busy" in text:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
             return StoreError(
                 f"the pool database stayed locked for more than {self.busy_timeout_s:g} s by another writer: "
                 "retry, or give the store a longer busy_timeout_s"
@@ -91,16 +92,14 @@ class ThreadConnections:
             raise self.translate(exc) from exc
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # keep the first error, not a failed rollback's
+                    conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise self.translate(exc) from exc
             raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise self.translate(exc) from exc
 
     def close(self) -> None:
         """Close every thread's connection; later `get` calls raise StoreError."""

@@ -29,8 +29,9 @@ LABEL_COLUMNS = (
 )
 
 # --- images -------------------------------------------------------------------------------------------
-INSERT_IMAGE = f"""
-INSERT INTO images ({IMAGE_COLUMNS}, pixels)
+INSERT_IMAGE = """
+INSERT INTO images (image_id, pool, height, width, channels, series_key, study_key, slice_index,
+                    dicom_study_uid, dicom_series_uid, dicom_sop_uid, dicom_frame, dtype, pixels, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (pool, image_id) DO NOTHING"""
 SELECT_IMAGE = f"SELECT {IMAGE_COLUMNS} FROM images WHERE pool = ? AND image_id = ?"

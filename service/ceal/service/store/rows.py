@@ -1,17 +1,52 @@
-"""SQL rows -> store records, for the column orders in `queries.py`."""
+"""Store records <-> SQL rows and parameters, for the column orders in `queries.py`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from ceal.service.store.base import DicomRef, ImageRecord, Label, Lease, ScoreRow
-from ceal.service.store.codec import decode_array
-from ceal.service.store.validation import check_source
+from ceal.service.store.base import DicomRef, ImageRecord, Label, Lease, NewImage, ScoreRow
+from ceal.service.store.codec import decode_array, encode_array, image_id_of
+from ceal.service.store.validation import check_image_pixels, check_source
 
-__all__ = ["image_record", "label", "lease", "score_row"]
+__all__ = ["image_record", "label", "lease", "new_image_params", "score_numbers", "score_row"]
 
 Row = Sequence[Any]
+
+
+def new_image_params(pool: str, image: NewImage) -> tuple[Any, ...]:
+    """Parameters of queries.INSERT_IMAGE but the last (created_at). The image id is the first; hashing and
+    compressing here lets callers do it before they take the write lock. Fills in the default keys."""
+    pixels = check_image_pixels(image.pixels)
+    image_id = image_id_of(pixels)
+    dicom = image.dicom
+    series = image.series_key or (dicom.series_uid if dicom and dicom.series_uid else image_id)
+    study = image.study_key or (dicom.study_uid if dicom and dicom.study_uid else series)
+    height, width, *rest = (int(n) for n in pixels.shape)
+    channels = rest[0] if rest else 1
+    dicom_cols: tuple[Any, ...] = (None, None, None, None)
+    if dicom is not None:
+        dicom_cols = (dicom.study_uid, dicom.series_uid, dicom.sop_uid, dicom.frame)
+    dtype = pixels.dtype.newbyteorder("<").str if pixels.dtype.byteorder == ">" else pixels.dtype.str
+    head = (image_id, pool, height, width, channels, series, study, int(image.slice_index))
+    return (*head, *dicom_cols, dtype, encode_array(pixels))
+
+
+def score_numbers(row: ScoreRow) -> tuple[Any, ...]:
+    """(image_id, model_name, model_version, entropy, ..., foreground_fraction) as plain Python numbers
+    (sqlite3 cannot bind numpy scalars)."""
+    return (
+        row.image_id,
+        row.model_name,
+        int(row.model_version),
+        float(row.entropy),
+        float(row.mutual_information),
+        float(row.variance),
+        float(row.confidence),
+        float(row.boundary_length),
+        int(row.components),
+        float(row.foreground_fraction),
+    )
 
 
 def image_record(row: Row) -> ImageRecord:

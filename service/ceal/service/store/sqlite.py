@@ -28,12 +28,11 @@ from ceal.service.store.base import (
     PoolStore,
     ScoreRow,
 )
-from ceal.service.store.codec import content_digest, decode_array, encode_array, image_id_of
+from ceal.service.store.codec import content_digest, decode_array, encode_array
 from ceal.service.store.connections import ThreadConnections
 from ceal.service.store.errors import Conflict, InvalidInput, NotFound, StoreError
 from ceal.service.store.migrations import migrate
 from ceal.service.store.validation import (
-    check_image_pixels,
     check_label_request,
     check_lease_request,
     check_mask,
@@ -109,26 +108,13 @@ class SQLitePoolStore(PoolStore):
     # --- images ----------------------------------------------------------------------------------------
     def register_images(self, pool: str, images: Sequence[NewImage]) -> list[tuple[str, bool]]:
         check_pool(pool)
-        prepared = []
-        for image in images:  # hashing and compression happen before the write lock is taken
-            pixels = check_image_pixels(image.pixels)
-            image_id = image_id_of(pixels)
-            dicom = image.dicom
-            series = image.series_key or (dicom.series_uid if dicom and dicom.series_uid else image_id)
-            study = image.study_key or (dicom.study_uid if dicom and dicom.study_uid else series)
-            channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
-            dtype = pixels.dtype.newbyteorder("<").str if pixels.dtype.byteorder == ">" else pixels.dtype.str
-            dicom_cols: tuple[str | None, str | None, str | None, int | None] = (None, None, None, None)
-            if dicom is not None:
-                dicom_cols = (dicom.study_uid, dicom.series_uid, dicom.sop_uid, dicom.frame)
-            head = (image_id, pool, int(pixels.shape[0]), int(pixels.shape[1]), channels, series, study)
-            prepared.append((head, int(image.slice_index), dicom_cols, dtype, encode_array(pixels)))
+        prepared = [records.new_image_params(pool, image) for image in images]  # outside the write lock
         results: list[tuple[str, bool]] = []
         with self._db.transaction(write=True) as conn:
             now = self._clock()
-            for head, slice_index, dicom_cols, dtype, blob in prepared:
-                cursor = conn.execute(q.INSERT_IMAGE, (*head, slice_index, *dicom_cols, now, dtype, blob))
-                results.append((head[0], cursor.rowcount == 1))
+            for params in prepared:
+                cursor = conn.execute(q.INSERT_IMAGE, (*params, now))
+                results.append((params[0], cursor.rowcount == 1))
         return results
 
     def get_image(self, pool: str, image_id: str) -> ImageRecord:
@@ -173,18 +159,7 @@ class SQLitePoolStore(PoolStore):
                 pool, ids, self._existing_ids(conn, pool, ids), "register images before scoring them"
             )
             for row in rows:
-                numbers = (
-                    row.image_id,
-                    row.model_name,
-                    int(row.model_version),
-                    float(row.entropy),
-                    float(row.mutual_information),
-                    float(row.variance),
-                    float(row.confidence),
-                    float(row.boundary_length),
-                    int(row.components),
-                    float(row.foreground_fraction),
-                )
+                numbers = records.score_numbers(row)
                 scored_at = now if row.scored_at is None else float(row.scored_at)
                 descriptor = None if row.descriptor is None else encode_array(row.descriptor)
                 conn.execute(q.UPSERT_SCORE, (pool, *numbers, descriptor, scored_at))
@@ -218,6 +193,7 @@ class SQLitePoolStore(PoolStore):
         with self._db.transaction(write=True) as conn:
             if key is not None:
                 first = conn.execute(q.LABEL_BY_IDEMPOTENCY_KEY, (pool, key)).fetchone()
+                # first: LABEL_COLUMNS, then mask_digest; compare image_id, source, annotator, mask digest
                 if first is not None:
                     if (first[1], first[3], first[4], first[9]) != (image_id, chosen, annotator, digest):
                         raise Conflict(

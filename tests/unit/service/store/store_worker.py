@@ -1,9 +1,10 @@
 """Runs store calls in a separate process for test_sqlite.py (not a test module itself).
 
-python store_worker.py label DB IMAGE_ID   submit a human label, print "ACK <label_id>", then wait to be killed
-python store_worker.py lease DB GO NAME CALLS K
-                                         wait for the file GO, lease K images CALLS times (a new annotator each
-                                         call) from pool "p" in registration order, print the ids as JSON
+store_worker.py label DB IMAGE_ID
+    submit a human label, print "ACK <label_id>", then wait to be killed.
+store_worker.py lease DB GO NAME CALLS K
+    print READY, wait for the file GO, then lease K images CALLS times (a new annotator each call)
+    from pool "p" in registration order; print the leased ids as JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def label(db: str, image_id: str) -> None:
 def take_leases(db: str, go: str, name: str, calls: int, k: int) -> None:
     store = SQLitePoolStore(db)
     ranked = [record.image_id for record in store.list_images("p")]
+    print("READY", flush=True)
     while not Path(go).exists():
         time.sleep(0.001)
     taken: list[str] = []

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from ceal.service.store.migrations import LATEST_VERSION, MIGRATIONS, current_ve
 
 
 def _versions(db: Path) -> list[int]:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         return [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
 
 
@@ -50,7 +52,7 @@ def test_opening_a_version_1_file_migrates_it_and_keeps_its_data(tmp_path: Path)
         (row,) = store.score_rows("p", "unet", 1)
         assert (row.entropy, row.descriptor, row.scored_at) == (0.5, None, 6.0)
         # Version 2 features work on the migrated file, and the old score was copied into the history.
-        store.put_scores("p", [row.__class__(**{**row.__dict__, "descriptor": np.ones(4, np.float32)})])
+        store.put_scores("p", [dataclasses.replace(row, descriptor=np.ones(4, np.float32))])
         conn = store._db.get()
         assert conn.execute("SELECT COUNT(*) FROM score_history").fetchone() == (2,)
         (again,) = store.score_rows("p", "unet", 1)

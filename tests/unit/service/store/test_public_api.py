@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import ceal.service.store as store
+from ceal.service import store
 
 
 def test_public_names_are_what_we_meant() -> None:

@@ -69,10 +69,13 @@ def test_two_processes_never_lease_the_same_image(tmp_path: Path, pixels: Pixels
     db, go = tmp_path / "pool.sqlite3", tmp_path / "go"
     with SQLitePoolStore(db) as store:
         ids = [
-            image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(60)])
+            image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(120)])
         ]
-    calls, k = 10, 3
+    calls, k = 30, 2
     workers = [_worker("lease", str(db), str(go), name, str(calls), str(k)) for name in ("a", "b")]
+    for worker in workers:  # start both at once: each has opened the store and waits for `go`
+        assert worker.stdout is not None
+        assert worker.stdout.readline() == "READY\n"
     go.touch()
     results = [worker.communicate(timeout=120) for worker in workers]
     for worker, (_, err) in zip(workers, results, strict=True):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ceal.service.store import Conflict, InvalidInput, NewImage, NotFound, PoolStore
+from ceal.service.store import Conflict, InvalidInput, Label, LabelSource, NewImage, NotFound, PoolStore
 
 Pixels = Callable[..., np.ndarray]
 _pool_names = (f"prop{i}" for i in itertools.count())
@@ -18,6 +18,21 @@ _pool_names = (f"prop{i}" for i in itertools.count())
 
 def _mask(seed: int, shape: tuple[int, int] = (6, 5)) -> np.ndarray:
     return (np.random.default_rng(seed).random(shape) > 0.5).astype(np.uint8)
+
+
+SOURCES: list[LabelSource] = ["human", "pseudo"]
+
+
+def _human(store: PoolStore, pool: str, image_id: str, mask: np.ndarray, key: str | None = None) -> Label:
+    return store.submit_label(
+        pool, image_id, mask, annotator="ann", source="human", seconds_spent=5.0, idempotency_key=key
+    )
+
+
+def _pseudo(store: PoolStore, pool: str, image_id: str, mask: np.ndarray) -> Label:
+    return store.submit_label(
+        pool, image_id, mask, annotator="model", source="pseudo", seconds_spent=0.0, model_version=1
+    )
 
 
 def _one_image(store: PoolStore, pixels: Pixels, pool: str = "p") -> str:
@@ -97,21 +112,20 @@ class TestLabels:
 
     def test_idempotency_key_returns_the_first_label(self, store: PoolStore, pixels: Pixels) -> None:
         image_id = _one_image(store, pixels)
-        kwargs = {"annotator": "a", "source": "human", "seconds_spent": 3.0, "idempotency_key": "req-1"}
-        first = store.submit_label("p", image_id, _mask(1), **kwargs)  # type: ignore[arg-type]
-        again = store.submit_label("p", image_id, _mask(1).astype(bool), **kwargs)  # type: ignore[arg-type]
+        first = _human(store, "p", image_id, _mask(1), "req-1")
+        again = _human(store, "p", image_id, _mask(1).astype(bool), "req-1")
         assert again == first
         np.testing.assert_array_equal(again.mask, first.mask)
         assert len(store.label_history("p", image_id)) == 1
         with pytest.raises(Conflict, match="new key") as raised:
-            store.submit_label("p", image_id, _mask(2), **kwargs)  # type: ignore[arg-type]
+            _human(store, "p", image_id, _mask(2), "req-1")
         assert "req-1" in str(raised.value)
         other = _one_image(store, lambda seed: pixels(seed + 99))
         with pytest.raises(Conflict):
-            store.submit_label("p", other, _mask(1), **kwargs)  # type: ignore[arg-type]
+            _human(store, "p", other, _mask(1), "req-1")
         # Keys are per pool: the same key elsewhere is a new submission.
         elsewhere = _one_image(store, pixels, "q")
-        assert store.submit_label("q", elsewhere, _mask(1), **kwargs).version == 1  # type: ignore[arg-type]
+        assert _human(store, "q", elsewhere, _mask(1), "req-1").version == 1
         assert len(store.label_history("p", image_id)) == 1
 
     def test_latest_labels_human_wins_and_newest_version(self, store: PoolStore, pixels: Pixels) -> None:
@@ -119,15 +133,13 @@ class TestLabels:
             image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(4)])
         ]
         a, b, c, _unlabelled = ids
-        human = {"annotator": "ann", "source": "human", "seconds_spent": 5.0}
-        pseudo = {"annotator": "model", "source": "pseudo", "seconds_spent": 0.0, "model_version": 1}
-        store.submit_label("p", a, _mask(1), **pseudo)  # type: ignore[arg-type]
-        a_human = store.submit_label("p", a, _mask(2), **human)  # type: ignore[arg-type]
-        store.submit_label("p", a, _mask(3), **pseudo)  # newer, but a human has labelled a
-        store.submit_label("p", b, _mask(4), **pseudo)  # type: ignore[arg-type]
-        b_pseudo = store.submit_label("p", b, _mask(5), **pseudo)  # type: ignore[arg-type]
-        c_first = store.submit_label("p", c, _mask(6), **human)  # type: ignore[arg-type]
-        c_human = store.submit_label("p", c, _mask(7), **human)  # type: ignore[arg-type]
+        _pseudo(store, "p", a, _mask(1))
+        a_human = _human(store, "p", a, _mask(2))
+        _pseudo(store, "p", a, _mask(3))  # newer, but a human has labelled a
+        _pseudo(store, "p", b, _mask(4))
+        b_pseudo = _pseudo(store, "p", b, _mask(5))
+        c_first = _human(store, "p", c, _mask(6))
+        c_human = _human(store, "p", c, _mask(7))
 
         both = {label.image_id: label for label in store.latest_labels("p", {"human", "pseudo"})}
         assert both == {a: a_human, b: b_pseudo, c: c_human}
@@ -148,30 +160,22 @@ class TestLabels:
             store.latest_labels("p", {"human", "gold"})
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["human", "pseudo"])), max_size=12))
+    @given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(SOURCES)), max_size=12))
     def test_latest_labels_agree_with_history(
-        self, store: PoolStore, pixels: Pixels, submissions: list[tuple[int, str]]
+        self, store: PoolStore, pixels: Pixels, submissions: list[tuple[int, LabelSource]]
     ) -> None:
         pool = next(_pool_names)
         ids = [
             image_id for image_id, _ in store.register_images(pool, [NewImage(pixels(i)) for i in range(4)])
         ]
         for n, (index, source) in enumerate(submissions):
-            store.submit_label(
-                pool,
-                ids[index],
-                _mask(n),
-                annotator="x",
-                source=source,
-                seconds_spent=1,
-                model_version=1,  # type: ignore[arg-type]
-            )
+            (_human if source == "human" else _pseudo)(store, pool, ids[index], _mask(n))
         latest = {label.image_id: label for label in store.latest_labels(pool, {"human", "pseudo"})}
         for image_id in ids:
             history = store.label_history(pool, image_id)
             assert [label.version for label in history] == list(range(1, len(history) + 1))
             humans = [label for label in history if label.source == "human"]
-            expected = (humans or history or [None])[-1]
+            expected = (humans or history)[-1] if history else None
             assert latest.get(image_id) == expected
         assert store.labelled_ids(pool) == set(latest)
         human_ids, pseudo_ids = store.labelled_ids(pool, "human"), store.labelled_ids(pool, "pseudo")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from ceal.service.store import InvalidInput, Lease, NewImage, NotFound, PoolStore
+from ceal.service.store import InvalidInput, LabelSource, Lease, NewImage, NotFound, PoolStore
 
 Pixels = Callable[..., np.ndarray]
 Advance = Callable[[float], None]
@@ -19,7 +19,7 @@ def _pool(store: PoolStore, pixels: Pixels, n: int) -> list[str]:
     return [image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(n)])]
 
 
-def _label(store: PoolStore, image_id: str, source: str = "human") -> None:
+def _label(store: PoolStore, image_id: str, source: LabelSource = "human") -> None:
     store.submit_label(
         "p",
         image_id,
@@ -27,7 +27,7 @@ def _label(store: PoolStore, image_id: str, source: str = "human") -> None:
         annotator="x",
         source=source,
         seconds_spent=1,
-        model_version=1,  # type: ignore[arg-type]
+        model_version=1,
     )
 
 

@@ -1,0 +1,49 @@
+# ceal — every target creates .venv/ and installs into it when missing or stale.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ceal-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint proto deps system-deps bench load clean help
+
+help:
+	@echo "make demo   - synthesise data, train, export, serve, rank by uncertainty, label, retrain (~10 min, CPU)"
+	@echo "make test   - unit and integration tests (installs Orthanc/PostgreSQL with scripts/install-system-deps)"
+	@echo "make lint   - ruff and mypy"
+	@echo "make proto  - regenerate proto/gen from proto/ceal/v1"
+	@echo "make bench  - engine and serving benchmarks (not tests)"
+	@echo "make load   - locust load test against a local server"
+
+$(STAMP): pyproject.toml setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+deps: $(STAMP) system-deps
+
+system-deps:
+	@bash scripts/install-system-deps
+
+proto: $(STAMP)
+	$(PY) scripts/gen_proto.py
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy clients service trainer scripts
+
+bench: $(STAMP)
+	$(PY) benchmarks/engine_bench.py
+
+load: $(STAMP)
+	$(PY) tests/load/run_load.py
+
+clean:
+	rm -rf runs/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The active-learning pool core: scoring, query lists, retrieval. No gRPC here."""

@@ -1,0 +1,127 @@
+"""ActiveLearning message codecs: protobuf ↔ pool records. No logic beyond translation and validation."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ceal.service.codec import decode_image, numpy_to_tensor, tensor_to_numpy
+from ceal.service.errors import InvalidInput
+from ceal.service.pool.queries import QueryItem, QueryRequest
+from ceal.service.store.base import DicomRef, ImageRecord, Label, NewImage
+from ceal.v1 import active_learning_pb2 as pb
+from ceal.v1 import tensor_pb2
+
+DEFAULT_POOL = "default"
+_POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STRATEGIES = {
+    pb.STRATEGY_RANDOM: "random",
+    pb.STRATEGY_ENTROPY: "entropy",
+    pb.STRATEGY_BALD: "bald",
+    pb.STRATEGY_VARIANCE: "variance",
+    pb.STRATEGY_CEAL: "ceal",
+    pb.STRATEGY_SUGGESTIVE: "suggestive",
+    pb.STRATEGY_COST_SENSITIVE: "cost_sensitive",
+}
+SOURCES = {pb.LABEL_SOURCE_HUMAN: "human", pb.LABEL_SOURCE_PSEUDO: "pseudo"}
+_SOURCE_ENUM = {v: k for k, v in SOURCES.items()}
+
+
+def pool_name(raw: str) -> str:
+    name = raw or DEFAULT_POOL
+    if not _POOL_NAME.match(name):
+        raise InvalidInput("pool name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    return name
+
+
+def timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def dicom_ref(ref: tensor_pb2.DicomReference) -> DicomRef | None:
+    if not ref.sop_instance_uid:
+        return None
+    return DicomRef(ref.study_instance_uid, ref.series_instance_uid, ref.sop_instance_uid, ref.frame_number or None)
+
+
+def dicom_proto(ref: DicomRef | None) -> tensor_pb2.DicomReference | None:
+    if ref is None:
+        return None
+    return tensor_pb2.DicomReference(study_instance_uid=ref.study_uid, series_instance_uid=ref.series_uid,
+                                     sop_instance_uid=ref.sop_uid, frame_number=ref.frame or 0)
+
+
+def new_images(request: pb.RegisterImagesRequest, *, max_pixels: int, max_images: int) -> list[NewImage]:
+    if not request.images:
+        raise InvalidInput("images is empty; send at least one image")
+    if len(request.images) > max_images:
+        raise InvalidInput(f"{len(request.images)} images in one call exceed the limit of {max_images}; send batches")
+    out = []
+    for i, item in enumerate(request.images):
+        try:
+            pixels = decode_image(item.image, max_pixels=max_pixels)
+        except InvalidInput as exc:
+            raise InvalidInput(f"images[{i}]: {exc}") from exc
+        out.append(NewImage(pixels, dicom_ref(item.dicom), item.series_key or None, item.study_key or None,
+                            item.slice_index))
+    return out
+
+
+def label_mask(request: pb.SubmitLabelRequest) -> np.ndarray:
+    if not request.image_id:
+        raise InvalidInput("image_id is empty; send the id RegisterImages returned")
+    if not request.annotator:
+        raise InvalidInput("annotator is empty; say who drew the label")
+    mask = tensor_to_numpy(request.mask, what="mask")
+    if mask.dtype not in (np.uint8, np.bool_):
+        raise InvalidInput(f"mask dtype must be uint8 or bool (class indices), not {mask.dtype}")
+    if mask.ndim != 2:
+        raise InvalidInput(f"mask must be 2-D (H, W), got shape {list(mask.shape)}")
+    return mask
+
+
+def label_source(value: int) -> str:
+    if value == pb.LABEL_SOURCE_UNSPECIFIED:
+        return "human"
+    if value not in SOURCES:
+        raise InvalidInput(f"label source {value} is not known; use LABEL_SOURCE_HUMAN or LABEL_SOURCE_PSEUDO")
+    return SOURCES[value]
+
+
+def query_request(request: pb.GetQueryListRequest) -> QueryRequest:
+    strategy = STRATEGIES.get(request.strategy or pb.STRATEGY_CEAL)
+    if strategy is None:
+        raise InvalidInput(f"strategy {request.strategy} is not known; use one of {sorted(STRATEGIES.values())}")
+    if request.k > 10_000:
+        raise InvalidInput(f"k={request.k} is too large; ask for at most 10000 items")
+    return QueryRequest(
+        pool=pool_name(request.pool), strategy=strategy, k=request.k, budget_seconds=request.budget_seconds,
+        annotator=request.annotator, lease_seconds=float(request.lease_seconds or 0) or 30 * 60.0,
+        series=request.level == pb.QUERY_LEVEL_SERIES, round_index=request.round, seed=request.seed,
+        max_pseudo=request.max_pseudo_labels,
+    )
+
+
+def query_item(item: QueryItem) -> pb.QueryItem:
+    r = item.record
+    out = pb.QueryItem(image_id=r.image_id, rank=item.rank, score=item.score, reason=item.reason,
+                       estimated_seconds=item.estimated_seconds, dicom=dicom_proto(r.dicom), series_key=r.series_key,
+                       study_key=r.study_key, slice_image_ids=list(item.slice_ids))
+    if item.lease_expires_at is not None:
+        out.lease_expires_at.CopyFrom(timestamp(item.lease_expires_at))
+    return out
+
+
+def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | None) -> pb.LabelRecord:
+    out = pb.LabelRecord(image_id=label.image_id, label_id=label.label_id, version=label.version,
+                         source=_SOURCE_ENUM[label.source], annotator=label.annotator,
+                         mask=numpy_to_tensor(label.mask), created_at=timestamp(label.created_at))
+    if record is not None and record.dicom is not None:
+        out.dicom.CopyFrom(dicom_proto(record.dicom))
+    if pixels is not None:
+        out.image.CopyFrom(numpy_to_tensor(pixels))
+    return out

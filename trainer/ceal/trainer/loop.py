@@ -1,0 +1,92 @@
+"""`ceal loop`: one turn of the active-learning loop against a running server.
+
+Export the labels (human, and pseudo on request) from the service → fine-tune the previous checkpoint →
+export version N+1 into the models folder the server watches. The server hot-loads it, the old scores go
+stale, and the pool is rescored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ceal.client import Client
+from ceal.trainer.data.folders import resize_pair
+from ceal.trainer.train import Dataset, TrainConfig, train_and_save
+from ceal.trainer.unet import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    human: int
+    pseudo: int
+    version_dir: Path
+    validation_dice: float
+
+
+def labels_dataset(client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True) -> tuple[Dataset, int, int]:
+    """The service's labels with their images, resized for training; (dataset, human count, pseudo count)."""
+    sources = ("human", "pseudo") if pseudo else ("human",)
+    ids, images, masks, counts = [], [], [], {"human": 0, "pseudo": 0}
+    for record in client.export_labels(pool=pool, sources=sources, include_images=True):
+        if record.image is None:
+            continue
+        image = record.image
+        if image.dtype != np.uint8:
+            image = (np.clip(image.astype(np.float32), 0, 1) * 255).astype(np.uint8) if image.dtype.kind == "f" else (
+                (image / max(int(image.max()), 1) * 255).astype(np.uint8))
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        x, y = resize_pair(image, record.mask, height, width)
+        ids.append(record.image_id)
+        images.append(x)
+        masks.append(y)
+        counts[record.source] += 1
+    if not ids:
+        raise SystemExit("the service holds no labels yet: submit some with SubmitLabel first")
+    return Dataset(ids, np.stack(images), np.stack(masks)), counts["human"], counts["pseudo"]
+
+
+def run_loop(
+    client: Client, init: Path, out: Path, models: Path, name: str, *, epochs: int, val: Dataset | None = None,
+    pool: str = "", pseudo: bool = True, learning_rate: float = 5e-4,
+) -> LoopResult:
+    from ceal.trainer.export import export_model
+
+    model, training = load_checkpoint(init)
+    cfg_raw = training.get("train_config", {})
+    assert isinstance(cfg_raw, dict)
+    cfg = TrainConfig(**{**cfg_raw, "epochs": epochs, "learning_rate": learning_rate})
+    data, human, n_pseudo = labels_dataset(client, cfg.height, cfg.width, pool=pool, pseudo=pseudo)
+    log.info("fine-tuning on %d human and %d pseudo labels", human, n_pseudo)
+    record = train_and_save(data, val, out, cfg, init=model)
+    target = export_model(model, record, models, name)
+    return LoopResult(human, n_pseudo, target, float(record["validation_dice"]))  # type: ignore[arg-type]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("loop", help="export labels from the server, fine-tune, export the next model version")
+    p.add_argument("--server", default="127.0.0.1:50051")
+    p.add_argument("--init", type=Path, required=True, help="checkpoint to fine-tune")
+    p.add_argument("--out", type=Path, required=True, help="new checkpoint folder")
+    p.add_argument("--models", type=Path, required=True, help="models folder the server watches")
+    p.add_argument("--name", default="lesion")
+    p.add_argument("--pool", default="")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--no-pseudo", action="store_true", help="train on human labels only")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with Client(args.server, timeout=600) as client:
+        result = run_loop(client, args.init, args.out, args.models, args.name, epochs=args.epochs, pool=args.pool,
+                          pseudo=not args.no_pseudo)
+    print(f"trained on {result.human} human + {result.pseudo} pseudo labels; exported {result.version_dir}")
+    return 0
