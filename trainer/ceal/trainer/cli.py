@@ -101,3 +101,28 @@ def _export(args: argparse.Namespace) -> int:
         return 1
     print(f"exported {target}")
     return 0
+
+
+def register_loop(sub: Sub) -> None:
+    p = sub.add_parser("loop", help="export labels from the server, fine-tune, export the next model version")
+    p.add_argument("--server", default="127.0.0.1:50051")
+    p.add_argument("--init", type=Path, required=True, help="checkpoint to fine-tune")
+    p.add_argument("--out", type=Path, required=True, help="new checkpoint folder")
+    p.add_argument("--models", type=Path, required=True, help="models folder the server watches")
+    p.add_argument("--name", default="lesion")
+    p.add_argument("--pool", default="")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--no-pseudo", action="store_true", help="train on human labels only")
+    p.set_defaults(func=_loop)
+
+
+def _loop(args: argparse.Namespace) -> int:
+    from ceal.client import Client
+    from ceal.trainer.loop import run_loop
+
+    _logging()
+    with Client(args.server, timeout=600) as client:
+        result = run_loop(client, args.init, args.out, args.models, args.name, epochs=args.epochs, pool=args.pool,
+                          pseudo=not args.no_pseudo)
+    print(f"trained on {result.human} human + {result.pseudo} pseudo labels; exported {result.version_dir}")
+    return 0

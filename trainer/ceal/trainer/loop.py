@@ -7,7 +7,6 @@ stale, and the pool is rescored.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,25 +67,3 @@ def run_loop(
     record = train_and_save(data, val, out, cfg, init=model)
     target = export_model(model, record, models, name)
     return LoopResult(human, n_pseudo, target, float(record["validation_dice"]))  # type: ignore[arg-type]
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("loop", help="export labels from the server, fine-tune, export the next model version")
-    p.add_argument("--server", default="127.0.0.1:50051")
-    p.add_argument("--init", type=Path, required=True, help="checkpoint to fine-tune")
-    p.add_argument("--out", type=Path, required=True, help="new checkpoint folder")
-    p.add_argument("--models", type=Path, required=True, help="models folder the server watches")
-    p.add_argument("--name", default="lesion")
-    p.add_argument("--pool", default="")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--no-pseudo", action="store_true", help="train on human labels only")
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with Client(args.server, timeout=600) as client:
-        result = run_loop(client, args.init, args.out, args.models, args.name, epochs=args.epochs, pool=args.pool,
-                          pseudo=not args.no_pseudo)
-    print(f"trained on {result.human} human + {result.pseudo} pseudo labels; exported {result.version_dir}")
-    return 0

@@ -1,0 +1,43 @@
+"""The rules of the house that code review misses: import boundaries and generated code freshness."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _modules_after(imports: str) -> set[str]:
+    code = f"import sys\n{imports}\nprint('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    return {m.split(".")[0] for m in out.stdout.split()}
+
+
+def test_service_never_imports_torch() -> None:
+    loaded = _modules_after("import ceal.service.server, ceal.service.cli, ceal.service.pool.scoring")
+    assert "torch" not in loaded and "ceal" in loaded
+
+
+def test_client_sdk_and_cli_import_neither_torch_nor_onnxruntime() -> None:
+    loaded = _modules_after("import ceal.client, ceal.client.cli, ceal.cli.main\nceal.cli.main.build_parser()")
+    assert not {"torch", "onnxruntime", "onnx"} & loaded
+
+
+def test_service_sources_do_not_mention_torch_or_trainer() -> None:
+    for path in (ROOT / "service").rglob("*.py"):
+        text = path.read_text()
+        assert "import torch" not in text and "ceal.trainer" not in text, path
+
+
+def test_clients_do_not_import_the_service() -> None:
+    for path in (ROOT / "clients").rglob("*.py"):
+        text = path.read_text()
+        assert "ceal.service" not in text and "import onnxruntime" not in text, path
+
+
+def test_generated_protobuf_code_is_fresh() -> None:
+    result = subprocess.run([sys.executable, "scripts/gen_proto.py", "--check"], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr
