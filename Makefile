@@ -20,7 +20,14 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-deps: $(STAMP) system-deps
+CHECKOV := $(VENV)/tools/checkov/bin/checkov
+
+# checkov pins old networkx/packaging, so it lives in a venv of its own beside the project's.
+$(CHECKOV): | $(STAMP)
+	python3 -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/pip install -q checkov==3.3.30
+
+deps: $(STAMP) system-deps $(CHECKOV)
 
 system-deps:
 	@bash scripts/install-system-deps
@@ -31,7 +38,7 @@ proto: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-test: $(STAMP) system-deps
+test: deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

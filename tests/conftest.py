@@ -9,6 +9,7 @@ import pytest
 
 from ceal.service.server import Running
 from tests.support.models import export_checkpoint, train_tiny
+from tests.support.postgres import PostgresCluster, PostgresUnavailableError, running_postgres
 from tests.support.server import in_process
 
 
@@ -36,3 +37,29 @@ def server(models_dir: Path, tmp_path: Path) -> Iterator[Running]:
 @pytest.fixture
 def address(server: Running) -> str:
     return f"127.0.0.1:{server.port}"
+
+
+# ── PostgreSQL (Postgres pool store, scale-out across replicas) ─────────────────────────────────────────────
+# One throwaway cluster per test session, on a free 127.0.0.1 port in its own temp folder
+# (tests/support/postgres.py), started only when a test asks for it. Missing binaries FAIL the test (never
+# skip): run scripts/install-system-deps.
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A running PostgreSQL cluster; `postgres.create_database()` gives the URL of a fresh database."""
+    try:
+        with running_postgres() as cluster:
+            yield cluster
+    except PostgresUnavailableError as error:
+        pytest.fail(f"PostgreSQL is unavailable: {error}", pytrace=False)
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster) -> str:
+    """The URL of a new, empty schema on the session's cluster (use `postgres.create_database()` for a whole
+    database, e.g. to change database settings)."""
+    return postgres.create_schema()
+
+
+# ── end PostgreSQL ──────────────────────────────────────────────────────────────────────────────────────────

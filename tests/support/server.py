@@ -28,8 +28,9 @@ def in_process(models: Path, state: Path | None = None, **overrides: object) -> 
 class ServerProcess:
     """`ceal serve` in a subprocess; `address` once it listens."""
 
-    def __init__(self, models: Path, state: Path, log: Path, *extra: str) -> None:
-        self.port_file = state.parent / f"{state.name}.port"
+    def __init__(self, models: Path, state: Path | str, log: Path, *extra: str) -> None:
+        """`state`: a folder (SQLite) or a postgresql:// URL; the port file goes beside the log."""
+        self.port_file = log.with_suffix(".port")
         self.port_file.unlink(missing_ok=True)
         self.log = log
         cmd = [sys.executable, "-m", "ceal.cli.main", "serve", "--models", str(models), "--state", str(state),

@@ -1,5 +1,10 @@
-"""ceal's Python SDK: numpy in, numpy out, typed exceptions. Installs without torch or onnxruntime."""
+"""ceal's Python SDK: numpy in, numpy out, typed exceptions. Installs without torch or onnxruntime.
 
+`Client` blocks, `AsyncClient` awaits (grpc.aio); both take the same arguments and raise the same exceptions.
+The guide is docs/sdk.md.
+"""
+
+from ceal.client.aio import AsyncClient
 from ceal.client.errors import (
     AlreadyExists,
     CealError,
@@ -19,6 +24,7 @@ from ceal.client.sync import Client
 
 __all__ = [
     "AlreadyExists",
+    "AsyncClient",
     "CealError",
     "Client",
     "DeadlineExceeded",

@@ -32,6 +32,22 @@ SERVICE_CONFIG = json.dumps(
 )
 
 
+def trace_context() -> tuple[tuple[str, str], ...]:
+    """`traceparent` (and `tracestate`) of the current OpenTelemetry span, so the server's span joins the
+    caller's trace. Empty when opentelemetry-api is not installed or no span is current."""
+    if _propagate is None:
+        return ()
+    carrier: dict[str, str] = {}
+    _propagate.inject(carrier)
+    return tuple(carrier.items())
+
+
+try:  # optional: the base client install has no OpenTelemetry
+    from opentelemetry import propagate as _propagate
+except ImportError:  # pragma: no cover - exercised only without opentelemetry-api
+    _propagate = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class ChannelSettings:
     """How to reach the server. `tls=True` uses the system roots unless `root_certificates` is given."""
@@ -62,7 +78,9 @@ class ChannelSettings:
         )
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+        """Per-call metadata: the bearer token, and the W3C trace context of the caller's current span."""
+        auth = (("authorization", f"Bearer {self.token}"),) if self.token else ()
+        return auth + trace_context()
 
     def target(self) -> str:
         # A bare host:port resolves through DNS so round_robin sees every address behind the name.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,8 +31,10 @@ STRATEGIES = {
 }
 SOURCES = {"human": al_pb.LABEL_SOURCE_HUMAN, "pseudo": al_pb.LABEL_SOURCE_PSEUDO}
 
+E = TypeVar("E")
 
-def _choice(table: dict[str, int], name: str, what: str) -> int:
+
+def _choice(table: Mapping[str, E], name: str, what: str) -> E:
     if name not in table:
         raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(table)}")
     return table[name]
@@ -107,6 +110,12 @@ def submit_label_request(
         seconds_spent=seconds_spent,
         # A key per logical submission makes gRPC's automatic retries safe.
         idempotency_key=idempotency_key or uuid.uuid4().hex,
+    )
+
+
+def export_labels_request(*, pool: str, sources: Sequence[str], include_images: bool) -> al_pb.ExportLabelsRequest:
+    return al_pb.ExportLabelsRequest(
+        pool=pool, sources=[_choice(SOURCES, s, "label source") for s in sources], include_images=include_images
     )
 
 

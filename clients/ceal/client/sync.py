@@ -4,28 +4,27 @@
     >>> with Client("127.0.0.1:50051") as client:          # doctest: +SKIP
     ...     p = client.predict(image)                        # image: numpy (H, W[, C]) or a file path
     ...     p.label_map.shape, p.score
+
+Requests are built and replies read in `ceal.client.calls`, shared with `AsyncClient`; this module only sends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
 import grpc
 import numpy as np
-from tqdm import tqdm
 
-from ceal.client import requests
+from ceal.client import calls
 from ceal.client.channel import ChannelSettings
 from ceal.client.codec import ImageLike
-from ceal.client.errors import from_rpc_error
 from ceal.client.results import LabelRecord, ModelInfo, Prediction, QueryList
 from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import active_learning_pb2_grpc as al_grpc
-from ceal.v1 import segmentation_pb2 as seg_pb
 from ceal.v1 import segmentation_pb2_grpc as seg_grpc
 
-T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Client:
@@ -33,21 +32,29 @@ class Client:
 
     Args:
         address: "host:port"; a DNS name is balanced round-robin over all its addresses.
-        timeout: default deadline in seconds for each unary call (streams: per stream).
+        timeout: default deadline in seconds for each unary call; a method's `timeout=` overrides it.
+        stream_timeout: default deadline in seconds for a whole stream (predict_many, score_pool,
+            export_labels); None (the default) lets a stream run as long as it has work.
         tls, root_certificates, client_certificate, client_key: TLS and mutual TLS.
         token: bearer token for servers with authentication.
     """
 
-    def __init__(self, address: str, *, timeout: float = 60.0, **settings: Any) -> None:
+    def __init__(
+        self, address: str, *, timeout: float = 60.0, stream_timeout: float | None = None, **settings: Any
+    ) -> None:
         self.settings = ChannelSettings(address, **settings)
         self.timeout = timeout
-        creds = self.settings.credentials()
-        target, options = self.settings.target(), self.settings.options()
+        self.stream_timeout = stream_timeout
+        target, creds, options = calls.channel_parts(self.settings)
         self._channel = (
-            grpc.secure_channel(target, creds, options=options) if creds else grpc.insecure_channel(target, options=options)
+            grpc.secure_channel(target, creds, options=options)
+            if creds
+            else grpc.insecure_channel(target, options=options)
         )
-        self._seg = seg_grpc.SegmentationStub(self._channel)
-        self._al = al_grpc.ActiveLearningStub(self._channel)
+        self._stubs = {
+            "segmentation": seg_grpc.SegmentationStub(self._channel),
+            "active_learning": al_grpc.ActiveLearningStub(self._channel),
+        }
 
     def __enter__(self) -> Client:
         return self
@@ -58,111 +65,142 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
-        try:
-            return method(request, timeout=timeout or self.timeout, metadata=self.settings.metadata())
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from err
+    def _unary(self, call: calls.Call[R], timeout: float | None = None) -> R:
+        method = getattr(self._stubs[call.service], call.method)
+        with calls.translated():
+            reply = method(call.request, timeout=timeout or self.timeout, metadata=self.settings.metadata())
+        return call.reply(reply)
 
-    def _stream(self, method: Callable[..., Iterable[T]], request: Any, timeout: float | None) -> Iterator[T]:
+    def _stream(self, call: calls.Call[R], timeout: float | None, progress: bool = False) -> Generator[R, None, None]:
+        method = getattr(self._stubs[call.service], call.method)
+        bar = call.bar(progress)
+        responses = None
         try:
-            yield from method(request, timeout=timeout, metadata=self.settings.metadata())
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from err
+            with calls.translated():
+                responses = method(
+                    call.request, timeout=timeout or self.stream_timeout, metadata=self.settings.metadata()
+                )
+                for response in responses:
+                    call.advance(response, bar)
+                    yield call.reply(response)
+        finally:
+            bar.close()
+            if responses is not None:
+                responses.cancel()  # a no-op once the stream has finished; stops it if the caller broke off
 
     # Segmentation
 
     def predict(self, image: ImageLike, *, timeout: float | None = None, **options: Any) -> Prediction:
         """Segment one image. Options: model, version, samples (T), maps, threshold, seed, return_samples,
         keep_largest_component, fill_holes (see `requests.predict_request`)."""
-        return Prediction.from_proto(self._call(self._seg.Predict, requests.predict_request(image, **options), timeout))
+        return self._unary(calls.predict(image, **options), timeout)
 
     def predict_many(
         self, images: Sequence[ImageLike], *, progress: bool = False, timeout: float | None = None, **options: Any
-    ) -> Iterator[Prediction]:
+    ) -> Generator[Prediction, None, None]:
         """Segment many images over one stream, in order; `progress` shows a bar on stderr."""
-        reqs = (requests.predict_request(img, request_id=str(i), **options) for i, img in enumerate(images))
-        bar = tqdm(total=len(images), desc="predict", unit="img", disable=not progress)
-        try:
-            for response in self._stream(self._seg.PredictStream, reqs, timeout):
-                bar.update(1)
-                yield Prediction.from_proto(response)
-        finally:
-            bar.close()
+        return self._stream(calls.predict_many(images, **options), timeout, progress)
 
     def list_models(self, name: str = "") -> list[ModelInfo]:
-        return [ModelInfo.from_proto(m) for m in self._call(self._seg.ListModels, seg_pb.ListModelsRequest(name=name)).models]
+        return self._unary(calls.list_models(name))
 
     # Active learning
 
-    def register_images(self, images: Sequence[al_pb.PoolImage | ImageLike], *, pool: str = "") -> list[tuple[str, bool]]:
+    def register_images(
+        self, images: Sequence[al_pb.PoolImage | ImageLike], *, pool: str = ""
+    ) -> list[tuple[str, bool]]:
         """Add images to a pool (idempotent). Returns (image_id, created) per image."""
-        items = [i if isinstance(i, al_pb.PoolImage) else requests.pool_image(i) for i in images]
-        reply = self._call(self._al.RegisterImages, al_pb.RegisterImagesRequest(pool=pool, images=items))
-        return [(r.image_id, r.created) for r in reply.images]
+        return self._unary(calls.register_images(images, pool=pool))
 
     def score_pool(
-        self, *, pool: str = "", model: str = "", samples: int = 0, force: bool = False, progress: bool = False,
+        self,
+        *,
+        pool: str = "",
+        model: str = "",
+        samples: int = 0,
+        force: bool = False,
+        progress: bool = False,
         timeout: float | None = None,
     ) -> al_pb.ScorePoolProgress:
         """Score what is missing or stale; returns the final progress message."""
-        req = al_pb.ScorePoolRequest(pool=pool, model_name=model, samples=samples, force=force)
         last = al_pb.ScorePoolProgress()
-        bar = tqdm(desc="score", unit="img", disable=not progress)
-        try:
-            for msg in self._stream(self._al.ScorePool, req, timeout):
-                bar.total = msg.total
-                bar.n = msg.done
-                bar.refresh()
-                last = msg
-        finally:
-            bar.close()
+        for msg in self._stream(
+            calls.score_pool(pool=pool, model=model, samples=samples, force=force), timeout, progress
+        ):
+            last = msg
         return last
 
     def query_list(
-        self, *, strategy: str = "ceal", k: int = 10, pool: str = "", model: str = "", annotator: str = "",
-        budget_seconds: float = 0.0, lease_seconds: int = 0, series: bool = False, round: int = 0, seed: int = 0,
+        self,
+        *,
+        strategy: str = "ceal",
+        k: int = 10,
+        pool: str = "",
+        model: str = "",
+        annotator: str = "",
+        budget_seconds: float = 0.0,
+        lease_seconds: int = 0,
+        series: bool = False,
+        round: int = 0,
+        seed: int = 0,
         max_pseudo_labels: int = 0,
     ) -> QueryList:
-        req = requests.query_list_request(
-            pool=pool, strategy=strategy, k=k, model=model, annotator=annotator, budget_seconds=budget_seconds,
-            lease_seconds=lease_seconds, series=series, round_=round, seed=seed, max_pseudo_labels=max_pseudo_labels,
+        """The items to label next (series=True: whole series, most uncertain first), leased to `annotator`."""
+        return self._unary(
+            calls.query_list(
+                strategy=strategy,
+                k=k,
+                pool=pool,
+                model=model,
+                annotator=annotator,
+                budget_seconds=budget_seconds,
+                lease_seconds=lease_seconds,
+                series=series,
+                round=round,
+                seed=seed,
+                max_pseudo_labels=max_pseudo_labels,
+            )
         )
-        return QueryList.from_proto(self._call(self._al.GetQueryList, req))
 
     def submit_label(
-        self, image_id: str, mask: np.ndarray, *, annotator: str, pool: str = "", source: str = "human",
-        seconds_spent: float = 0.0, idempotency_key: str | None = None,
+        self,
+        image_id: str,
+        mask: np.ndarray,
+        *,
+        annotator: str,
+        pool: str = "",
+        source: str = "human",
+        seconds_spent: float = 0.0,
+        idempotency_key: str | None = None,
     ) -> tuple[str, int]:
         """Store a label; returns (label_id, version). Durable once this returns."""
-        req = requests.submit_label_request(
-            image_id, mask, pool=pool, annotator=annotator, source=source, seconds_spent=seconds_spent,
-            idempotency_key=idempotency_key,
+        return self._unary(
+            calls.submit_label(
+                image_id,
+                mask,
+                annotator=annotator,
+                pool=pool,
+                source=source,
+                seconds_spent=seconds_spent,
+                idempotency_key=idempotency_key,
+            )
         )
-        reply = self._call(self._al.SubmitLabel, req)
-        return reply.label_id, reply.version
 
     def export_labels(
-        self, *, pool: str = "", sources: Sequence[str] = ("human",), include_images: bool = True,
+        self,
+        *,
+        pool: str = "",
+        sources: Sequence[str] = ("human",),
+        include_images: bool = True,
         timeout: float | None = None,
-    ) -> Iterator[LabelRecord]:
-        req = al_pb.ExportLabelsRequest(
-            pool=pool, sources=[requests.SOURCES[s] for s in sources], include_images=include_images
-        )
-        for record in self._stream(self._al.ExportLabels, req, timeout):
-            yield LabelRecord.from_proto(record)
+    ) -> Generator[LabelRecord, None, None]:
+        return self._stream(calls.export_labels(pool=pool, sources=sources, include_images=include_images), timeout)
 
     def find_similar(
         self, query: str | ImageLike, *, k: int = 10, pool: str = "", model: str = ""
     ) -> list[tuple[str, float, int]]:
         """(image_id, cosine similarity, Hamming distance) of the k most similar pool images."""
-        req = al_pb.FindSimilarRequest(pool=pool, k=k, model_name=model)
-        if isinstance(query, str):
-            req.image_id = query
-        else:
-            req.image.CopyFrom(requests.to_image(query))
-        reply = self._call(self._al.FindSimilar, req)
-        return [(r.image_id, r.similarity, r.hamming_distance) for r in reply.images]
+        return self._unary(calls.find_similar(query, k=k, pool=pool, model=model))
 
     def pool_stats(self, *, pool: str = "", model: str = "") -> al_pb.PoolStats:
-        return self._call(self._al.GetPoolStats, al_pb.GetPoolStatsRequest(pool=pool, model_name=model))
+        return self._unary(calls.pool_stats(pool=pool, model=model))

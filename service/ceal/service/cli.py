@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ceal.service.server import ServerConfig
+
+OTEL_CHOICES = ("none", "console", "otlp", "prometheus")  # ceal.service.middleware.telemetry.EXPORTERS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,15 +25,61 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-samples", type=int, default=100, help="largest T a request may ask for")
     p.add_argument("--max-batch", type=int, default=8, help="dynamic batcher: images per engine run")
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before RESOURCE_EXHAUSTED")
+    p.add_argument("--max-concurrent-rpcs", type=int, help="calls in progress before RESOURCE_EXHAUSTED (no cap)")
     p.add_argument("--port-file", type=Path, help="write the bound port here once serving")
+    p.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=0.0,
+        help="seconds to report NOT_SERVING before refusing new calls on SIGTERM (default 0)",
+    )
+    sec = p.add_argument_group("security")
+    sec.add_argument("--tls-cert", type=Path, help="PEM server certificate (chain); with --tls-key turns TLS on")
+    sec.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    sec.add_argument("--tls-client-ca", type=Path, help="PEM CA of client certificates: requires mutual TLS")
+    sec.add_argument("--tokens", type=Path, help="JSON/YAML file: name → {token_sha256 or token, role}")
+    sec.add_argument("--audit-log", type=Path, help="append the audit log (JSON lines) here; implies auditing")
+    sec.add_argument("--reflection", action="store_true", help="enable gRPC server reflection (off by default)")
+    obs = p.add_argument_group("telemetry")
+    obs.add_argument("--otel", choices=OTEL_CHOICES, default="none", help="OpenTelemetry exporter (default none)")
+    obs.add_argument(
+        "--otel-endpoint",
+        default="",
+        help="otlp: collector host:port (localhost:4317); prometheus: listen host:port (127.0.0.1:9464)",
+    )
     p.set_defaults(func=_run)
 
 
+def _audit_to(path: Path) -> None:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit = logging.getLogger("ceal.audit")
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
+
+
 def _run(args: argparse.Namespace) -> int:
-    from ceal.service.server import ServerConfig, serve
+    from ceal.service.middleware.auth import AuthError
+    from ceal.service.middleware.tls import TLSError
+    from ceal.service.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ServerConfig(
+    if args.audit_log is not None:
+        _audit_to(args.audit_log)
+    try:
+        return serve(server_config(args), args.port_file)
+    except (AuthError, TLSError) as exc:
+        print(f"ceal serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The parsed flags as a ServerConfig (TLS files checked here)."""
+    from ceal.service.middleware.tls import TLSConfig
+    from ceal.service.server import ServerConfig
+
+    return ServerConfig(
         models=args.models,
         address=f"{args.host}:{args.port}",
         state=args.state,
@@ -35,5 +88,12 @@ def _run(args: argparse.Namespace) -> int:
         max_samples=args.max_samples,
         max_batch_images=args.max_batch,
         max_queue=args.max_queue,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        reflection=args.reflection,
+        tls=TLSConfig.from_paths(args.tls_cert, args.tls_key, args.tls_client_ca),
+        tokens=args.tokens,
+        audit=args.audit_log is not None,
+        otel=args.otel,
+        otel_endpoint=args.otel_endpoint,
+        shutdown_delay=args.shutdown_delay,
     )
-    return serve(config, args.port_file)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image as PILImage
 
 from ceal.service.errors import InvalidInput
 from ceal.v1 import tensor_pb2
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
 
 _DTYPES: dict[int, np.dtype[np.generic]] = {
     tensor_pb2.DTYPE_UINT8: np.dtype("<u1"),
@@ -59,12 +63,21 @@ def numpy_to_tensor(a: np.ndarray) -> tensor_pb2.Tensor:
     return tensor_pb2.Tensor(dtype=_ENUMS[native], shape=list(a.shape), data=data)
 
 
-def _decode_raster(data: bytes, kind: str) -> np.ndarray:
+def _check_size(height: int, width: int, max_pixels: int | None) -> None:
+    """Refuse an oversized image from its header, before its pixels are decoded into memory."""
+    if max_pixels is not None and height * width > max_pixels:
+        raise InvalidInput(f"image of {height}×{width} pixels exceeds the limit of {max_pixels}; downsample it first")
+
+
+def _decode_raster(data: bytes, kind: str, max_pixels: int | None = None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             img = PILImage.open(io.BytesIO(data))
+            _check_size(img.height, img.width, max_pixels)
             img.load()
+    except InvalidInput:
+        raise
     except Exception as exc:
         raise InvalidInput(f"image bytes are not a decodable {kind} file ({type(exc).__name__}); send a valid file") from exc
     if img.mode in ("RGBA", "P", "CMYK", "YCbCr", "LA"):
@@ -74,19 +87,40 @@ def _decode_raster(data: bytes, kind: str) -> np.ndarray:
     return np.asarray(img)
 
 
-def _decode_dicom(data: bytes) -> np.ndarray:
+def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     try:
         import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
+        _check_size(int(ds.Rows), int(ds.Columns), max_pixels)
         pixels = ds.pixel_array
+    except InvalidInput:
+        raise
     except Exception as exc:
         raise InvalidInput(
             f"image bytes are not a decodable DICOM file ({type(exc).__name__}); send a DICOM Part 10 file with pixels"
         ) from exc
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+    try:
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("DICOM Number of Frames is not a number; send a valid DICOM file") from exc
+    if frames > 1:
         raise InvalidInput("DICOM image has several frames; send one frame per image (the PACS bridge splits them)")
+    try:
+        return _dicom_intensities(ds, pixels)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # a damaged attribute makes the LUT code fail in many ways; all mean "bad file"
+        raise InvalidInput(
+            f"DICOM rescale or window attributes are not usable ({type(exc).__name__}); check Rescale Slope/Intercept "
+            "and Window Center/Width"
+        ) from exc
+
+
+def _dicom_intensities(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+    """Modality LUT, VOI LUT when windowed, scaled to [0, 1] (MONOCHROME1 inverted); colour images as they are."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
     if getattr(ds, "PhotometricInterpretation", "") in ("RGB", "YBR_FULL", "YBR_FULL_422"):
         return np.asarray(pixels)
     values = apply_modality_lut(pixels, ds).astype(np.float32)
@@ -99,8 +133,10 @@ def _decode_dicom(data: bytes) -> np.ndarray:
     return scaled.astype(np.float32)
 
 
-def decode_image_bytes(data: bytes, fmt: int) -> np.ndarray:
-    """PNG / JPEG / DICOM bytes → (H, W) or (H, W, C) array. Format 0 sniffs the magic bytes."""
+def decode_image_bytes(data: bytes, fmt: int, max_pixels: int | None = None) -> np.ndarray:
+    """PNG / JPEG / DICOM bytes → (H, W) or (H, W, C) array. Format 0 sniffs the magic bytes.
+
+    With `max_pixels`, an image whose header says it is larger is refused before it is decoded."""
     if not data:
         raise InvalidInput("image.encoded.data is empty; send the file's bytes")
     if fmt == tensor_pb2.IMAGE_FORMAT_UNSPECIFIED:
@@ -113,9 +149,9 @@ def decode_image_bytes(data: bytes, fmt: int) -> np.ndarray:
         else:
             raise InvalidInput("image format not recognised from its bytes; send PNG, JPEG or DICOM, or set format")
     if fmt == tensor_pb2.IMAGE_FORMAT_DICOM:
-        return _decode_dicom(data)
+        return _decode_dicom(data, max_pixels)
     if fmt in (tensor_pb2.IMAGE_FORMAT_PNG, tensor_pb2.IMAGE_FORMAT_JPEG):
-        return _decode_raster(data, tensor_pb2.ImageFormat.Name(fmt).removeprefix("IMAGE_FORMAT_"))
+        return _decode_raster(data, tensor_pb2.ImageFormat.Name(fmt).removeprefix("IMAGE_FORMAT_"), max_pixels)
     raise InvalidInput(f"image format {fmt} is not supported; use PNG, JPEG or DICOM")
 
 
@@ -125,7 +161,7 @@ def decode_image(image: tensor_pb2.Image, *, max_pixels: int) -> np.ndarray:
     if which == "tensor":
         pixels = tensor_to_numpy(image.tensor, what="image.tensor", max_elements=max_pixels * 3)
     elif which == "encoded":
-        pixels = decode_image_bytes(image.encoded.data, image.encoded.format)
+        pixels = decode_image_bytes(image.encoded.data, image.encoded.format, max_pixels)
     else:
         raise InvalidInput("image is empty; set image.tensor or image.encoded")
     return check_image_array(pixels, max_pixels=max_pixels)

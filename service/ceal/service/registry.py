@@ -22,8 +22,17 @@ Loader = Callable[[Path], LoadedModel]
 Listener = Callable[[LoadedModel], None]
 
 
-def _signature(directory: Path) -> tuple[float, ...]:
-    return tuple((directory / f).stat().st_mtime if (directory / f).exists() else 0.0 for f in (MODEL_FILE, METADATA_FILE))
+def _stat(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _signature(directory: Path) -> tuple[tuple[int, int, int], ...]:
+    """What identifies the files' contents: mtime alone misses a rewrite within one timestamp tick."""
+    return tuple(_stat(directory / f) for f in (MODEL_FILE, METADATA_FILE))
 
 
 class ModelRegistry:
@@ -35,7 +44,7 @@ class ModelRegistry:
         self._default = default_model
         self._lock = threading.Lock()
         self._models: dict[str, dict[int, LoadedModel]] = {}
-        self._failed: dict[Path, tuple[float, ...]] = {}
+        self._failed: dict[Path, tuple[tuple[int, int, int], ...]] = {}
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -45,7 +54,7 @@ class ModelRegistry:
         self._listeners.append(listener)
 
     def _candidates(self) -> list[tuple[str, int, Path]]:
-        found = []
+        found: list[tuple[str, int, Path]] = []
         if not self.root.is_dir():
             return found
         for model_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -55,36 +64,43 @@ class ModelRegistry:
         return found
 
     def scan(self) -> list[LoadedModel]:
-        """Load the newest version of each model that is not loaded yet; returns what was loaded."""
-        newest: dict[str, tuple[int, Path]] = {}
+        """Load the newest loadable version of each model newer than the one loaded; returns what was loaded.
+
+        A newest version that fails is skipped for the next newest in the same scan, so a server that
+        starts beside a broken export serves the previous version at once.
+        """
+        candidates: dict[str, list[tuple[int, Path]]] = {}
         for name, version, path in self._candidates():
             if path in self._failed and self._failed[path] == _signature(path):
                 continue
-            if version > newest.get(name, (0, path))[0]:
-                newest[name] = (version, path)
+            candidates.setdefault(name, []).append((version, path))
         loaded = []
-        for name, (version, path) in sorted(newest.items()):
+        for name, versions in sorted(candidates.items()):
             with self._lock:
                 current = max(self._models.get(name, {0: None}))  # type: ignore[dict-item]
-            if version <= current:
-                continue
-            model = self._load(path)
-            if model is None:
-                continue
-            with self._lock:
-                self._models.setdefault(name, {})[version] = model
-            log.info("model %s version %d loaded (%s)", name, version, model.provider)
-            loaded.append(model)
-            for listener in self._listeners:
-                listener(model)
+            for version, path in sorted(versions, reverse=True):
+                if version <= current:
+                    break
+                model = self._load(path)
+                if model is None:
+                    continue
+                with self._lock:
+                    self._models.setdefault(name, {})[version] = model
+                log.info("model %s version %d loaded (%s)", name, version, model.provider)
+                loaded.append(model)
+                for listener in self._listeners:
+                    listener(model)
+                break
         return loaded
 
     def _load(self, path: Path) -> LoadedModel | None:
+        # Taken before loading: files that change while the load fails (a copy finishing) get retried.
+        signature = _signature(path)
         try:
             model = self._loader(path)
-        except Exception as exc:  # noqa: BLE001 - a broken version must never take the server down
+        except Exception as exc:  # any failure: a broken version must never take the server down
             log.error("model version at %s refused, previous version keeps serving: %s", path, exc)
-            self._failed[path] = _signature(path)
+            self._failed[path] = signature
             return None
         self._failed.pop(path, None)
         return model
@@ -131,7 +147,7 @@ class ModelRegistry:
             while not self._stop.wait(interval):
                 try:
                     self.scan()
-                except Exception:  # noqa: BLE001
+                except Exception:  # the watcher must outlive any one bad scan
                     log.exception("model folder scan failed")
 
         self._watcher = threading.Thread(target=loop, name="ceal-model-watch", daemon=True)

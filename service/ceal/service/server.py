@@ -1,4 +1,10 @@
-"""Server assembly: `create_server(config) -> (server, port)`, testable in-process on port 0; `serve()`."""
+"""Server assembly: `create_server(config) -> Running`, testable in-process on port 0; `serve()`.
+
+Lifecycle: health says NOT_SERVING from the moment the port listens until the models are loaded, and again
+as soon as shutdown starts; SIGTERM (or SIGINT) drains the calls in flight and exits 0. Interceptors, outermost
+first: telemetry (when configured), access (tokens, roles, audit log; when configured), decoding (always: bytes
+that are not a request message get INVALID_ARGUMENT).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,11 @@ from grpc_reflection.v1alpha import reflection
 
 from ceal.service.engine.batcher import DynamicBatcher
 from ceal.service.engine.core import Engine, EngineLimits
+from ceal.service.middleware.access import AccessInterceptor
+from ceal.service.middleware.auth import TokenTable
+from ceal.service.middleware.decoding import DecodeInterceptor
+from ceal.service.middleware.telemetry import Telemetry, TelemetryConfig
+from ceal.service.middleware.tls import TLSConfig
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers.active_learning import ActiveLearningServicer
 from ceal.service.servicers.segmentation import SegmentationServicer
@@ -44,7 +55,15 @@ class ServerConfig:
     max_queue_delay: float = 0.005
     max_queue: int = 64
     watch_interval: float = 2.0
-    reflection: bool = True
+    reflection: bool = False  # server reflection lists the API to anyone; on only when asked for
+    max_concurrent_rpcs: int | None = None  # calls beyond this get RESOURCE_EXHAUSTED at once; None = no cap
+    tls: TLSConfig | None = None  # None = plaintext (behind a mesh or on loopback only)
+    tokens: Path | None = None  # tokens file (JSON/YAML): bearer tokens with roles; None = no authentication
+    audit: bool = False  # write the `ceal.audit` log (always on when tokens are set)
+    otel: str = "none"  # telemetry exporter: none | console | otlp | prometheus
+    otel_endpoint: str = ""  # otlp: collector host:port; prometheus: listen host:port
+    telemetry: Telemetry | None = None  # a prebuilt Telemetry (tests: in-memory exporters); overrides otel
+    shutdown_delay: float = 0.0  # seconds NOT_SERVING is announced before new calls are refused
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -58,19 +77,52 @@ class Running:
     engine: Engine
     health: health.HealthServicer
     active_learning: ActiveLearningServicer
+    telemetry: Telemetry | None = None
+    shutdown_delay: float = 0.0
+    _stopping: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stopped: bool = field(default=False, repr=False)
 
     def stop(self, grace: float | None = 10.0) -> None:
-        """Health NOT_SERVING, drain calls in flight for up to `grace` seconds, then release everything."""
-        for name in ("", *SERVICES):
-            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.server.stop(grace).wait()
+        """Health NOT_SERVING, drain calls in flight for up to `grace` seconds, then release everything.
+
+        Only the first call stops; later ones (a second SIGTERM, a test's cleanup) return at once."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+        _set_health(self.health, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.shutdown_delay > 0:  # let load balancers see NOT_SERVING before new calls are refused
+            threading.Event().wait(self.shutdown_delay)
+        if not self.server.stop(grace).wait(timeout=None if grace is None else grace + 10.0):
+            log.warning("gRPC did not finish stopping %.0f s after the grace period; exiting anyway", 10.0)
         self.registry.stop()
         self.engine.batcher.close()
         self.active_learning.close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+
+
+def _set_health(servicer: health.HealthServicer, status: int) -> None:
+    for name in ("", *SERVICES):
+        servicer.set(name, status)
+
+
+def _interceptors(config: ServerConfig, telemetry: Telemetry | None) -> list[grpc.ServerInterceptor]:
+    out: list[grpc.ServerInterceptor] = []
+    if telemetry is not None:
+        out.append(telemetry.interceptor())
+    tokens = TokenTable.load(config.tokens) if config.tokens is not None else None
+    if tokens is not None or config.audit:
+        out.append(AccessInterceptor(tokens, audit=True))
+        log.info("access: %s, audit log on", f"{len(tokens)} bearer token(s)" if tokens else "no authentication")
+    out.append(DecodeInterceptor())  # innermost: a rejected call's bytes are never parsed
+    return out
 
 
 def create_server(config: ServerConfig) -> Running:
-    """Build and start the server; models load before health turns SERVING."""
+    """Build and start the server; health turns SERVING only once the models are loaded."""
+    telemetry = config.telemetry or Telemetry.from_config(TelemetryConfig(config.otel, config.otel_endpoint))
+    interceptors = _interceptors(config, telemetry)  # a bad tokens file fails here, before anything starts
     registry = ModelRegistry(config.models, default_model=config.default_model)
     batcher = DynamicBatcher(
         max_images=config.max_batch_images, max_delay=config.max_queue_delay, max_queue=config.max_queue
@@ -80,50 +132,69 @@ def create_server(config: ServerConfig) -> Running:
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="ceal-rpc"),
-                         options=options)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="ceal-rpc"),
+        options=options,
+        interceptors=interceptors,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+    )
     segmentation = SegmentationServicer(
         registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
     )
-    active = ActiveLearningServicer.create(config.state, registry, engine, default_samples=config.default_samples,
-                                           max_pixels=config.max_pixels)
+    active = ActiveLearningServicer.create(
+        config.state, registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+    )
     segmentation_pb2_grpc.add_SegmentationServicer_to_server(segmentation, server)
     active_learning_pb2_grpc.add_ActiveLearningServicer_to_server(active, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVICES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
     if config.reflection:
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(config.address)
+    if config.tls is not None:
+        port = server.add_secure_port(config.address, config.tls.credentials())
+    else:
+        port = server.add_insecure_port(config.address)
     if port == 0:
         raise OSError(f"cannot listen on {config.address}")
+    if telemetry is not None:
+        store = active.store
+        telemetry.observe(
+            lambda: batcher.depth, lambda: {p: store.counts(p, "", 0).images for p in store.pools()} if store else {}
+        )
+    # Listening before loading, on purpose: probes get NOT_SERVING (not "connection refused") while models load.
     server.start()
     registry.scan()
     registry.start_watching(config.watch_interval)
-    for name in ("", *SERVICES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
     host = config.address.rsplit(":", 1)[0]
-    log.info("ceal serving on %s:%d with %d model(s)", host, port, len(registry.models()))
-    return Running(server, port, registry, engine, health_servicer, active)
+    log.info(
+        "ceal serving on %s:%d (%s) with %d model(s)",
+        host,
+        port,
+        "TLS" if config.tls else "plaintext",
+        len(registry.models()),
+    )
+    return Running(server, port, registry, engine, health_servicer, active, telemetry, config.shutdown_delay)
 
 
 def serve(config: ServerConfig, port_file: Path | None = None) -> int:
     """Run until SIGTERM or SIGINT, then drain and exit 0. The bound port goes to `port_file` if given."""
-    running = create_server(config)
-    if port_file is not None:
-        tmp = port_file.with_suffix(".tmp")
-        tmp.write_text(str(running.port))
-        tmp.rename(port_file)
-    print(f"ceal listening on port {running.port}", flush=True)
     done = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: draining calls in flight", signum)
         done.set()
 
+    # Installed before the models load, so a SIGTERM during loading also ends in an orderly stop.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    running = create_server(config)
+    if port_file is not None:
+        tmp = port_file.with_suffix(".tmp")
+        tmp.write_text(str(running.port))
+        tmp.rename(port_file)
+    print(f"ceal listening on port {running.port}", flush=True)
     done.wait()
     running.stop(grace=30.0)
     log.info("stopped")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ceal.trainer.quantize import Int8Converter
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -85,7 +89,30 @@ def register_export(sub: Sub) -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--models", type=Path, required=True, help="models folder the server watches")
     p.add_argument("--name", default="lesion", help="model name")
+    q = p.add_argument_group("int8", "static int8 quantisation, refused unless it ranks and segments like fp32")
+    q.add_argument("--int8", action="store_true", help="export an int8 (QDQ) model; needs --images and --masks")
+    q.add_argument("--images", type=Path, help="the training image folder (calibration and validation)")
+    q.add_argument("--masks", type=Path, help="the training mask folder")
+    q.add_argument("--val-fraction", type=float, default=0.2, help="as given to `ceal train` (same split)")
+    q.add_argument("--seed", type=int, default=0, help="as given to `ceal train` (same split); also the gate's")
+    q.add_argument("--calibration", type=int, default=32, help="training images to calibrate on")
+    q.add_argument("--gate-samples", type=int, default=20, help="Monte-Carlo samples T of the fidelity gate")
     p.set_defaults(func=_export)
+
+
+def _int8_converter(args: argparse.Namespace, training: dict[str, object]) -> Int8Converter:
+    from ceal.trainer.data.folders import split_ids
+    from ceal.trainer.dataset import load_folder
+    from ceal.trainer.quantize import Int8Converter, Int8Settings
+
+    cfg = training.get("train_config", {})
+    assert isinstance(cfg, dict)
+    data = load_folder(args.images, args.masks, int(cfg.get("height", 96)), int(cfg.get("width", 128)))
+    train_ids, val_ids = split_ids(data.ids, args.val_fraction, args.seed)
+    index = {image_id: i for i, image_id in enumerate(data.ids)}
+    settings = Int8Settings(calibration_images=args.calibration, samples=args.gate_samples, seed=args.seed)
+    return Int8Converter(data.subset([index[i] for i in train_ids]), data.subset([index[i] for i in val_ids]),
+                         settings)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -93,12 +120,20 @@ def _export(args: argparse.Namespace) -> int:
     from ceal.trainer.unet import load_checkpoint
 
     _logging()
+    if args.int8 and (args.images is None or args.masks is None):
+        print("export refused: --int8 calibrates on training images; give --images and --masks")
+        return 2
     model, training = load_checkpoint(args.checkpoint)
     try:
-        target = export_model(model, training, args.models, args.name)
+        convert = _int8_converter(args, training) if args.int8 else None
+        target = export_model(model, training, args.models, args.name, convert=convert)
     except ExportError as exc:
         print(f"export refused: {exc}")
         return 1
+    if convert is not None and convert.fidelity is not None:
+        f = convert.fidelity
+        print(f"int8 fidelity on {f.images} validation images: Spearman ρ MI {f.spearman_mutual_information:.3f}, "
+              f"entropy {f.spearman_entropy:.3f}; Dice {f.dice_fp32:.4f} → {f.dice_int8:.4f}")
     print(f"exported {target}")
     return 0
 

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
+
+# Turns the checked fp32 ONNX model and its metadata into what is written (e.g. `quantize.Int8Converter`);
+# raises ExportError to refuse, and then nothing is written.
+Converter = Callable[[bytes, ModelMetadata], tuple[bytes, ModelMetadata]]
 
 
 class ExportError(RuntimeError):
@@ -87,10 +92,12 @@ def export_model(
     name: str,
     *,
     class_names: tuple[str, ...] | None = None,
+    convert: Converter | None = None,
 ) -> Path:
     """Export `model` as `models_dir/name/<next version>/` (model.onnx + metadata.json), atomically.
 
-    The version folder appears by one rename, so a watching server never sees half a model.
+    The version folder appears by one rename, so a watching server never sees half a model. `convert`
+    (e.g. int8 quantisation) rewrites the checked model and its metadata before anything is written.
     """
     cfg = training.get("train_config", {})
     assert isinstance(cfg, dict)
@@ -118,6 +125,8 @@ def export_model(
         class_names=classes,
         extra={"unet": model.config.to_json(), "checks": checks, "opset": OPSET},
     )
+    if convert is not None:
+        mc_bytes, meta = convert(mc_bytes, meta)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
     try:
         (staging / MODEL_FILE).write_bytes(mc_bytes)

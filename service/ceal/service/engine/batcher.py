@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ceal.service.engine.loaded import LoadedModel, Samples
+from ceal.service.engine.adaptive import AdaptiveRule, run_samples
+from ceal.service.engine.loaded import LoadedModel, RunTiming, Samples
 from ceal.service.errors import DeadlineExceeded, Overloaded, ServiceError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ class _Job:
     rng: np.random.Generator
     deadline: float | None
     future: Future[Samples] = field(default_factory=Future)
+    queued_ns: int = field(default_factory=time.time_ns)
+    adaptive: AdaptiveRule | None = None  # None: exactly `samples`; else stop early once the score is precise
 
 
 @dataclass
@@ -50,6 +53,9 @@ class DynamicBatcher:
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queue)
         self.stats = BatcherStats()
         self._closed = False
+        # Held while checking `_closed` and queueing, so no job can land behind close()'s stop marker,
+        # where no worker would ever take it and its caller would wait forever.
+        self._closing = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="ceal-batcher", daemon=True)
         self._thread.start()
 
@@ -58,22 +64,33 @@ class DynamicBatcher:
         return self._queue.qsize()
 
     def submit(
-        self, model: LoadedModel, x: np.ndarray, samples: int, rng: np.random.Generator, deadline: float | None
+        self,
+        model: LoadedModel,
+        x: np.ndarray,
+        samples: int,
+        rng: np.random.Generator,
+        deadline: float | None,
+        *,
+        adaptive: AdaptiveRule | None = None,
     ) -> Future[Samples]:
-        if self._closed:
-            raise Unavailable("the server is shutting down; retry on another replica")
-        job = _Job(model, x, samples, rng, deadline)
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise Overloaded(
-                f"inference queue is full ({self._queue.maxsize} requests waiting); retry with backoff"
-            ) from None
+        job = _Job(model, x, samples, rng, deadline, adaptive=adaptive)
+        with self._closing:
+            if self._closed:
+                raise Unavailable("the server is shutting down; retry on another replica")
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                raise Overloaded(
+                    f"inference queue is full ({self._queue.maxsize} requests waiting); retry with backoff"
+                ) from None
         return job.future
 
     def close(self) -> None:
-        self._closed = True
-        self._queue.put(None)
+        """Serve what is queued, then stop the worker; later submits raise Unavailable. Idempotent."""
+        with self._closing:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(None)  # may wait for room: the worker drains the queue without the lock
         self._thread.join(timeout=30)
 
     def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
@@ -106,10 +123,10 @@ class DynamicBatcher:
                 return
 
     def _run(self, jobs: list[_Job]) -> None:
-        now = time.monotonic()
+        now, started_ns = time.monotonic(), time.time_ns()
         live = []
         for job in jobs:
-            if not job.future.set_running_or_notify_cancel():
+            if not job.future.set_running_or_notify_cancel():  # cancelled while queued: its slot is free
                 continue
             if job.deadline is not None and now > job.deadline:
                 job.future.set_exception(DeadlineExceeded("deadline passed while the request was queued"))
@@ -131,8 +148,9 @@ class DynamicBatcher:
         for i, job in enumerate(live):
             try:
                 one = {k: v[i : i + 1] for k, v in features.items()}
-                probs = model.run_suffix(one, job.samples, job.rng, deadline=job.deadline)
-                job.future.set_result(Samples(probs, descriptors[i : i + 1]))
+                probs = run_samples(model, one, job.samples, job.rng, job.adaptive, deadline=job.deadline)
+                timing = RunTiming(job.queued_ns, started_ns, time.time_ns(), len(live), probs.shape[1])
+                job.future.set_result(Samples(probs, descriptors[i : i + 1], timing))
             except ServiceError as exc:
                 job.future.set_exception(exc)
             except Exception as exc:  # noqa: BLE001

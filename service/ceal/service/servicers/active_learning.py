@@ -15,6 +15,7 @@ from ceal.service.engine.core import Engine, PredictOptions
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
 from ceal.service.errors import InvalidInput, NotFound, Unavailable
+from ceal.service.middleware.spans import child_span
 from ceal.service.pool.queries import query_list
 from ceal.service.pool.retrieval import find_similar
 from ceal.service.pool.scoring import PoolScorer
@@ -68,8 +69,10 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
     @unary
     def RegisterImages(self, request: pb.RegisterImagesRequest, context: grpc.ServicerContext) -> Any:
         store, _ = self._store()
-        images = msg.new_images(request, max_pixels=self.max_pixels, max_images=MAX_IMAGES_PER_CALL)
-        results = store.register_images(msg.pool_name(request.pool), images)
+        with child_span("decode"):
+            images = msg.new_images(request, max_pixels=self.max_pixels, max_images=MAX_IMAGES_PER_CALL)
+        with child_span("store"):
+            results = store.register_images(msg.pool_name(request.pool), images)
         return pb.RegisterImagesResponse(images=[pb.RegisteredImage(image_id=i, created=c) for i, c in results])
 
     @streaming
@@ -90,7 +93,8 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
     def GetQueryList(self, request: pb.GetQueryListRequest, context: grpc.ServicerContext) -> Any:
         store, _ = self._store()
         model = self.registry.get(request.model_name)
-        result = query_list(store, model.meta.name, model.meta.version, msg.query_request(request))
+        with child_span("store"):  # scores read, strategy run, leases written
+            result = query_list(store, model.meta.name, model.meta.version, msg.query_request(request))
         return pb.GetQueryListResponse(
             model_name=model.meta.name, model_version=model.meta.version,
             items=[msg.query_item(i) for i in result.items],
@@ -106,11 +110,12 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         model_version = None
         if source == "pseudo":
             model_version = self.registry.get("").meta.version
-        label = store.submit_label(
-            msg.pool_name(request.pool), request.image_id, mask, annotator=request.annotator, source=source,  # type: ignore[arg-type]
-            seconds_spent=max(0.0, request.seconds_spent), idempotency_key=request.idempotency_key or None,
-            model_version=model_version,
-        )
+        with child_span("store"):
+            label = store.submit_label(
+                msg.pool_name(request.pool), request.image_id, mask, annotator=request.annotator, source=source,  # type: ignore[arg-type]
+                seconds_spent=max(0.0, request.seconds_spent), idempotency_key=request.idempotency_key or None,
+                model_version=model_version,
+            )
         log.info("label stored: image %s version %d source %s", label.image_id, label.version, label.source)
         return pb.SubmitLabelResponse(label_id=label.label_id, version=label.version)
 

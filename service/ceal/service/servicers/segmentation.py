@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
+import weakref
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -13,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ceal.service.codec import decode_image, numpy_to_tensor
 from ceal.service.engine.core import Engine, Prediction, PredictOptions
 from ceal.service.errors import InvalidInput, NotFound
+from ceal.service.middleware.spans import child_span
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers.status import code_for, unary
 from ceal.v1 import segmentation_pb2 as pb
@@ -63,6 +67,7 @@ def decode_options(o: pb.PredictOptions, default_samples: int) -> PredictOptions
         score_measure=_enum(MEASURE_NAMES, o.score_measure, "mutual_information", "score_measure"),
         score_reduction=_enum(REDUCTION_NAMES, o.score_reduction, "mean", "score_reduction"),
         top_k_percent=o.top_k_percent or 5.0,
+        adaptive_tolerance=o.adaptive_tolerance,
     )
 
 
@@ -89,6 +94,23 @@ def encode_prediction(p: Prediction, opts: PredictOptions, request_id: str) -> p
     return out
 
 
+def cancel_with(context: grpc.ServicerContext, future: Future[Any]) -> None:
+    """Cancel `future` (queued engine work) when the call ends early: its queue slot is freed, not run.
+
+    The callback holds the future weakly: a long PredictStream registers one per image and must not keep
+    every finished result alive until the stream ends.
+    """
+    ref = weakref.ref(future)
+
+    def cancel() -> None:
+        queued = ref()
+        if queued is not None:
+            queued.cancel()
+
+    if not context.add_callback(cancel):  # the call already ended
+        future.cancel()
+
+
 def deadline_of(context: grpc.ServicerContext) -> float | None:
     remaining = context.time_remaining()
     # Without a client deadline gRPC reports an effectively infinite time remaining.
@@ -104,17 +126,21 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         self.default_samples = default_samples
         self.max_pixels = max_pixels
 
-    def _predict(self, request: pb.PredictRequest, deadline: float | None) -> pb.PredictResponse:
+    def _predict(
+        self, request: pb.PredictRequest, deadline: float | None, context: grpc.ServicerContext
+    ) -> pb.PredictResponse:
         opts = decode_options(request.options, self.default_samples)
         self.engine.check_options(opts)
         model = self.registry.get(request.model_name, request.model_version)
-        pixels = decode_image(request.image, max_pixels=self.max_pixels)
-        prediction = self.engine.predict(model, pixels, opts, deadline=deadline)
+        with child_span("decode"):
+            pixels = decode_image(request.image, max_pixels=self.max_pixels)
+        prediction = self.engine.predict(model, pixels, opts, deadline=deadline,
+                                         on_queued=lambda future: cancel_with(context, future))
         return encode_prediction(prediction, opts, request.request_id)
 
     @unary
     def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
-        return self._predict(request, deadline_of(context))
+        return self._predict(request, deadline_of(context), context)
 
     def PredictStream(
         self, request_iterator: Iterator[pb.PredictRequest], context: grpc.ServicerContext
@@ -129,7 +155,9 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         with ThreadPoolExecutor(max_workers=window, thread_name_prefix="ceal-stream") as pool:
             pending = []
             for request in request_iterator:
-                pending.append((request.request_id, pool.submit(self._predict, request, deadline)))
+                # copy_context: the worker runs under this call's telemetry (child spans), if any
+                run = contextvars.copy_context().run
+                pending.append((request.request_id, pool.submit(run, self._predict, request, deadline, context)))
                 if len(pending) >= window:
                     yield self._resolve(*pending.pop(0), context)
             for request_id, future in pending:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from typing import Any, TypeVar
 
 import grpc
@@ -19,6 +20,7 @@ CODES: dict[type[Exception], grpc.StatusCode] = {
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    CancelledError: grpc.StatusCode.CANCELLED,  # the caller cancelled; its queued work was skipped
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

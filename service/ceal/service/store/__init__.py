@@ -1,7 +1,8 @@
 """The pool store: images, uncertainty scores, labels and query leases of named pools.
 
-`PoolStore` is the interface; `SQLitePoolStore` the embedded backend; `open_store(state)` picks one from a
-directory or URL. Standard library sqlite3 and numpy only: the store knows nothing of gRPC or models.
+`PoolStore` is the interface; `SQLitePoolStore` the embedded backend; `PostgresPoolStore` (in
+`ceal.service.store.postgres`, not re-exported here: it needs the optional psycopg) the one several replicas
+share; `open_store(state)` picks one from a directory or URL. The store knows nothing of gRPC or models.
 """
 
 from ceal.service.store.base import (

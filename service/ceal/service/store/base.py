@@ -1,7 +1,7 @@
 """The pool store's records and its abstract interface, `PoolStore`.
 
 A pool is a named set of images with their uncertainty scores, labels and query leases. Backends
-(`SQLitePoolStore` now, a Postgres one later) implement `PoolStore`; the rest of the service sees only this
+(`SQLitePoolStore`, `PostgresPoolStore`) implement `PoolStore`; the rest of the service sees only this
 module. Times are seconds since the epoch from the store's injected clock.
 """
 
@@ -170,6 +170,19 @@ class PoolStore(abc.ABC):
     def put_scores(self, pool: str, rows: Sequence[ScoreRow]) -> None:
         """Upsert: each row replaces the image's current score for its model name. Raises NotFound for an
         unregistered image and InvalidInput for a non-finite number; nothing is written then."""
+
+    @abc.abstractmethod
+    def claim_scoring(
+        self, pool: str, model_name: str, model_version: int, limit: int, lease_seconds: float, worker: str
+    ) -> list[str]:
+        """Claim for `worker`, for `lease_seconds`, up to `limit` ids that need scoring for `model_name` at
+        exactly `model_version` (as `needs_scoring` without force) and hold no live claim of another worker
+        for that model version; oldest images first. Claims `worker` already holds on such ids are extended
+        and returned again. Concurrent callers, in threads, processes or replicas sharing the database,
+        never receive the same id while its claim lives; a claim that expires (its worker died, or took
+        longer than the lease) can be taken by anyone. Claims do not stop `put_scores`: a scored image simply
+        stops being claimable. Raises InvalidInput for a negative limit, a non-positive lease or an empty
+        worker name."""
 
     @abc.abstractmethod
     def score_rows(self, pool: str, model_name: str, model_version: int) -> list[ScoreRow]:

@@ -7,8 +7,9 @@
     └── UnsupportedBackend  the state names a backend this install cannot open (also a NotImplementedError)
 
 Messages say what to change. They name pools, image ids (content hashes) and shapes, never pixel data, DICOM
-UIDs or anything else that could identify a patient. Lower-level errors (sqlite3, zlib) are translated in one
-place, `SQLitePoolStore._transaction`, and raised `from` their cause.
+UIDs or anything else that could identify a patient. Lower-level errors are translated in one place per
+backend (sqlite3: `connections.ThreadConnections.translate`; psycopg: `postgres_connections.PostgresConnections
+.translate`; zlib: `codec.decode_array`) and raised `from` their cause.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 `schema_version` holds one row per applied step; the database's version is the highest. `migrate` runs
 every missing step, and records it, inside one BEGIN IMMEDIATE transaction, so two processes opening an old
 file at once migrate it once and a failed step leaves the file as it was. Steps are append-only: never edit a
-released one, add the next. (Postgres will keep its own list with its own types; the DML in `queries.py`
-is shared.)
+released one, add the next. (Postgres keeps its own list with its own types in `postgres_migrations.py`;
+the DML in `queries.py` is shared.)
 """
 
 from __future__ import annotations
@@ -118,6 +118,23 @@ MIGRATIONS: tuple[Migration, ...] = (
                 FROM scores""",
         ),
     ),
+    Migration(
+        3,
+        "scoring claims, so several processes scoring one pool score each image once",
+        (
+            f"""CREATE TABLE scoring_claims (
+                pool TEXT NOT NULL,
+                image_id TEXT NOT NULL,
+                model_name TEXT NOT NULL,
+                model_version INTEGER NOT NULL,
+                worker TEXT NOT NULL,
+                expires_at REAL NOT NULL,
+                PRIMARY KEY (pool, image_id, model_name, model_version),
+                {_IMAGE_FK}
+            )""",
+            "CREATE INDEX scoring_claims_by_expiry ON scoring_claims (pool, expires_at)",
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -130,9 +147,7 @@ _CREATE_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
 
 def current_version(conn: sqlite3.Connection) -> int:
     """The highest applied step; 0 for a new file."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-    ).fetchone()
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
     if exists is None:
         return 0
     (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()

@@ -1,8 +1,9 @@
 """Every DML statement the store runs, in one place.
 
 Written in the SQL that SQLite and Postgres share (ON CONFLICT upserts, COALESCE, NOT EXISTS, scalar
-subqueries), with `?` placeholders (`:name` in COUNTS); a Postgres backend swaps the placeholder style and
-replaces the lease pick with `SELECT ... FOR UPDATE SKIP LOCKED`. `{marks}` is filled by `marks(n)`.
+subqueries), with `?` placeholders (`:name` in COUNTS and CLAIMABLE); `postgres_queries.py` translates them to
+psycopg's style and adds the row picks that lock with `FOR NO KEY UPDATE ... SKIP LOCKED`. `{marks}` is filled
+by `marks(n)` (Postgres binds one array instead).
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ SCORE_COLUMNS = (
     "image_id, model_name, model_version, entropy, mutual_information, variance, confidence, "
     "boundary_length, components, foreground_fraction, descriptor, scored_at"
 )
-LABEL_COLUMNS = (
-    "label_id, image_id, version, source, annotator, mask, seconds_spent, created_at, model_version"
-)
+LABEL_COLUMNS = "label_id, image_id, version, source, annotator, mask, seconds_spent, created_at, model_version"
 
 # --- images -------------------------------------------------------------------------------------------
 INSERT_IMAGE = """
@@ -69,6 +68,25 @@ FRESH_SCORES = f"""
 SELECT {SCORE_COLUMNS} FROM scores
 WHERE pool = ? AND model_name = ? AND model_version = ?
 ORDER BY image_id"""
+
+# --- scoring claims (one worker per image and model version at a time) ----------------------------------
+DELETE_EXPIRED_CLAIMS = "DELETE FROM scoring_claims WHERE pool = ? AND expires_at <= ?"
+# Images that need scoring for the model version, without a live claim of another worker, oldest first.
+# Parameters by name: pool, model, version, now, worker, limit.
+CLAIMABLE = """
+SELECT i.image_id FROM images i
+LEFT JOIN scores s ON s.pool = i.pool AND s.image_id = i.image_id AND s.model_name = :model
+WHERE i.pool = :pool AND (s.image_id IS NULL OR s.model_version <> :version)
+  AND NOT EXISTS (SELECT 1 FROM scoring_claims c
+                  WHERE c.pool = i.pool AND c.image_id = i.image_id AND c.model_name = :model
+                    AND c.model_version = :version AND c.expires_at > :now AND c.worker <> :worker)
+ORDER BY i.created_at, i.image_id
+LIMIT :limit"""
+UPSERT_CLAIM = """
+INSERT INTO scoring_claims (pool, image_id, model_name, model_version, worker, expires_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (pool, image_id, model_name, model_version) DO UPDATE SET
+    worker = excluded.worker, expires_at = excluded.expires_at"""
 
 # --- labels -------------------------------------------------------------------------------------------
 LABEL_BY_IDEMPOTENCY_KEY = f"""

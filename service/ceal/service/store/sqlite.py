@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +33,14 @@ from ceal.service.store.connections import ThreadConnections
 from ceal.service.store.errors import Conflict, InvalidInput, NotFound, StoreError
 from ceal.service.store.migrations import migrate
 from ceal.service.store.validation import (
+    check_claim_request,
     check_label_request,
     check_lease_request,
     check_mask,
     check_pool,
     check_score_row,
     check_sources,
+    require_registered,
 )
 
 __all__ = ["SQLitePoolStore"]
@@ -63,14 +65,10 @@ class SQLitePoolStore(PoolStore):
         self, path: Path | str, clock: Callable[[], float] = time.time, *, busy_timeout_s: float = 30.0
     ) -> None:
         if str(path) == ":memory:" or str(path).startswith("file:"):
-            raise InvalidInput(
-                "SQLitePoolStore needs a file path: every thread opens its own connection to it"
-            )
+            raise InvalidInput("SQLitePoolStore needs a file path: every thread opens its own connection to it")
         self._path = Path(path)
         if not self._path.parent.is_dir():
-            raise InvalidInput(
-                f"folder {self._path.parent} does not exist: create it, or use open_store(dir)"
-            )
+            raise InvalidInput(f"folder {self._path.parent} does not exist: create it, or use open_store(dir)")
         self._clock = clock
         self._db = ThreadConnections(self._path, busy_timeout_s)
         try:
@@ -96,14 +94,6 @@ class SQLitePoolStore(PoolStore):
             sql = q.EXISTING_IMAGE_IDS.format(marks=q.marks(len(chunk)))
             found.update(row[0] for row in conn.execute(sql, (pool, *chunk)))
         return found
-
-    @staticmethod
-    def _require(pool: str, wanted: Iterable[str], found: set[str], why: str) -> None:
-        missing = [image_id for image_id in wanted if image_id not in found]
-        if missing:
-            raise NotFound(
-                f"{len(missing)} image id(s) are not in pool {pool!r} (first: {missing[0]}): {why}"
-            )
 
     # --- images ----------------------------------------------------------------------------------------
     def register_images(self, pool: str, images: Sequence[NewImage]) -> list[tuple[str, bool]]:
@@ -155,15 +145,30 @@ class SQLitePoolStore(PoolStore):
         ids = list(dict.fromkeys(row.image_id for row in rows))
         with self._db.transaction(write=True) as conn:
             now = self._clock()
-            self._require(
-                pool, ids, self._existing_ids(conn, pool, ids), "register images before scoring them"
-            )
+            require_registered(pool, ids, self._existing_ids(conn, pool, ids), "register images before scoring them")
             for row in rows:
                 numbers = records.score_numbers(row)
                 scored_at = now if row.scored_at is None else float(row.scored_at)
                 descriptor = None if row.descriptor is None else encode_array(row.descriptor)
                 conn.execute(q.UPSERT_SCORE, (pool, *numbers, descriptor, scored_at))
                 conn.execute(q.INSERT_SCORE_HISTORY, (pool, *numbers, scored_at))
+
+    def claim_scoring(
+        self, pool: str, model_name: str, model_version: int, limit: int, lease_seconds: float, worker: str
+    ) -> list[str]:
+        check_pool(pool)
+        check_claim_request(limit, lease_seconds, worker)
+        # BEGIN IMMEDIATE: the pick and the claim are one step for every thread and process on the file.
+        with self._db.transaction(write=True) as conn:
+            now = self._clock()
+            conn.execute(q.DELETE_EXPIRED_CLAIMS, (pool, now))
+            params = {"pool": pool, "model": model_name, "version": int(model_version), "now": now}
+            found = conn.execute(q.CLAIMABLE, {**params, "worker": worker, "limit": int(limit)})
+            ids = [str(row[0]) for row in found]
+            expires_at = now + float(lease_seconds)
+            claims = [(pool, i, model_name, int(model_version), worker, expires_at) for i in ids]
+            conn.executemany(q.UPSERT_CLAIM, claims)
+        return ids
 
     def score_rows(self, pool: str, model_name: str, model_version: int) -> list[ScoreRow]:
         check_pool(pool)
@@ -265,7 +270,7 @@ class SQLitePoolStore(PoolStore):
         ranked = list(dict.fromkeys(ranked_image_ids))
         with self._db.transaction(write=True) as conn:
             now = self._clock()
-            self._require(pool, ranked, self._existing_ids(conn, pool, ranked), "rank only registered images")
+            require_registered(pool, ranked, self._existing_ids(conn, pool, ranked), "rank only registered images")
             blocked = {str(row[0]) for row in conn.execute(q.HUMAN_LABELLED_IDS, (pool,))}
             blocked.update(str(row[0]) for row in conn.execute(q.LEASED_TO_OTHERS, (pool, now, annotator)))
             chosen = [image_id for image_id in ranked if image_id not in blocked][:k]

@@ -1,17 +1,19 @@
-"""Input checks shared by every backend. Each raises InvalidInput with a message that says what to send."""
+"""Input checks shared by every backend. Each raises InvalidInput with a message that says what to send
+(`require_registered`, NotFound)."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import numpy as np
 
 from ceal.service.store.base import LABEL_SOURCES, LabelSource, ScoreRow
-from ceal.service.store.errors import InvalidInput
+from ceal.service.store.errors import InvalidInput, NotFound
 
 __all__ = [
+    "check_claim_request",
     "check_image_pixels",
     "check_label_request",
     "check_lease_request",
@@ -21,6 +23,7 @@ __all__ = [
     "check_score_row",
     "check_source",
     "check_sources",
+    "require_registered",
 ]
 
 _POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -87,9 +90,7 @@ def check_source(source: str) -> LabelSource:
 def check_sources(sources: Collection[str]) -> frozenset[str]:
     chosen = frozenset(sources)
     if not chosen or not chosen <= LABEL_SOURCES:
-        raise InvalidInput(
-            f"label sources {sorted(chosen)} are not valid: use a non-empty subset of human, pseudo"
-        )
+        raise InvalidInput(f"label sources {sorted(chosen)} are not valid: use a non-empty subset of human, pseudo")
     return chosen
 
 
@@ -117,9 +118,7 @@ def check_score_row(row: ScoreRow) -> None:
     if row.model_version < 0 or row.components < 0:
         raise InvalidInput(f"score for image {row.image_id} has a negative model_version or components count")
     if row.descriptor is not None and (
-        not isinstance(row.descriptor, np.ndarray)
-        or row.descriptor.ndim != 1
-        or row.descriptor.dtype.kind != "f"
+        not isinstance(row.descriptor, np.ndarray) or row.descriptor.ndim != 1 or row.descriptor.dtype.kind != "f"
     ):
         raise InvalidInput(f"descriptor for image {row.image_id} must be a 1-D float array (D,) or None")
 
@@ -143,9 +142,22 @@ def check_label_request(
     if idempotency_key is not None:
         check_name("idempotency_key", idempotency_key)
     if chosen == "pseudo" and model_version is None:
-        raise InvalidInput(
-            "pseudo labels need model_version: the version of the model that produced the mask"
-        )
+        raise InvalidInput("pseudo labels need model_version: the version of the model that produced the mask")
     if model_version is not None and model_version < 0:
         raise InvalidInput(f"model_version={model_version} is negative: send the model's version number")
     return chosen
+
+
+def check_claim_request(limit: int, lease_seconds: float, worker: str) -> None:
+    check_name("worker", worker)
+    if limit < 0:
+        raise InvalidInput(f"limit={limit} ids requested: ask for 0 or more")
+    if not math.isfinite(lease_seconds) or lease_seconds <= 0:
+        raise InvalidInput(f"claim length {lease_seconds} s is not valid: use a positive number of seconds")
+
+
+def require_registered(pool: str, wanted: Iterable[str], found: set[str], why: str) -> None:
+    """Raises NotFound naming how many of `wanted` are not in `found` (the pool's ids) and the first one."""
+    missing = [image_id for image_id in wanted if image_id not in found]
+    if missing:
+        raise NotFound(f"{len(missing)} image id(s) are not in pool {pool!r} (first: {missing[0]}): {why}")

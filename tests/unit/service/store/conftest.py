@@ -1,5 +1,5 @@
-"""Fixtures for the pool-store tests. `store` is parametrised by backend so Postgres can join the same suite
-(add "postgres" to its params, marked `postgres`)."""
+"""Fixtures for the pool-store tests. `store` (through `state`) is parametrised by backend: every contract test
+runs on SQLite and on Postgres (marked `postgres`; the cluster is the session fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ceal.service.store import PoolStore, ScoreRow, SQLitePoolStore
+from ceal.service.store import PoolStore, ScoreRow, open_store
 
 START = 1_700_000_000.0
 
@@ -39,14 +39,20 @@ def advance(clock: FakeClock) -> Callable[[float], None]:
     return move
 
 
-@pytest.fixture(params=["sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[PoolStore]:
-    backend: PoolStore
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh, empty store lives, for `open_store`: a folder (SQLite) or a new Postgres database's URL.
+    Processes a test starts open the same store from it."""
     if request.param == "sqlite":
-        backend = SQLitePoolStore(tmp_path / "pool.sqlite3", clock=clock)
-    else:  # pragma: no cover - a backend named in params but not built here
-        raise AssertionError(f"no fixture for backend {request.param}")
-    with backend:
+        return str(tmp_path)
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))  # the session cluster starts only when needed
+    raise AssertionError(f"no fixture for backend {request.param}")  # pragma: no cover
+
+
+@pytest.fixture
+def store(state: str, clock: FakeClock) -> Iterator[PoolStore]:
+    with open_store(state, clock=clock) as backend:
         yield backend
 
 

@@ -46,9 +46,7 @@ class TestLabels:
         first = store.submit_label(
             "p", image_id, _mask(1), annotator="model", source="pseudo", seconds_spent=0, model_version=3
         )
-        second = store.submit_label(
-            "p", image_id, _mask(2), annotator="ann", source="human", seconds_spent=41.5
-        )
+        second = store.submit_label("p", image_id, _mask(2), annotator="ann", source="human", seconds_spent=41.5)
         third = store.submit_label("p", image_id, _mask(3), annotator="ann", source="human", seconds_spent=12)
         assert [first.version, second.version, third.version] == [1, 2, 3]
         assert len({first.label_id, second.label_id, third.label_id}) == 3
@@ -88,9 +86,7 @@ class TestLabels:
         ],
         ids=["transposed", "3d", "float", "too-big", "negative"],
     )
-    def test_bad_masks_say_what_to_send(
-        self, store: PoolStore, pixels: Pixels, mask: np.ndarray, message: str
-    ) -> None:
+    def test_bad_masks_say_what_to_send(self, store: PoolStore, pixels: Pixels, mask: np.ndarray, message: str) -> None:
         image_id = _one_image(store, pixels)
         with pytest.raises(InvalidInput, match=message):
             store.submit_label("p", image_id, mask, annotator="a", source="human", seconds_spent=1)
@@ -129,9 +125,7 @@ class TestLabels:
         assert len(store.label_history("p", image_id)) == 1
 
     def test_latest_labels_human_wins_and_newest_version(self, store: PoolStore, pixels: Pixels) -> None:
-        ids = [
-            image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(4)])
-        ]
+        ids = [image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(4)])]
         a, b, c, _unlabelled = ids
         _pseudo(store, "p", a, _mask(1))
         a_human = _human(store, "p", a, _mask(2))
@@ -165,9 +159,7 @@ class TestLabels:
         self, store: PoolStore, pixels: Pixels, submissions: list[tuple[int, LabelSource]]
     ) -> None:
         pool = next(_pool_names)
-        ids = [
-            image_id for image_id, _ in store.register_images(pool, [NewImage(pixels(i)) for i in range(4)])
-        ]
+        ids = [image_id for image_id, _ in store.register_images(pool, [NewImage(pixels(i)) for i in range(4)])]
         for n, (index, source) in enumerate(submissions):
             (_human if source == "human" else _pseudo)(store, pool, ids[index], _mask(n))
         latest = {label.image_id: label for label in store.latest_labels(pool, {"human", "pseudo"})}
@@ -182,3 +174,28 @@ class TestLabels:
         assert human_ids.isdisjoint(pseudo_ids) and human_ids | pseudo_ids == set(latest)
         counts = store.counts(pool, "unet", 1)
         assert (counts.labelled_human, counts.labelled_pseudo) == (len(human_ids), len(pseudo_ids))
+
+
+def test_concurrent_labels_of_one_image_get_every_version_once(store: PoolStore, pixels: Pixels) -> None:
+    """Annotators racing on one image (on Postgres, several replicas): versions 1..n, no gap, no error."""
+    import threading
+
+    image_id = _one_image(store, pixels)
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def submit(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(4):
+                _human(store, "p", image_id, _mask(n * 10 + i))
+        except BaseException as exc:  # surfaced below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [label.version for label in store.label_history("p", image_id)] == list(range(1, 25))

@@ -1,0 +1,293 @@
+"""`sync`: new PACS series → ceal pool and predictions → DICOM SEG + uncertainty Parametric Map → the PACS.
+
+For each series found since the watermark (`ceal.pacs.watermark`) whose modality is wanted (never SEG, OT and
+the other derived modalities, so the sync never processes its own outputs):
+
+    retrieve → sort (spatially) → derived UIDs → already in the PACS? skip → decode to 2-D slices
+    → register in the pool (series_key = SeriesInstanceUID, study_key = StudyInstanceUID, slice_index)
+    → predict every slice (one stream) → SEG (BINARY, or FRACTIONAL) + Parametric Map → store
+
+A series that fails is reported with the stage and the reason and the others go on; the watermark is written
+at the end and never moves past a failed series, so the next run tries it again. Output UIDs are derived
+from the source SOP Instance UIDs, the model and the content (`dicom_out.derived_uids`): a rerun finds them
+in the PACS and skips the series before predicting. Messages and logs carry UIDs, never patient data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydicom import Dataset
+from tqdm import tqdm
+
+from ceal.client import CealError, Client, Prediction, pool_image
+from ceal.pacs.decode import DecodedSlice, decode_dataset, sort_series
+from ceal.pacs.dicom_out import DerivedUids, build_segmentation, build_uncertainty_map, derived_uids
+from ceal.pacs.errors import DicomBuildError, PacsError
+from ceal.pacs.protocol import Pacs, SeriesInfo
+from ceal.pacs.watermark import next_watermark, read_watermark, with_lookback, write_watermark
+from ceal.v1 import active_learning_pb2 as al_pb
+
+__all__ = [
+    "DERIVED_MODALITIES",
+    "MEASURES",
+    "SeriesOutcome",
+    "SyncError",
+    "SyncOptions",
+    "SyncReport",
+    "resolve_model",
+    "sync",
+]
+
+_log = logging.getLogger(__name__)
+
+DERIVED_MODALITIES = frozenset({"SEG", "OT", "SR", "PR", "KO", "RTSTRUCT", "REG", "DOC"})
+"""Modalities of derived objects (ours among them: SEG and Parametric Map, "OT"): never synced."""
+MEASURES = ("entropy", "mutual_information", "variance")
+SEG_SERIES_NUMBER = 9901
+MAP_SERIES_NUMBER = 9902
+_REGISTER_BATCH_BYTES = 32 * 1024 * 1024  # well under the 64 MiB message limit
+
+Status = Literal["stored", "skipped", "failed"]
+
+
+class SyncError(PacsError):
+    """The sync cannot start: wrong options, no usable model, or an unreadable state file."""
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What to sync and how. `since` ("YYYYMMDD") overrides the state file's watermark; `lookback_days` moves
+    a stored watermark earlier. `samples` = 0 and `model` = "" take the server's defaults; `seed` makes the
+    Monte-Carlo samples reproducible."""
+
+    pool: str = ""
+    since: str | None = None
+    lookback_days: int = 0
+    modalities: frozenset[str] = frozenset({"CT", "MR"})
+    fractional: bool = False
+    model: str = ""
+    samples: int = 0
+    seed: int | None = None
+    measure: str = "entropy"
+
+    def __post_init__(self) -> None:
+        wanted = frozenset(m.strip().upper() for m in self.modalities if m.strip())
+        if not wanted:
+            raise SyncError("no modalities to sync: pass e.g. --modalities CT,MR")
+        if wanted & DERIVED_MODALITIES:
+            raise SyncError(
+                f"modalities {sorted(wanted & DERIVED_MODALITIES)} hold derived objects (ceal's own SEG and "
+                "Parametric Maps among them) and are never synced: pass image modalities such as CT,MR"
+            )
+        if self.measure not in MEASURES:
+            raise SyncError(f"measure {self.measure!r} is not known: choose one of {', '.join(MEASURES)}")
+        object.__setattr__(self, "modalities", wanted)
+
+
+@dataclass(frozen=True)
+class SeriesOutcome:
+    """What happened to one series; `error` says the stage and the reason when `status` is "failed"."""
+
+    study_uid: str
+    series_uid: str
+    modality: str
+    watermark: str
+    status: Status
+    slices: int = 0
+    seg_uid: str = ""
+    map_uid: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    outcomes: tuple[SeriesOutcome, ...]
+    ignored: int  # series found but not of a wanted modality
+    model_tag: str  # "name/version" of the model that predicted
+    since: str | None  # the watermark this run searched from
+    watermark: str | None  # the watermark after this run (written to the state file when one was given)
+    failures: tuple[SeriesOutcome, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "failures", tuple(o for o in self.outcomes if o.status == "failed"))
+
+    def count(self, status: Status) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    def summary(self) -> str:
+        return (
+            f"{self.count('stored')} series stored, {self.count('skipped')} already done, "
+            f"{self.count('failed')} failed, {self.ignored} of other modalities ignored (model {self.model_tag})"
+        )
+
+
+def resolve_model(client: Client, name: str = "") -> tuple[str, int]:
+    """(name, latest version) the sync pins for the whole run, so one run never mixes model versions."""
+    models = client.list_models(name)
+    names = sorted({m.name for m in models})
+    if not models:
+        what = f"model {name!r}" if name else "any model"
+        raise SyncError(f"the ceal server has not loaded {what}: export one into its models folder or pass --model")
+    if len(names) > 1:
+        raise SyncError(f"the ceal server has several models ({', '.join(names)}): pass --model NAME")
+    return names[0], max(m.version for m in models)
+
+
+def sync(
+    pacs: Pacs, client: Client, options: SyncOptions, *, state: Path | None = None, progress: bool = False
+) -> SyncReport:
+    """Sync every new series once (see the module doc). Raises `PacsError` / `CealError` only when the run
+    cannot start (PACS or server unreachable, no model); a failing series is reported in `SyncReport`."""
+    stored = read_watermark(state) if state is not None else None
+    since = options.since if options.since is not None else with_lookback(stored, options.lookback_days)
+    name, version = resolve_model(client, options.model)
+    tag = f"{name}/{version}"
+    found = pacs.find_series(since)
+    wanted = sorted(
+        (i for i in found if i.modality.upper() in options.modalities),
+        key=lambda i: (i.watermark, i.study_uid, i.series_uid),
+    )
+    _log.info("sync from %s: %d series found, %d to check", since or "the beginning", len(found), len(wanted))
+    outcomes: list[SeriesOutcome] = []
+    bar = tqdm(wanted, desc="sync", unit="series", disable=not progress)
+    for info in bar:
+        outcomes.append(_sync_series(pacs, client, info, options, name, version, tag))
+        bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes))
+    bar.close()
+    watermark = next_watermark(
+        stored if options.since is None else options.since,
+        [o.watermark for o in outcomes if o.status != "failed"],
+        [o.watermark for o in outcomes if o.status == "failed"],
+    )
+    report = SyncReport(tuple(outcomes), len(found) - len(wanted), tag, since, watermark)
+    if state is not None and watermark is not None and watermark != stored:
+        write_watermark(state, watermark)
+    _log.info("sync done: %s", report.summary())
+    return report
+
+
+def _sync_series(
+    pacs: Pacs, client: Client, info: SeriesInfo, options: SyncOptions, name: str, version: int, tag: str
+) -> SeriesOutcome:
+    outcome = SeriesOutcome(info.study_uid, info.series_uid, info.modality, info.watermark, "failed")
+    stage = "retrieving"
+    try:
+        sources = sort_series(pacs.retrieve_series(info))
+        stage = "checking for earlier outputs"
+        sop_uids = [str(ds.SOPInstanceUID) for ds in sources]
+        seg_uids = derived_uids(sop_uids, model_tag=tag, content="seg:fractional" if options.fractional else "seg")
+        map_uids = derived_uids(sop_uids, model_tag=tag, content=f"pm:{options.measure}")
+        done: dict[str, Any] = {"seg_uid": seg_uids.sop_uid, "map_uid": map_uids.sop_uid, "slices": len(sources)}
+        if all(pacs.has_derived(u.series_uid, [u.sop_uid]) for u in (seg_uids, map_uids)):
+            _log.info("series %s: outputs of %s already in the PACS, skipped", info.series_uid, tag)
+            return replace(outcome, status="skipped", **done)
+        stage = "decoding"
+        slices = _decode(sources)
+        stage = "registering in the pool"
+        _register(client, slices, info, options.pool)
+        stage = "predicting"
+        predictions = list(
+            client.predict_many(
+                [s.pixels for s in slices],
+                model=name,
+                version=version,
+                samples=options.samples,
+                seed=options.seed,
+                maps=("probability", "label_map", options.measure),
+            )
+        )
+        stage = "building the SEG and Parametric Map"
+        derived = _build(sources, predictions, options, tag, (seg_uids, map_uids))
+        stage = "storing"
+        pacs.store(derived)
+    except (PacsError, CealError) as exc:
+        return _failed(outcome, stage, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # one bad series must not stop the others
+        # Only the type: a third-party message could quote DICOM values, patient data among them.
+        return _failed(outcome, stage, f"unexpected {type(exc).__name__}: check the series' instances")
+    _log.info("series %s: stored SEG and %s map over %d slice(s)", info.series_uid, options.measure, len(slices))
+    return replace(outcome, status="stored", **done)
+
+
+def _failed(outcome: SeriesOutcome, stage: str, reason: str) -> SeriesOutcome:
+    error = f"while {stage}: {reason}"
+    _log.error("series %s failed %s", outcome.series_uid, error)
+    return replace(outcome, error=error)
+
+
+def _decode(sources: Sequence[Dataset]) -> list[DecodedSlice]:
+    """One grey-scale or colour slice per (single-frame) source, in the sources' order."""
+    slices: list[DecodedSlice] = []
+    for ds in sources:
+        decoded = decode_dataset(ds, first_index=len(slices))
+        if len(decoded) != 1:
+            raise DicomBuildError(
+                "multi-frame source instances are not supported: the sync handles series of single-frame images"
+            )
+        slices.extend(decoded)
+    return slices
+
+
+def _register(client: Client, slices: Sequence[DecodedSlice], info: SeriesInfo, pool: str) -> None:
+    """Register the slices in batches under the message size limit (idempotent on the server)."""
+    batch: list[al_pb.PoolImage] = []
+    size = 0
+    for s in slices:
+        if batch and size + s.pixels.nbytes > _REGISTER_BATCH_BYTES:
+            client.register_images(batch, pool=pool)
+            batch, size = [], 0
+        batch.append(
+            pool_image(
+                s.pixels,
+                series_key=info.series_uid,
+                study_key=info.study_uid,
+                slice_index=s.slice_index,
+                dicom=(s.ref.study_uid, s.ref.series_uid, s.ref.sop_uid),
+                frame=s.ref.frame_number,
+            )
+        )
+        size += s.pixels.nbytes
+    if batch:
+        client.register_images(batch, pool=pool)
+
+
+def _foreground(probability: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """(H, W) sigmoid output, or 1 - background of a (C, H, W) softmax, as float32 in [0, 1]."""
+    p = np.asarray(probability, dtype=np.float32)
+    out = p if p.ndim == 2 else 1.0 - p[0]
+    return np.clip(out, 0.0, 1.0)
+
+
+def _build(
+    sources: Sequence[Dataset],
+    predictions: Sequence[Prediction],
+    options: SyncOptions,
+    tag: str,
+    expected: tuple[DerivedUids, DerivedUids],
+) -> list[Dataset]:
+    """SEG and Parametric Map over `sources` from one prediction per source; checks the UIDs we looked for."""
+    if len(predictions) != len(sources):
+        raise DicomBuildError(f"{len(predictions)} predictions for {len(sources)} slices: run the sync again")
+    if any(p.label_map is None or p.probability is None or getattr(p, options.measure) is None for p in predictions):
+        raise DicomBuildError(f"the server left out a map asked for (label_map, probability, {options.measure})")
+    masks = np.stack([(np.asarray(p.label_map) != 0).astype(np.uint8) for p in predictions])  # (N, H, W)
+    values = np.stack([np.asarray(getattr(p, options.measure), dtype=np.float32) for p in predictions])  # (N, H, W)
+    probabilities = (
+        np.stack([_foreground(np.asarray(p.probability)) for p in predictions]) if options.fractional else None
+    )  # (N, H, W) or None
+    seg = build_segmentation(
+        sources, masks, probabilities=probabilities, series_number=SEG_SERIES_NUMBER, algorithm_version=tag
+    )
+    pmap = build_uncertainty_map(
+        sources, values, measure_name=options.measure, series_number=MAP_SERIES_NUMBER, algorithm_version=tag
+    )
+    if (seg.SOPInstanceUID, pmap.SOPInstanceUID) != (expected[0].sop_uid, expected[1].sop_uid):
+        raise DicomBuildError("derived UIDs differ from those checked in the PACS: ceal.pacs versions disagree")
+    return [seg, pmap]

@@ -1,0 +1,129 @@
+"""Adaptive T: draw Monte-Carlo samples chunk by chunk and stop once the image score is precise enough.
+
+A fixed T spends as many suffix passes on an image the model is sure about as on a hard one. Here the
+suffix runs `chunk` samples at a time; after each chunk (once `min_samples` are in) the delete-a-group
+jackknife standard error of the requested image score (`MCAccumulator.score_standard_error`) is compared
+with `tolerance`, and sampling stops when it is at or below it, or at T_max (the request's `samples`).
+
+The tolerance is absolute, in the score's own units (nats for entropy and mutual information), because what
+a ranking needs is that the scores of different images be told apart: an image whose score is near zero
+(a confident image) stops early, an uncertain one keeps sampling. The masks come from the caller's
+generator in draw order, so the same seed gives the same samples and the same stopping point.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ceal.service.errors import InvalidInput
+from ceal.service.image_reductions import MEASURES, REDUCTIONS
+from ceal.service.uncertainty import MCAccumulator
+
+__all__ = ["AdaptiveResult", "AdaptiveRule", "SuffixRunner", "run_samples", "sample_adaptive"]
+
+
+class SuffixRunner(Protocol):
+    """What adaptive sampling needs of a loaded model (`LoadedModel.run_suffix`)."""
+
+    def run_suffix(
+        self,
+        features: dict[str, np.ndarray],
+        samples: int,
+        rng: np.random.Generator,
+        *,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class AdaptiveRule:
+    """When to stop: the standard error of image score (measure, reduction) at or below `tolerance`.
+
+    chunk: samples per suffix run; groups: jackknife groups (sample t goes to group t mod groups);
+    min_samples: no stopping before this many samples (a jackknife over a handful of samples is itself noisy).
+    threshold, top_k_percent: as in the score definition (`image_reductions.image_scores`).
+    """
+
+    tolerance: float
+    measure: str = "mutual_information"
+    reduction: str = "mean"
+    threshold: float = 0.5
+    top_k_percent: float = 5.0
+    chunk: int = 4
+    groups: int = 4
+    min_samples: int = 8
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise InvalidInput(f"adaptive tolerance must be a positive number (score units); got {self.tolerance}")
+        if self.measure not in MEASURES or self.reduction not in REDUCTIONS:
+            raise InvalidInput(f"adaptive score must be one of {list(MEASURES)} × {list(REDUCTIONS)}")
+        if self.chunk < 1 or self.groups < 2 or self.min_samples < self.groups:
+            raise InvalidInput("adaptive sampling needs chunk >= 1, groups >= 2 and min_samples >= groups")
+
+
+@dataclass(frozen=True)
+class AdaptiveResult:
+    """probabilities: (T, C, h, w) the samples drawn; standard_error: of the score when sampling stopped
+    (inf when T_max came before `min_samples`)."""
+
+    probabilities: np.ndarray
+    standard_error: float
+
+    @property
+    def samples(self) -> int:
+        return int(self.probabilities.shape[0])
+
+
+def sample_adaptive(
+    model: SuffixRunner,
+    features: dict[str, np.ndarray],
+    max_samples: int,
+    rng: np.random.Generator,
+    rule: AdaptiveRule,
+    *,
+    deadline: float | None = None,
+) -> AdaptiveResult:
+    """Suffix samples of one image (`features`: prefix outputs with batch 1) until `rule` is met or T_max."""
+    images = {int(v.shape[0]) for v in features.values()}
+    if images != {1}:
+        raise InvalidInput(f"adaptive sampling takes the prefix outputs of one image; got batch sizes {images}")
+    if max_samples < 1:
+        raise InvalidInput(f"max_samples must be at least 1; got {max_samples}")
+    accumulator = MCAccumulator(groups=rule.groups)
+    chunks: list[np.ndarray] = []
+    error = math.inf
+    while accumulator.samples < max_samples:
+        size = min(rule.chunk, max_samples - accumulator.samples)
+        chunk = model.run_suffix(features, size, rng, deadline=deadline)[0]  # (size, C, h, w)
+        chunks.append(chunk)
+        accumulator.add(chunk)
+        if accumulator.samples >= rule.min_samples:
+            error = accumulator.score_standard_error(
+                rule.measure, rule.reduction, threshold=rule.threshold, top_k_percent=rule.top_k_percent
+            )
+            if error <= rule.tolerance:
+                break
+    return AdaptiveResult(np.concatenate(chunks), error)
+
+
+def run_samples(
+    model: SuffixRunner,
+    features: dict[str, np.ndarray],
+    samples: int,
+    rng: np.random.Generator,
+    rule: AdaptiveRule | None,
+    *,
+    deadline: float | None = None,
+) -> np.ndarray:
+    """The batcher's suffix step for one image → (1, T, C, h, w): fixed T without a rule, adaptive with one."""
+    if rule is None:
+        return model.run_suffix(features, samples, rng, deadline=deadline)
+    return sample_adaptive(model, features, samples, rng, rule, deadline=deadline).probabilities[None]

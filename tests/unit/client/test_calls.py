@@ -1,0 +1,114 @@
+"""ceal.client.calls: the requests both clients send and the one error map, without a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ceal.client import calls
+from ceal.client.errors import (
+    CealError,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    ServerError,
+    Unavailable,
+)
+from ceal.v1 import active_learning_pb2 as al_pb
+
+
+class FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+@given(code=st.sampled_from([c for c in grpc.StatusCode if c != grpc.StatusCode.OK]), details=st.text(max_size=40))
+def test_every_status_becomes_a_ceal_error_raised_from_the_rpc_error(code: grpc.StatusCode, details: str) -> None:
+    cause = FakeRpcError(code, details)
+    with pytest.raises(CealError) as info, calls.translated():
+        raise cause
+    assert info.value.__cause__ is cause
+    assert info.value.code == code
+    assert details in str(info.value) and code.name in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "builtin"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument, ValueError),
+        (grpc.StatusCode.NOT_FOUND, NotFound, LookupError),
+        (grpc.StatusCode.UNAVAILABLE, Unavailable, ConnectionError),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceeded, TimeoutError),
+        (grpc.StatusCode.INTERNAL, ServerError, CealError),
+        (grpc.StatusCode.UNKNOWN, ServerError, CealError),
+    ],
+)
+def test_status_codes_map_to_their_exception(code: grpc.StatusCode, kind: type, builtin: type) -> None:
+    with pytest.raises(kind) as info, calls.translated():
+        raise FakeRpcError(code, "x")
+    assert isinstance(info.value, builtin)
+
+
+def test_other_exceptions_pass_through_untouched() -> None:
+    with pytest.raises(KeyError), calls.translated():
+        raise KeyError("not a gRPC error")
+
+
+@given(n=st.integers(min_value=0, max_value=12))
+def test_predict_many_numbers_requests_in_order(n: int) -> None:
+    images = [np.full((4, 5), i, np.uint8) for i in range(n)]
+    call = calls.predict_many(images, samples=3, seed=9)
+    requests = list(call.request)
+    assert [r.request_id for r in requests] == [str(i) for i in range(n)]
+    assert all(r.options.samples == 3 and r.options.seed == 9 for r in requests)
+    assert (call.service, call.method, call.stream, call.total) == ("segmentation", "PredictStream", True, n)
+
+
+def test_unary_calls_name_their_stub_method() -> None:
+    image = np.zeros((4, 4), np.float32)
+    built: list[calls.Call[Any]] = [
+        calls.predict(image),
+        calls.list_models(),
+        calls.register_images([image], pool="p"),
+        calls.query_list(series=True),
+        calls.submit_label("id", np.zeros((4, 4), bool), annotator="a"),
+        calls.find_similar("id"),
+        calls.pool_stats(),
+    ]
+    assert [(c.method, c.stream) for c in built] == [
+        ("Predict", False),
+        ("ListModels", False),
+        ("RegisterImages", False),
+        ("GetQueryList", False),
+        ("SubmitLabel", False),
+        ("FindSimilar", False),
+        ("GetPoolStats", False),
+    ]
+    assert built[3].request.level == al_pb.QUERY_LEVEL_SERIES
+
+
+def test_wrong_choices_say_what_to_pick() -> None:
+    with pytest.raises(ValueError, match="choose one of human, pseudo"):
+        calls.export_labels(sources=["robot"])
+    with pytest.raises(ValueError, match="unknown strategy 'best'"):
+        calls.query_list(strategy="best")
+
+
+def test_score_progress_moves_the_bar_to_the_server_count() -> None:
+    call = calls.score_pool()
+    bar = call.bar(False)
+    call.advance(al_pb.ScorePoolProgress(done=3, total=8), bar)
+    assert (bar.n, bar.total) == (3, 8)
+    bar.close()

@@ -1,0 +1,126 @@
+"""`PoolScorer.score`'s claim → score → store loop, on every backend, with the engine replaced by fake numbers.
+
+Several scorers on one store must score each image once; one that finds everything claimed waits for the
+others, and takes over the claims of a scorer that died once they expire.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+import pytest
+
+from ceal.service.engine.loaded import LoadedModel
+from ceal.service.errors import DeadlineExceeded
+from ceal.service.pool.scoring import PoolScorer, Progress
+from ceal.service.store import NewImage, PoolStore, ScoreRow
+
+Pixels = Callable[..., np.ndarray]
+Advance = Callable[[float], None]
+MODEL = cast(LoadedModel, SimpleNamespace(meta=SimpleNamespace(name="unet", version=1)))
+
+
+class FakeScorer(PoolScorer):
+    """A PoolScorer whose batches are scored with fixed numbers and recorded, 3 images a batch."""
+
+    def __init__(self, store: PoolStore, sleep: Callable[[float], None] = time.sleep) -> None:
+        engine = cast(Any, SimpleNamespace(batcher=SimpleNamespace(max_images=3)))
+        super().__init__(store, engine, claim_seconds=30.0, poll_seconds=1.0, sleep=sleep)
+        self.scored: list[str] = []
+
+    def _score_batch(
+        self,
+        pool: str,
+        model: LoadedModel,
+        ids: list[str],
+        samples: int,
+        rng: np.random.Generator,
+        deadline: float | None,
+    ) -> list[ScoreRow]:
+        self.scored.extend(ids)
+        time.sleep(0.001)  # let other threads in between batches
+        return [ScoreRow(i, model.meta.name, model.meta.version, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2) for i in ids]
+
+
+def _pool(store: PoolStore, pixels: Pixels, n: int) -> list[str]:
+    return [image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(n)])]
+
+
+def _check_progress(messages: list[Progress], total: int) -> None:
+    assert messages[0].done == 0 and messages[-1].finished and messages[-1].done == total
+    assert all(m.total == total for m in messages)
+    assert [m.done for m in messages] == sorted(m.done for m in messages)  # never goes back
+    assert [m.finished for m in messages].count(True) == 1
+
+
+def test_scores_what_is_missing_with_progress(store: PoolStore, pixels: Pixels) -> None:
+    ids = _pool(store, pixels, 8)
+    store.put_scores("p", [ScoreRow(i, "unet", 1, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2) for i in ids[:2]])
+    scorer = FakeScorer(store)
+    messages = list(scorer.score("p", MODEL, samples=4))
+    _check_progress(messages, 6)
+    assert messages[0].fresh == 2
+    assert sorted(scorer.scored) == sorted(ids[2:])
+    assert store.needs_scoring("p", "unet", 1) == []
+    (again,) = scorer.score("p", MODEL, samples=4)
+    assert (again.done, again.total, again.fresh, again.finished) == (0, 0, 8, True)
+
+
+def test_scorers_running_at_once_score_each_image_once(store: PoolStore, pixels: Pixels) -> None:
+    ids = _pool(store, pixels, 30)
+    scorers = [FakeScorer(store, sleep=lambda s: time.sleep(0.01)) for _ in range(3)]
+    finals: list[list[Progress]] = []
+    start = threading.Barrier(len(scorers))
+
+    def run(scorer: FakeScorer) -> None:
+        start.wait()
+        finals.append(list(scorer.score("p", MODEL, samples=4)))
+
+    threads = [threading.Thread(target=run, args=(scorer,)) for scorer in scorers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    scored = [image_id for scorer in scorers for image_id in scorer.scored]
+    assert sorted(scored) == sorted(ids)  # every image exactly once, over all three
+    assert len(finals) == 3
+    for messages in finals:  # every caller saw the whole pool finish, whoever scored what
+        _check_progress(messages, 30)
+
+
+def test_a_dead_scorers_claims_are_taken_over_when_they_expire(
+    store: PoolStore, pixels: Pixels, advance: Advance
+) -> None:
+    ids = _pool(store, pixels, 7)
+    dead = store.claim_scoring("p", "unet", 1, 3, 30.0, "dead-replica")  # claimed, never scored
+    scorer = FakeScorer(store, sleep=advance)  # each 1 s poll moves the store's clock 1 s
+    messages = list(scorer.score("p", MODEL, samples=4))
+    _check_progress(messages, 7)
+    assert sorted(scorer.scored) == sorted(ids)
+    assert scorer.scored[-3:] == dead  # scored last, once the claims ran out
+    waiting = [m for m in messages if not m.finished and m.done == 4]
+    assert 25 <= len(waiting) <= 32  # it polled about 30 times, one per simulated second
+
+
+def test_waiting_for_others_stops_at_the_deadline(store: PoolStore, pixels: Pixels) -> None:
+    ids = _pool(store, pixels, 4)
+    store.claim_scoring("p", "unet", 1, 1, 30.0, "slow-replica")
+    scorer = FakeScorer(store, sleep=lambda s: None)
+    with pytest.raises(DeadlineExceeded, match="other scorers"):
+        list(scorer.score("p", MODEL, samples=4, deadline=time.monotonic() - 1))
+    assert sorted(scorer.scored) == sorted(ids[1:])  # its own share is stored before it gives up
+
+
+def test_force_rescores_every_image_here(store: PoolStore, pixels: Pixels) -> None:
+    ids = _pool(store, pixels, 5)
+    first = FakeScorer(store)
+    list(first.score("p", MODEL, samples=4))
+    forced = FakeScorer(store)
+    messages = list(forced.score("p", MODEL, samples=4, force=True))
+    _check_progress(messages, 5)
+    assert sorted(forced.scored) == sorted(ids)

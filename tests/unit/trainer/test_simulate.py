@@ -1,0 +1,314 @@
+"""`ceal simulate`: a tiny run end to end (rows, no test leak, resume after a crash) and the summary arithmetic."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ceal.trainer.simulate as simulate_pkg
+from ceal.trainer.data.synth import write_isic
+from ceal.trainer.simulate import (
+    CEILING,
+    ResultRow,
+    SimConfig,
+    SimData,
+    SimulationError,
+    load_sim_data,
+    parse_strategies,
+    read_results,
+    run_simulation,
+    scoring,
+    summarize,
+    summary_markdown,
+    write_results,
+)
+from ceal.trainer.simulate import rounds as rounds_mod
+from ceal.trainer.simulate.cli import register
+from ceal.trainer.simulate.plot import plot_learning_curves
+from ceal.trainer.simulate.report import first_reaching, normalized_auc
+from ceal.trainer.simulate.state import RunFolder
+
+TINY = SimConfig(
+    strategies=("random", "ceal"),
+    seeds=1,
+    initial=4,
+    per_round=3,
+    rounds=2,
+    epochs=1,
+    min_steps=2,
+    height=32,
+    width=32,
+    samples=3,
+    test_fraction=0.2,
+    base_filters=4,
+    depth=2,
+)
+
+
+class Crash(RuntimeError):
+    """Stands in for a kill in the middle of a run."""
+
+
+@dataclasses.dataclass
+class TinyRun:
+    data: SimData
+    rows: list[ResultRow]
+    out: Path
+    scored: list[npt.NDArray[np.int64]]  # the data rows each score_pool call saw
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    write_isic(root, 30, seed=3, height=40, width=40, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyRun]:
+    data = load_sim_data(images / "images", images / "masks", TINY, progress=False)
+    out = tmp_path_factory.mktemp("run")
+    scored: list[npt.NDArray[np.int64]] = []
+    real = scoring.score_pool
+
+    def recording(loaded, data_, rows, samples, rng):  # type: ignore[no-untyped-def]
+        scored.append(np.array(rows))
+        return real(loaded, data_, rows, samples, rng)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rounds_mod, "score_pool", recording)
+        rows = run_simulation(out, data, TINY, progress=False)
+    yield TinyRun(data, rows, out, scored)
+
+
+def test_public_names() -> None:
+    assert set(simulate_pkg.__all__) == {
+        "CEILING",
+        "ResultRow",
+        "SimConfig",
+        "SimData",
+        "SimulationError",
+        "Summary",
+        "load_sim_data",
+        "make_sim_data",
+        "parse_strategies",
+        "read_results",
+        "run_arm",
+        "run_simulation",
+        "summarize",
+        "summary_markdown",
+        "write_results",
+    }
+
+
+def test_csv_has_one_row_per_arm_and_round(tiny: TinyRun) -> None:
+    assert read_results(tiny.out / "results.csv") == sorted(tiny.rows, key=lambda r: (r.strategy, r.seed, r.round))
+    keys = {(r.strategy, r.seed, r.round) for r in tiny.rows}
+    assert keys == {(s, 0, r) for s in ("random", "ceal", CEILING) for r in range(3)}
+    pool = len(tiny.data.pool)
+    assert pool == 24 and len(tiny.data.test) == 6
+    for row in tiny.rows:
+        assert row.pool_size == pool and 0.0 <= row.test_dice <= 1.0
+        want = pool if row.strategy == CEILING else TINY.initial + TINY.per_round * row.round
+        assert row.human_labels == want
+    by_key = {(r.strategy, r.round): r for r in tiny.rows}
+    # Round 0 is shared by the strategies of a seed (same initial set, same model, same score).
+    assert dataclasses.replace(by_key["random", 0], strategy="ceal") == by_key["ceal", 0]
+    assert all(r.pseudo_labels == 0 for r in tiny.rows if r.strategy != "ceal" or r.round == 0)
+
+
+def test_annotation_seconds_are_the_oracles_time_for_the_human_labels(tiny: TinyRun) -> None:
+    run = RunFolder(tiny.out, TINY)
+    for strategy in ("random", "ceal"):
+        found = run.load(strategy, 0)
+        assert found is not None
+        state, _ = found
+        assert len(state.human) == len(set(state.human)) == TINY.initial + TINY.rounds * TINY.per_round
+        assert state.rows[-1].annotation_seconds == pytest.approx(tiny.data.seconds[list(state.human)].sum(), abs=1e-3)
+        seconds = [r.annotation_seconds for r in state.rows]
+        assert seconds == sorted(seconds) and seconds[0] > 0
+
+
+def test_test_images_are_never_scored_for_selection_or_queried(tiny: TinyRun) -> None:
+    test = set(tiny.data.test.tolist())
+    assert tiny.scored, "the pool was never scored"
+    for rows in tiny.scored:
+        assert not test & set(rows.tolist())
+    run = RunFolder(tiny.out, TINY)
+    for strategy in ("random", "ceal"):
+        found = run.load(strategy, 0)
+        assert found is not None
+        assert not test & set(found[0].human)
+        assert set(found[0].human) <= set(tiny.data.pool.tolist())
+
+
+def test_a_leak_is_refused(tiny: TinyRun) -> None:
+    with pytest.raises(SimulationError, match="test"):
+        rounds_mod._check_no_leak(tiny.data, tiny.data.test[:1])
+
+
+def test_a_crashed_run_resumes_where_it_stopped(tiny: TinyRun, images: Path, tmp_path: Path) -> None:
+    data = load_sim_data(images / "images", images / "masks", TINY, progress=False)
+    seen: list[tuple[str, int]] = []
+
+    def crash_after_ceal_round_1(row: ResultRow) -> None:
+        seen.append((row.strategy, row.round))
+        if (row.strategy, row.round) == ("ceal", 1):
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_simulation(tmp_path, data, TINY, progress=False, on_round=crash_after_ceal_round_1)
+    before = read_results(tmp_path / "results.csv")
+    assert {(r.strategy, r.round) for r in before} == set(seen)  # every finished round was persisted
+
+    resumed: list[tuple[str, int]] = []
+    rows = run_simulation(
+        tmp_path, data, TINY, progress=False, on_round=lambda r: resumed.append((r.strategy, r.round))
+    )
+    assert resumed == [("ceal", 2)]  # nothing finished is redone
+    assert rows == tiny.rows  # and the result is the uninterrupted run's, exactly
+
+
+def test_resuming_with_another_recipe_is_refused(tiny: TinyRun) -> None:
+    with pytest.raises(SimulationError, match="samples"):
+        RunFolder(tiny.out, dataclasses.replace(TINY, samples=5))
+    RunFolder(tiny.out, dataclasses.replace(TINY, strategies=("random", "bald"), seeds=2))  # same recipe: fine
+    assert json.loads((tiny.out / "config.json").read_text())["seeds"] == 2
+
+
+def test_plot_and_summary_of_the_tiny_run(tiny: TinyRun) -> None:
+    plot_learning_curves(tiny.rows, tiny.out / "learning_curves.png")
+    assert (tiny.out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = summary_markdown(summarize(tiny.rows))
+    assert "| random |" in text and "| ceal |" in text
+
+
+def _rows(strategy: str, seed: int, labels: list[int], dice: list[float], pool: int = 100) -> list[ResultRow]:
+    return [
+        ResultRow(strategy, seed, r, n, 0, 30.0 * n, d, pool) for r, (n, d) in enumerate(zip(labels, dice, strict=True))
+    ]
+
+
+def test_label_efficiency_arithmetic_on_a_hand_made_table(tmp_path: Path) -> None:
+    labels = [10, 20, 30, 40, 50]  # of a pool of 100; seconds are 30 per label, so minutes = labels / 2
+    rows = (
+        _rows(CEILING, 0, [100] * 5, [0.60, 0.80, 0.90, 1.00, 1.00])
+        + _rows(CEILING, 1, [100] * 5, [0.60, 0.80, 0.90, 1.00, 1.00])
+        + _rows("random", 0, labels, [0.30, 0.50, 0.70, 0.90, 0.99])  # seed mean … 0.90, 0.985
+        + _rows("random", 1, labels, [0.30, 0.50, 0.70, 0.90, 0.98])
+        + _rows("ceal", 0, labels, [0.30, 0.80, 0.90, 0.99, 1.00])  # seed mean 0.30, 0.79, 0.89, 0.9825, 1.0
+        + _rows("ceal", 1, labels, [0.30, 0.78, 0.88, 0.975, 1.00])
+        + _rows("entropy", 0, labels, [0.30, 0.40, 0.50, 0.50, 0.50])
+    )
+    write_results(tmp_path / "results.csv", rows)
+    summary = summarize(read_results(tmp_path / "results.csv"))
+    assert summary.ceiling == (1.0, 0.0)
+    assert summary.ceiling_by_round == (0.6, 0.8, 0.9, 1.0, 1.0)
+    assert [s.strategy for s in summary.strategies] == ["ceal", "random", "entropy"]  # best AUC first
+    rand, ceal, entropy = summary.get("random"), summary.get("ceal"), summary.get("entropy")
+    assert rand is not None and ceal is not None and entropy is not None
+    # Same-round ceiling: ceal's 0.79 at round 1 is ≥ 0.98 · 0.80 = 0.784; random needs round 4 (0.985 ≥ 0.98).
+    assert ceal.labels_to == {0.95: 20.0, 0.98: 20.0} and ceal.minutes_to == {0.95: 10.0, 0.98: 10.0}
+    assert rand.labels_to == {0.95: 50.0, 0.98: 50.0}
+    # Final ceiling 1.0: ceal's 0.9825 at round 3; random's 0.985 at round 4.
+    assert ceal.labels_to_final == {0.95: 40.0, 0.98: 40.0} and rand.labels_to_final == {0.95: 50.0, 0.98: 50.0}
+    assert entropy.labels_to == {0.95: None, 0.98: None} and entropy.auc_gain is not None
+    # AUC over x = 0.1 … 0.5 (width 0.4), trapezoids of width 0.1.
+    assert rand.auc[0] == pytest.approx((0.68625 + 0.685) / 2)
+    assert rand.auc[1] == pytest.approx(0.00125 / np.sqrt(2))
+    assert ceal.auc[0] == pytest.approx((0.835 + 0.82125) / 2)
+    assert ceal.auc_gain == pytest.approx((0.1425, 0.0125 / np.sqrt(2)))
+    assert rand.auc_gain is None and entropy.auc_gain[1] == 0.0  # one seed: no spread
+    assert ceal.final_dice == (1.0, 0.0) and ceal.final_labels == 50.0
+    text = summary_markdown(summary)
+    assert "ceal reached 98 % with 20 human labels, random with 50 → met" in text
+    assert "a margin of +0.1425" in text and text.count("→ met") == 2
+    assert "| entropy | 1 | not reached (> 50) |" in text
+    assert "| ceal | 2 | 20 (20 %) | 20 (20 %) | 40 (40 %) | 10.0 |" in text
+
+
+def test_a_summary_needs_the_ceiling() -> None:
+    with pytest.raises(SimulationError, match="ceiling"):
+        summarize(_rows("random", 0, [10, 20], [0.1, 0.2]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=8),
+    dice=st.lists(st.floats(0.0, 1.0), min_size=9, max_size=9),
+)
+def test_auc_is_a_mean_dice_between_the_lowest_and_highest(steps: list[float], dice: list[float]) -> None:
+    x = np.concatenate([[0.0], np.cumsum(steps)])
+    y = np.array(dice[: x.size])
+    auc = normalized_auc(x, y)
+    assert y.min() - 1e-12 <= auc <= y.max() + 1e-12
+    assert normalized_auc(x, np.full(x.size, 0.7)) == pytest.approx(0.7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(dice=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=10), target=st.floats(0.0, 1.0))
+def test_first_reaching_is_the_first_point_at_or_over_the_target(dice: list[float], target: float) -> None:
+    x = [10.0 * (i + 1) for i in range(len(dice))]
+    got = first_reaching(x, dice, target)
+    if max(dice) < target:
+        assert got is None
+    else:
+        assert got is not None
+        i = x.index(got)
+        assert dice[i] >= target and all(d < target for d in dice[:i])
+
+
+def test_strategy_names_and_the_recipe() -> None:
+    assert parse_strategies(" Random, cost,ceal,random ") == ("random", "cost", "ceal")
+    with pytest.raises(SimulationError, match="cost_sensitive"):
+        parse_strategies("random,oracle")
+    with pytest.raises(SimulationError, match="multiples"):
+        SimConfig(height=30)
+    assert "strategies" not in TINY.recipe() and "seeds" not in TINY.recipe()
+    assert TINY.epochs_for(4) == 2 and TINY.epochs_for(100) == 1  # min_steps = 2 steps, batch 8
+
+
+def test_the_cli_registers_simulate_with_its_options(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        [
+            "simulate",
+            "--images",
+            "i",
+            "--masks",
+            "m",
+            "--out",
+            str(tmp_path),
+            "--strategies",
+            "random,cost",
+            "--seeds",
+            "3",
+            "--initial",
+            "10",
+            "--per-round",
+            "5",
+            "--rounds",
+            "4",
+            "--epochs",
+            "2",
+            "--height",
+            "48",
+            "--width",
+            "64",
+            "--samples",
+            "6",
+            "--test-fraction",
+            "0.25",
+        ]
+    )
+    assert args.strategies == ("random", "cost") and args.per_round == 5 and args.test_fraction == 0.25

@@ -1,0 +1,111 @@
+"""`ceal simulate`: the active-learning loop against an oracle, every strategy, several seeds."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_STRATEGIES, SimConfig, SimulationError, parse_strategies
+
+__all__ = ["register"]
+
+Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def register(sub: Sub) -> None:  # type: ignore[type-arg]
+    d = SimConfig()
+    p = sub.add_parser(
+        "simulate",
+        help="simulate active learning with the ground truth as oracle: learning curves per strategy",
+        description="Each round fine-tunes the U-Net, exports it to ONNX, scores the unlabelled pool with the "
+        "service's Monte-Carlo engine and lets the service's strategy choose; the oracle's masks are the "
+        "labels. Writes results.csv, learning_curves.png and summary.md to --out; rerun with the same "
+        "arguments to resume an interrupted run.",
+    )
+    p.add_argument("--images", type=Path, required=True, help="image folder (ISIC 2017 or same-stem layout)")
+    p.add_argument("--masks", type=Path, required=True, help="ground-truth mask folder: the oracle")
+    p.add_argument("--out", type=Path, required=True, help="run folder (resumed when it holds the same recipe)")
+    p.add_argument(
+        "--strategies",
+        type=parse_strategies,
+        default=DEFAULT_STRATEGIES,
+        help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)}; cost = cost_sensitive)",
+    )
+    p.add_argument("--seeds", type=int, default=d.seeds, help="repetitions with other initial sets")
+    p.add_argument("--initial", type=int, default=d.initial, help="random human labels before round 1")
+    p.add_argument("--per-round", type=int, default=d.per_round, help="human labels asked for per round")
+    p.add_argument("--rounds", type=int, default=d.rounds, help="rounds of selection after the initial one")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="fine-tuning passes over the labels per round")
+    p.add_argument("--min-steps", type=int, default=d.min_steps, help="at least this many optimizer steps a round")
+    p.add_argument("--height", type=int, default=d.height)
+    p.add_argument("--width", type=int, default=d.width)
+    p.add_argument("--samples", type=int, default=d.samples, help="Monte-Carlo passes per image (T)")
+    p.add_argument("--test-fraction", type=float, default=d.test_fraction, help="held out, never queried")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.learning_rate, help="learning rate of round 0 (from scratch)")
+    p.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr, help="learning rate of later rounds")
+    p.add_argument("--base-filters", type=int, default=d.base_filters)
+    p.add_argument("--depth", type=int, default=d.depth)
+    p.add_argument(
+        "--max-pseudo",
+        type=int,
+        default=None,
+        help="CEAL pseudo-labels per round (default: all below the entropy threshold)",
+    )
+    p.add_argument(
+        "--pseudo-quantile",
+        type=float,
+        default=d.pseudo_quantile,
+        help="CEAL: entropy threshold δ_0 at this quantile of the free pool (the service's value is the default)",
+    )
+    p.add_argument(
+        "--pseudo-decay",
+        type=float,
+        default=d.pseudo_decay,
+        help="CEAL: the threshold drops by this fraction of δ_0 each round (the service's value is the default)",
+    )
+    p.set_defaults(func=_simulate)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .data import load_sim_data
+    from .plot import plot_learning_curves
+    from .report import summarize, summary_markdown
+    from .rounds import run_simulation
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = SimConfig(
+            strategies=args.strategies,
+            seeds=args.seeds,
+            initial=args.initial,
+            per_round=args.per_round,
+            rounds=args.rounds,
+            epochs=args.epochs,
+            min_steps=args.min_steps,
+            height=args.height,
+            width=args.width,
+            samples=args.samples,
+            test_fraction=args.test_fraction,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            fine_tune_lr=args.fine_tune_lr,
+            base_filters=args.base_filters,
+            depth=args.depth,
+            max_pseudo=args.max_pseudo,
+            pseudo_quantile=args.pseudo_quantile,
+            pseudo_decay=args.pseudo_decay,
+        )
+        data = load_sim_data(args.images, args.masks, cfg)
+        rows = run_simulation(args.out, data, cfg)
+    except (SimulationError, ValueError) as exc:
+        print(f"ceal simulate: {exc}", file=sys.stderr)
+        return 2
+    plot_learning_curves(rows, args.out / "learning_curves.png")
+    text = summary_markdown(summarize(rows))
+    (args.out / "summary.md").write_text(text)
+    print(text)
+    print(f"wrote {args.out / 'results.csv'}, {args.out / 'learning_curves.png'} and {args.out / 'summary.md'}")
+    return 0

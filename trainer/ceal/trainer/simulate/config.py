@@ -1,0 +1,140 @@
+"""What a simulation run is: the strategies and seeds to compare and the recipe they share.
+
+The recipe (every field except `strategies` and `seeds`) fixes what one (strategy, seed) arm computes, so a
+run folder can be resumed, or extended with more strategies or seeds, only with the same recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ceal.service.pool.queries import PSEUDO_QUANTILE
+from ceal.service.selection import STRATEGIES
+
+__all__ = [
+    "CEILING",
+    "DEFAULT_STRATEGIES",
+    "STRATEGY_ALIASES",
+    "SimConfig",
+    "SimulationError",
+    "parse_strategies",
+    "registry_name",
+]
+
+# The full-data ceiling is recorded in results.csv as one more arm under this name.
+CEILING: Final = "full_data"
+DEFAULT_STRATEGIES: Final = ("random", "entropy", "bald", "ceal", "suggestive", "cost")
+# Short names on the command line → the service's selection registry.
+STRATEGY_ALIASES: Final[dict[str, str]] = {"cost": "cost_sensitive"}
+
+
+class SimulationError(ValueError):
+    """A simulation that cannot run as asked; the message says what to change."""
+
+
+def registry_name(strategy: str) -> str:
+    """The service registry's name for a command-line strategy name ('cost' → 'cost_sensitive')."""
+    return STRATEGY_ALIASES.get(strategy, strategy)
+
+
+def parse_strategies(text: str) -> tuple[str, ...]:
+    """'random, ceal,cost' → ('random', 'ceal', 'cost'), checked against the service's registry."""
+    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    valid = sorted({*STRATEGIES, *STRATEGY_ALIASES})
+    unknown = [name for name in names if registry_name(name) not in STRATEGIES]
+    if unknown or not names:
+        raise SimulationError(
+            f"unknown strategies {unknown or [text]}; pass a comma-separated list of {', '.join(valid)}"
+        )
+    return names
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """A simulation run. Counts are images; `rounds` selections follow the initial round 0.
+
+    Each round fine-tunes the previous round's weights for `epochs` passes over the labelled images (at least
+    `min_steps` optimizer steps, so a handful of images still gets trained), exports the model to ONNX and
+    scores the unlabelled pool with `samples` Monte-Carlo passes.
+    """
+
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    seeds: int = 3
+    initial: int = 10
+    per_round: int = 10
+    rounds: int = 6
+    epochs: int = 1
+    min_steps: int = 80
+    height: int = 48
+    width: int = 64
+    samples: int = 8
+    test_fraction: float = 0.2
+    batch_size: int = 8
+    learning_rate: float = 2e-3  # round 0, from scratch
+    fine_tune_lr: float = 5e-4  # later rounds, warm-started (`ceal loop`'s default)
+    base_filters: int = 8
+    depth: int = 3
+    max_pseudo: int | None = None  # CEAL pseudo-labels per round; None: all that pass the entropy threshold
+    # CEAL's threshold as the query servicer sets it: δ_0 at this quantile of the free pool's entropy, lowered
+    # by pseudo_decay · δ_0 each round (the service's values are the defaults).
+    pseudo_quantile: float = PSEUDO_QUANTILE
+    pseudo_decay: float = 0.1
+    split_seed: int = 0  # the held-out test split; the same for every seed so all arms meet the same test set
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategies", parse_strategies(",".join(self.strategies)))
+        if CEILING in self.strategies:
+            raise SimulationError(f"{CEILING!r} is the ceiling, run for every seed anyway; leave it out")
+        positive = {
+            "seeds": self.seeds,
+            "initial": self.initial,
+            "per_round": self.per_round,
+            "epochs": self.epochs,
+            "samples": self.samples,
+            "batch_size": self.batch_size,
+            "base_filters": self.base_filters,
+            "depth": self.depth,
+        }
+        bad = {name: value for name, value in positive.items() if value < 1}
+        if bad or self.rounds < 0 or self.min_steps < 0:
+            raise SimulationError(f"need counts >= 1 and rounds, min_steps >= 0; got {bad or vars(self)}")
+        if self.batch_size < 2:
+            raise SimulationError("batch_size must be >= 2: BatchNorm needs two images per batch")
+        multiple = 2**self.depth
+        if self.height % multiple or self.width % multiple:
+            raise SimulationError(
+                f"height and width must be multiples of 2**depth = {multiple}; got {self.height}×{self.width}"
+            )
+        if not 0.0 < self.test_fraction < 1.0:
+            raise SimulationError(f"test_fraction must be in (0, 1); got {self.test_fraction}")
+        if not (0.0 <= self.pseudo_quantile <= 1.0 and self.pseudo_decay >= 0.0):
+            raise SimulationError(
+                f"pseudo_quantile must be in [0, 1] and pseudo_decay >= 0; got {self.pseudo_quantile}, "
+                f"{self.pseudo_decay}"
+            )
+        if not (self.learning_rate > 0 and self.fine_tune_lr > 0):
+            raise SimulationError("learning rates must be > 0")
+        if self.max_pseudo is not None and self.max_pseudo < 0:
+            raise SimulationError(f"max_pseudo must be >= 0 or None (no cap); got {self.max_pseudo}")
+
+    def recipe(self) -> dict[str, Any]:
+        """Every field that changes what an arm computes (all but `strategies` and `seeds`)."""
+        fields = dataclasses.asdict(self)
+        del fields["strategies"], fields["seeds"]
+        return fields
+
+    def to_json(self) -> str:
+        return json.dumps({**dataclasses.asdict(self), "strategies": list(self.strategies)}, indent=2)
+
+    def recipe_differences(self, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """{field: (saved, now)} for recipe fields that differ from a saved config.json's."""
+        now = self.recipe()
+        return {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
+
+    def epochs_for(self, labelled: int) -> int:
+        """Epochs of one round on `labelled` images: `epochs`, or more when that is under `min_steps` steps."""
+        batches = max(1, -(-labelled // self.batch_size))
+        return max(self.epochs, -(-self.min_steps // batches))

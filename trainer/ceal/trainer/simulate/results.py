@@ -1,0 +1,80 @@
+"""One row of results.csv per finished (strategy, seed, round), and the CSV itself."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from .config import SimulationError
+
+__all__ = ["COLUMNS", "ResultRow", "read_results", "write_results"]
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """The model after `round` rounds of one arm, measured on the held-out test set.
+
+    human_labels: images the oracle (a human) has labelled so far, initial set included;
+    pseudo_labels: model masks used in this round's training (CEAL); annotation_seconds: the oracle's
+    predicted time for all human labels so far; test_dice: mean per-image Dice of the served mask (the
+    thresholded Monte-Carlo mean); pool_size: images that could be queried.
+    """
+
+    strategy: str
+    seed: int
+    round: int
+    human_labels: int
+    pseudo_labels: int
+    annotation_seconds: float
+    test_dice: float
+    pool_size: int
+
+    @property
+    def human_fraction(self) -> float:
+        """Share of the pool labelled by a human, 0..1."""
+        return self.human_labels / self.pool_size
+
+
+COLUMNS: Final = tuple(f.name for f in dataclasses.fields(ResultRow))
+_TYPES: Final = {f.name: f.type for f in dataclasses.fields(ResultRow)}
+
+
+def _parse(raw: dict[str, str], where: str) -> ResultRow:
+    try:
+        values = {
+            name: int(raw[name])
+            if _TYPES[name] == "int"
+            else float(raw[name])
+            if _TYPES[name] == "float"
+            else raw[name]
+            for name in COLUMNS
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SimulationError(f"{where} is not a row of results.csv ({exc}); columns are {', '.join(COLUMNS)}") from exc
+    return ResultRow(**values)  # type: ignore[arg-type]
+
+
+def read_results(path: Path) -> list[ResultRow]:
+    """The rows of a results.csv (none when it does not exist)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return [_parse(raw, f"{path.name} line {i + 2}") for i, raw in enumerate(csv.DictReader(f))]
+
+
+def write_results(path: Path, rows: Iterable[ResultRow]) -> None:
+    """Write results.csv atomically (a temporary file, then one rename), sorted by strategy, seed, round."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in sorted(rows, key=lambda r: (r.strategy, r.seed, r.round)):
+            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in dataclasses.astuple(row)])
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)

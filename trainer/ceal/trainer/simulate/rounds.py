@@ -1,0 +1,208 @@
+"""The active-learning rounds of one (strategy, seed) arm, the full-data ceiling, and the whole run.
+
+Round 0 trains on `initial` random pool images (the same ones for every strategy of a seed, so arms are
+paired, and shared: trained once per seed). Each later round: score the free pool with the previous round's
+served model, let the strategy choose, take the oracle's masks for the query (and, for CEAL, the model's own
+masks for the confident images), fine-tune the previous weights, export, and measure test Dice.
+
+Warm start, not retraining: it is what `ceal loop` does in production (fine-tune the last checkpoint on the
+labels), so the simulated loop is the served one, and it costs a round `epochs` passes instead of a full
+training from scratch. The ceiling gets the same loop with the whole pool labelled from round 0, so every
+model compared has had the same number of rounds of the same schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from tqdm import tqdm
+
+from ceal.trainer.train import Dataset, TrainConfig, dice_score, fit
+from ceal.trainer.unet import UNet, UNetConfig
+
+from .config import CEILING, SimConfig, SimulationError
+from .data import SimData
+from .results import ResultRow
+from .scoring import arm_seed, choose, score_pool, serve, served_masks
+from .state import ArmState, RunFolder, Weights
+
+__all__ = ["ROUND0", "RoundHook", "run_arm", "run_simulation"]
+
+log = logging.getLogger(__name__)
+
+ROUND0 = "_round0"  # the shared round 0 of a seed, copied into each strategy's arm
+RoundHook = Callable[[ResultRow], None]
+IndexArray = npt.NDArray[np.int64]
+
+
+def _weights(model: UNet) -> Weights:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _new_model(cfg: SimConfig, seed: int) -> UNet:
+    torch.manual_seed(arm_seed(seed, "init"))
+    return UNet(UNetConfig(base_filters=cfg.base_filters, depth=cfg.depth))
+
+
+def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: int) -> None:
+    """Train in place: cfg.epochs_for(n) epochs of the trainer's recipe (Dice + BCE, Adam, flips); round 0 at
+    cfg.learning_rate, later rounds fine-tune at cfg.fine_tune_lr, as `ceal train` and `ceal loop` do."""
+    tc = TrainConfig(
+        height=cfg.height,
+        width=cfg.width,
+        epochs=cfg.epochs_for(len(train.ids)),
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate if round_index == 0 else cfg.fine_tune_lr,
+        seed=arm_seed(seed, round_index, "train"),
+    )
+    fit(model, train, None, tc, progress=False)
+
+
+def _finish_round(
+    run: RunFolder,
+    model: UNet,
+    data: SimData,
+    cfg: SimConfig,
+    prior: ArmState | None,
+    strategy: str,
+    seed: int,
+    round_index: int,
+    human: IndexArray,
+    pseudo: int,
+) -> ArmState:
+    """Evaluate the trained model on the test set through the served path and persist the round."""
+    loaded = serve(model, cfg, round_index + 1)
+    masks = served_masks(
+        loaded, data.images[data.test], cfg.samples, np.random.default_rng(arm_seed(seed, round_index, "test"))
+    )
+    row = ResultRow(
+        strategy,
+        seed,
+        round_index,
+        len(human),
+        pseudo,
+        round(float(data.seconds[human].sum()), 3),
+        round(dice_score(masks != 0, data.masks[data.test] != 0), 6),
+        len(data.pool),
+    )
+    state = ArmState(strategy, seed, round_index, tuple(int(i) for i in human), (*(prior.rows if prior else ()), row))
+    run.save(state, _weights(model))
+    return state
+
+
+def _round0(run: RunFolder, data: SimData, cfg: SimConfig, seed: int) -> tuple[ArmState, Weights]:
+    """The seed's round 0 (initial random set), trained once and shared by its strategies."""
+    found = run.load(ROUND0, seed)
+    if found is not None:
+        return found
+    rng = np.random.default_rng(arm_seed(seed, "initial"))
+    human = np.sort(rng.choice(data.pool, size=cfg.initial, replace=False)).astype(np.int64)
+    model = _new_model(cfg, seed)
+    _train(model, data.dataset(human), cfg, seed, 0)
+    state = _finish_round(run, model, data, cfg, None, ROUND0, seed, 0, human, 0)
+    return state, _weights(model)
+
+
+def _check_no_leak(data: SimData, rows: IndexArray) -> None:
+    leaked = np.intersect1d(rows, data.test)
+    if leaked.size or not np.isin(rows, data.pool).all():
+        raise SimulationError(
+            f"a strategy chose {leaked.size} held-out test images; the test set must never be queried"
+        )
+
+
+def run_arm(
+    run: RunFolder, data: SimData, cfg: SimConfig, strategy: str, seed: int, *, on_round: RoundHook | None = None
+) -> ArmState:
+    """Run (or resume) one arm to cfg.rounds; `on_round` sees each row once it is persisted."""
+    found = run.load(strategy, seed)
+    if found is None:
+        shared, weights = _round0(run, data, cfg, seed)
+        rows = tuple(dataclasses.replace(r, strategy=strategy) for r in shared.rows)
+        found = ArmState(strategy, seed, 0, shared.human, rows), weights
+        run.save(*found)
+        if on_round is not None:
+            on_round(rows[-1])
+    state, weights = found
+    model = _new_model(cfg, seed)
+    model.load_state_dict(weights)
+    model.eval()
+    while state.round < cfg.rounds:
+        r = state.round + 1
+        human = np.asarray(state.human, dtype=np.int64)
+        free = np.setdiff1d(data.pool, human)
+        if free.size == 0:
+            break
+        scores = score_pool(
+            serve(model, cfg, r), data, free, cfg.samples, np.random.default_rng(arm_seed(seed, r, strategy, "score"))
+        )
+        selection = choose(strategy, scores, cfg, r - 1, seed)
+        query = scores.rows[list(selection.query)]
+        pseudo = scores.rows[list(selection.pseudo)]
+        _check_no_leak(data, np.concatenate([query, pseudo]))
+        human = np.concatenate([human, query])
+        train = data.dataset(human)
+        if pseudo.size:  # CEAL: the model's served masks stand in for the confident images, this round only
+            train = Dataset(
+                [*train.ids, *(data.ids[i] for i in pseudo)],
+                np.concatenate([train.images, data.images[pseudo]]),
+                np.concatenate([train.masks, scores.masks[list(selection.pseudo)]]),
+            )
+        _train(model, train, cfg, seed, r)
+        state = _finish_round(run, model, data, cfg, state, strategy, seed, r, human, int(pseudo.size))
+        if on_round is not None:
+            on_round(state.rows[-1])
+    return state
+
+
+def run_ceiling(
+    run: RunFolder, data: SimData, cfg: SimConfig, seed: int, *, on_round: RoundHook | None = None
+) -> ArmState:
+    """The same rounds with the whole pool labelled from round 0: the full-data ceiling."""
+    found = run.load(CEILING, seed)
+    model = _new_model(cfg, seed)
+    state: ArmState | None = None
+    if found is not None:
+        state, weights = found
+        model.load_state_dict(weights)
+    first = 0 if state is None else state.round + 1
+    for r in range(first, cfg.rounds + 1):
+        _train(model, data.dataset(data.pool), cfg, seed, r)
+        state = _finish_round(run, model, data, cfg, state, CEILING, seed, r, data.pool, 0)
+        if on_round is not None:
+            on_round(state.rows[-1])
+    assert state is not None
+    return state
+
+
+def run_simulation(
+    out: Path, data: SimData, cfg: SimConfig, *, progress: bool = True, on_round: RoundHook | None = None
+) -> list[ResultRow]:
+    """Run (or resume) every arm: per seed the ceiling, then each strategy. Returns all result rows."""
+    torch.set_num_threads(1)  # a shared 2-core machine: one steady thread beats two that fight for a core
+    run = RunFolder(out, cfg)
+    total = cfg.seeds * (len(cfg.strategies) + 1) * (cfg.rounds + 1)
+    done = len(run.write_results())
+    bar = tqdm(total=total, initial=min(done, total), desc="simulate", unit="round", disable=not progress)
+
+    def after(row: ResultRow) -> None:
+        run.write_results()
+        bar.update(1)
+        bar.set_postfix(arm=f"{row.strategy}/{row.seed}", round=row.round, dice=f"{row.test_dice:.3f}")
+        if on_round is not None:
+            on_round(row)
+
+    try:
+        for seed in range(cfg.seeds):
+            run_ceiling(run, data, cfg, seed, on_round=after)
+            for strategy in cfg.strategies:
+                run_arm(run, data, cfg, strategy, seed, on_round=after)
+    finally:
+        bar.close()
+    return run.write_results()
