@@ -3,9 +3,13 @@
 ServiceError
 ├── InvalidInput      → INVALID_ARGUMENT (the message says what to change)
 ├── NotFound          → NOT_FOUND
+├── Conflict          → ALREADY_EXISTS (an idempotency key reused for other content)
 ├── Overloaded        → RESOURCE_EXHAUSTED (queue full; retry later)
 ├── DeadlineExceeded  → DEADLINE_EXCEEDED
 └── Unavailable       → UNAVAILABLE (no model loaded yet, shutting down)
+
+The pool store's errors (`ceal.service.store.errors`) are part of this tree, so they map here too; a
+store failure that is none of the above (a locked or damaged database) is UNAVAILABLE.
 
 Messages never carry pixel data or patient identifiers.
 """
@@ -23,6 +27,10 @@ class InvalidInput(ServiceError, ValueError):
 
 class NotFound(ServiceError, LookupError):
     """A model, version, pool or image that does not exist."""
+
+
+class Conflict(ServiceError):
+    """The request contradicts what is already stored."""
 
 
 class Overloaded(ServiceError):

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 CODES: dict[type[Exception], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
@@ -30,30 +31,10 @@ def code_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     for kind, code in CODES.items():
         if isinstance(exc, kind):
             return code, str(exc)
-    extra = _extra_codes(exc)
-    if extra is not None:
-        return extra
+    if isinstance(exc, errors.ServiceError):  # e.g. a locked or damaged store: the caller may retry
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
     log.exception("internal error", exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); the server log has the details"
-
-
-def _extra_codes(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
-    """Store errors are mapped here too, without making the error tree depend on the store."""
-    try:
-        from ceal.service.store import errors as store
-    except ImportError:  # pragma: no cover
-        return None
-    mapping = {
-        store.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-        store.NotFound: grpc.StatusCode.NOT_FOUND,
-        store.Conflict: grpc.StatusCode.ALREADY_EXISTS,
-    }
-    for kind, code in mapping.items():
-        if isinstance(exc, kind):
-            return code, str(exc)
-    if isinstance(exc, store.StoreError):
-        return grpc.StatusCode.UNAVAILABLE, str(exc)
-    return None
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:

@@ -14,22 +14,24 @@ backend (sqlite3: `connections.ThreadConnections.translate`; psycopg: `postgres_
 
 from __future__ import annotations
 
+from ceal.service import errors as service_errors
+
 __all__ = ["Conflict", "InvalidInput", "NotFound", "StoreError", "UnsupportedBackend"]
 
 
-class StoreError(Exception):
+class StoreError(service_errors.ServiceError):
     """Base of every error the pool store raises."""
 
 
-class NotFound(StoreError, LookupError):  # noqa: N818 - the names the interface documents
+class NotFound(StoreError, service_errors.NotFound):  # noqa: N818 - the names the interface documents
     """The pool has no image with that id."""
 
 
-class Conflict(StoreError):  # noqa: N818 - the names the interface documents
+class Conflict(StoreError, service_errors.Conflict):  # noqa: N818 - the names the interface documents
     """The request contradicts what is already stored."""
 
 
-class InvalidInput(StoreError, ValueError):  # noqa: N818 - the names the interface documents
+class InvalidInput(StoreError, service_errors.InvalidInput):  # noqa: N818 - the names the interface documents
     """The caller's input is malformed; the message says what to send instead."""
 
 
