@@ -47,7 +47,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy clients service trainer scripts
 
 bench: $(STAMP)
-	$(PY) benchmarks/engine_bench.py
+	$(PY) benchmarks/run_all.py
 
 load: $(STAMP)
 	$(PY) tests/load/run_load.py

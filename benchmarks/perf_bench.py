@@ -219,8 +219,8 @@ def fidelity_tables(report: fid.FidelityReport) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2, help="images per variant per round")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--images", type=int, default=1, help="images per variant per round")
+    parser.add_argument("--repeats", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--samples", type=int, default=20, help="Monte-Carlo samples T")
     parser.add_argument("--workdir", type=Path, default=Path("runs/bench"))
     args = parser.parse_args(argv)

@@ -136,3 +136,11 @@ def test_health_and_reflection(server: Running, address: str) -> None:
         for service in ("", "ceal.v1.Segmentation", "ceal.v1.ActiveLearning"):
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_adaptive_sampling_stops_early_on_a_loose_tolerance(address: str, images: np.ndarray) -> None:
+    with Client(address) as client:
+        fixed = client.predict(images[0], samples=40, seed=1)
+        adaptive = client.predict(images[0], samples=40, seed=1, adaptive_tolerance=1.0)
+    assert fixed.samples == 40
+    assert adaptive.samples < 40

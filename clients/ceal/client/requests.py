@@ -49,6 +49,7 @@ def predict_request(
     maps: Sequence[str] = ("probability", "label_map", "entropy"),
     threshold: float = 0.0,
     seed: int | None = None,
+    adaptive_tolerance: float = 0.0,
     return_samples: bool = False,
     keep_largest_component: bool = False,
     fill_holes: bool = False,
@@ -59,6 +60,7 @@ def predict_request(
         maps=[_choice(MAPS, m, "map") for m in maps],
         threshold=threshold,
         return_samples=return_samples,
+        adaptive_tolerance=adaptive_tolerance,
         post_processing=seg_pb.PostProcessing(keep_largest_component=keep_largest_component, fill_holes=fill_holes),
     )
     if seed is not None:

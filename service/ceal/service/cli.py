@@ -61,6 +61,7 @@ def _audit_to(path: Path) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ceal.service.middleware.auth import AuthError
+    from ceal.service.middleware.telemetry import TelemetryError
     from ceal.service.middleware.tls import TLSError
     from ceal.service.server import serve
 
@@ -69,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         _audit_to(args.audit_log)
     try:
         return serve(server_config(args), args.port_file)
-    except (AuthError, TLSError) as exc:
+    except (AuthError, TLSError, TelemetryError) as exc:
         print(f"ceal serve: {exc}", file=sys.stderr)
         return 2
 

@@ -2,8 +2,10 @@
 
 Lifecycle: health says NOT_SERVING from the moment the port listens until the models are loaded, and again
 as soon as shutdown starts; SIGTERM (or SIGINT) drains the calls in flight and exits 0. Interceptors, outermost
-first: telemetry (when configured), access (tokens, roles, audit log; when configured), decoding (always: bytes
-that are not a request message get INVALID_ARGUMENT).
+first: telemetry (when configured), decoding (always: bytes that are not a request message get INVALID_ARGUMENT),
+access (tokens, roles, audit log; when configured). Access decides on the call's metadata alone, and the
+handler it puts in place of a rejected call takes raw bytes, which decoding leaves alone: a rejected call's
+request is never parsed, while the audit log sees the parsed request of every call let through.
 """
 
 from __future__ import annotations
@@ -111,11 +113,11 @@ def _interceptors(config: ServerConfig, telemetry: Telemetry | None) -> list[grp
     out: list[grpc.ServerInterceptor] = []
     if telemetry is not None:
         out.append(telemetry.interceptor())
+    out.append(DecodeInterceptor())
     tokens = TokenTable.load(config.tokens) if config.tokens is not None else None
     if tokens is not None or config.audit:
         out.append(AccessInterceptor(tokens, audit=True))
         log.info("access: %s, audit log on", f"{len(tokens)} bearer token(s)" if tokens else "no authentication")
-    out.append(DecodeInterceptor())  # innermost: a rejected call's bytes are never parsed
     return out
 
 
@@ -186,16 +188,20 @@ def serve(config: ServerConfig, port_file: Path | None = None) -> int:
         log.info("signal %d: draining calls in flight", signum)
         done.set()
 
-    # Installed before the models load, so a SIGTERM during loading also ends in an orderly stop.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    running = create_server(config)
-    if port_file is not None:
-        tmp = port_file.with_suffix(".tmp")
-        tmp.write_text(str(running.port))
-        tmp.rename(port_file)
-    print(f"ceal listening on port {running.port}", flush=True)
-    done.wait()
-    running.stop(grace=30.0)
+    # Installed before the models load, so a SIGTERM during loading also ends in an orderly stop;
+    # the previous handlers come back afterwards (serve() may be called from a longer-lived process).
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        running = create_server(config)
+        if port_file is not None:
+            tmp = port_file.with_suffix(".tmp")
+            tmp.write_text(str(running.port))
+            tmp.rename(port_file)
+        print(f"ceal listening on port {running.port}", flush=True)
+        done.wait()
+        running.stop(grace=30.0)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     log.info("stopped")
     return 0

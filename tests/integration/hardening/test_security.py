@@ -115,6 +115,8 @@ def test_missing_or_unknown_token_is_unauthenticated(guarded: Running) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{guarded.port}") as channel:
         for method in ceal_methods():
             assert raw_call(channel, method, b"") == grpc.StatusCode.UNAUTHENTICATED
+            # checked before the request is parsed: bytes that are no message are still UNAUTHENTICATED
+            assert raw_call(channel, method, b"\xff\xff") == grpc.StatusCode.UNAUTHENTICATED
             for header in ("Bearer nope", "Basic dmlldy10b2tlbg==", f"Bearer {TOKENS['admin']}x"):
                 metadata = (("authorization", header),)
                 assert raw_call(channel, method, b"", metadata=metadata) == grpc.StatusCode.UNAUTHENTICATED

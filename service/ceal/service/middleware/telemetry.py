@@ -31,13 +31,17 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ceal.service.middleware.spans import CallTelemetry
 
-__all__ = ["EXPORTERS", "Telemetry", "TelemetryConfig"]
+__all__ = ["EXPORTERS", "Telemetry", "TelemetryConfig", "TelemetryError"]
 
 log = logging.getLogger(__name__)
 
 EXPORTERS = ("none", "console", "otlp", "prometheus")
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+class TelemetryError(ValueError):
+    """The telemetry configuration cannot be served; the message says what to change or install."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class TelemetryConfig:
 
     def __post_init__(self) -> None:
         if self.exporter not in EXPORTERS:
-            raise ValueError(f"telemetry exporter {self.exporter!r} is not known; use one of {list(EXPORTERS)}")
+            raise TelemetryError(f"telemetry exporter {self.exporter!r} is not known; use one of {list(EXPORTERS)}")
 
 
 class Telemetry:
@@ -122,8 +126,11 @@ class Telemetry:
 
     @classmethod
     def _prometheus(cls, config: TelemetryConfig) -> Telemetry:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import CollectorRegistry, start_http_server
+        try:
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import CollectorRegistry, start_http_server
+        except ImportError as exc:
+            raise TelemetryError("--otel prometheus needs opentelemetry-exporter-prometheus; pip install it") from exc
 
         host, _, port = (config.endpoint or "127.0.0.1:9464").rpartition(":")
         registry = CollectorRegistry()
@@ -176,7 +183,7 @@ def _otlp_exporters(endpoint: str) -> tuple[SpanExporter, object]:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     except ImportError as exc:
-        raise ValueError("--otel otlp needs opentelemetry-exporter-otlp-proto-grpc; pip install it") from exc
+        raise TelemetryError("--otel otlp needs opentelemetry-exporter-otlp-proto-grpc; pip install it") from exc
     insecure = not endpoint.startswith("https://")
     spans = OTLPSpanExporter(endpoint=endpoint, insecure=insecure)
     return spans, OTLPMetricExporter(endpoint=endpoint, insecure=insecure)

@@ -66,6 +66,13 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
         default=d.pseudo_decay,
         help="CEAL: the threshold drops by this fraction of δ_0 each round (the service's value is the default)",
     )
+    p.add_argument(
+        "--suggestive-candidates",
+        type=int,
+        default=None,
+        help="suggestive: shortlist of the most "
+        "uncertain images to cover the pool from (default: the service's 4·k; 0: the whole pool)",
+    )
     p.set_defaults(func=_simulate)
 
 
@@ -97,6 +104,7 @@ def _simulate(args: argparse.Namespace) -> int:
             max_pseudo=args.max_pseudo,
             pseudo_quantile=args.pseudo_quantile,
             pseudo_decay=args.pseudo_decay,
+            suggestive_candidates=args.suggestive_candidates,
         )
         data = load_sim_data(args.images, args.masks, cfg)
         rows = run_simulation(args.out, data, cfg)

@@ -82,6 +82,9 @@ class SimConfig:
     # by pseudo_decay · δ_0 each round (the service's values are the defaults).
     pseudo_quantile: float = PSEUDO_QUANTILE
     pseudo_decay: float = 0.1
+    # Suggestive annotation's shortlist of the most uncertain images: None = the service's default (4·k),
+    # 0 = the whole free pool (pure representativeness).
+    suggestive_candidates: int | None = None
     split_seed: int = 0  # the held-out test split; the same for every seed so all arms meet the same test set
 
     def __post_init__(self) -> None:
@@ -117,6 +120,8 @@ class SimConfig:
             )
         if not (self.learning_rate > 0 and self.fine_tune_lr > 0):
             raise SimulationError("learning rates must be > 0")
+        if self.suggestive_candidates is not None and self.suggestive_candidates < 0:
+            raise SimulationError(f"suggestive_candidates must be >= 0 or None; got {self.suggestive_candidates}")
         if self.max_pseudo is not None and self.max_pseudo < 0:
             raise SimulationError(f"max_pseudo must be >= 0 or None (no cap); got {self.max_pseudo}")
 

@@ -41,22 +41,16 @@ class ResultRow:
 
 
 COLUMNS: Final = tuple(f.name for f in dataclasses.fields(ResultRow))
-_TYPES: Final = {f.name: f.type for f in dataclasses.fields(ResultRow)}
+_CONVERT: Final = {"int": int, "float": float, "str": str}  # annotations are strings (postponed evaluation)
+_TYPES: Final = {f.name: _CONVERT[str(f.type)] for f in dataclasses.fields(ResultRow)}
 
 
 def _parse(raw: dict[str, str], where: str) -> ResultRow:
     try:
-        values = {
-            name: int(raw[name])
-            if _TYPES[name] == "int"
-            else float(raw[name])
-            if _TYPES[name] == "float"
-            else raw[name]
-            for name in COLUMNS
-        }
+        values = {name: _TYPES[name](raw[name]) for name in COLUMNS}
     except (KeyError, TypeError, ValueError) as exc:
         raise SimulationError(f"{where} is not a row of results.csv ({exc}); columns are {', '.join(COLUMNS)}") from exc
-    return ResultRow(**values)  # type: ignore[arg-type]
+    return ResultRow(**values)
 
 
 def read_results(path: Path) -> list[ResultRow]:

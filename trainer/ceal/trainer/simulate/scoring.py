@@ -105,7 +105,17 @@ def score_pool(
         size = (int(data.sizes[i, 0]), int(data.sizes[i, 1]))
         score_rows.append(score_row(loaded, image_id, sampled, descriptor, size))
         records[image_id] = ImageRecord(
-            image_id, "simulate", size[0], size[1], 3, image_id, image_id, 0, None, 0.0, "|u1"
+            image_id=image_id,
+            pool="simulate",
+            height=size[0],
+            width=size[1],
+            channels=3,
+            series_key=image_id,
+            study_key=image_id,
+            slice_index=0,
+            dicom=None,
+            created_at=0.0,
+            dtype="|u1",
         )
         masks[j] = _label_map(sampled)
     return PoolScores(np.asarray(rows, dtype=np.int64), build_table(score_rows, records), masks)
@@ -126,6 +136,7 @@ def strategy_params(
     (the service: PSEUDO_QUANTILE), tightening by cfg.pseudo_decay · δ_0 a round (the service: 0.1), at most
     cfg.max_pseudo pseudo-labels. cost: a budget of `per_round` images
     of the free pool's mean predicted annotation time, and k = the pool (the budget decides how many).
+    suggestive: the service's shortlist unless cfg.suggestive_candidates says otherwise (0: the whole pool).
     """
     name = registry_name(strategy)
     k = cfg.per_round
@@ -140,6 +151,8 @@ def strategy_params(
             "decay": delta_0 * cfg.pseudo_decay,
             "max_pseudo": cfg.max_pseudo,
         }
+    if name == "suggestive" and cfg.suggestive_candidates is not None:
+        return k, {"candidates": max(k, cfg.suggestive_candidates or len(table))}
     if name == "cost_sensitive":
         seconds = cost_model.predict(table.boundary_length, table.components)
         return len(table), {"budget_seconds": cfg.per_round * float(np.mean(seconds))}
