@@ -90,12 +90,27 @@ def main() -> int:
     step("1. synthesise a dermoscopy-like lesion set (ISIC 2017 layout)")
     run(["data", "synth", "--out", str(out / "data"), "--n", str(args.images), "--seed", "0"])
     labelled, pool, val = split_dataset(out / "data", out, args.labelled, args.val)
-    print(f"{len(list((labelled / 'images').iterdir()))} labelled, {len(pool)} unlabelled, "
-          f"{len(list((val / 'images').iterdir()))} validation images")
+    print(
+        f"{len(list((labelled / 'images').iterdir()))} labelled, {len(pool)} unlabelled, "
+        f"{len(list((val / 'images').iterdir()))} validation images"
+    )
 
     step("2. train a U-Net with Monte-Carlo dropout on the labelled seed set")
-    run(["train", "--images", str(labelled / "images"), "--masks", str(labelled / "masks"), "--out",
-         str(out / "ckpt-1"), "--epochs", str(args.epochs), "--val-fraction", "0.15"])
+    run(
+        [
+            "train",
+            "--images",
+            str(labelled / "images"),
+            "--masks",
+            str(labelled / "masks"),
+            "--out",
+            str(out / "ckpt-1"),
+            "--epochs",
+            str(args.epochs),
+            "--val-fraction",
+            "0.15",
+        ]
+    )
 
     step("3. export to ONNX with dropout live (parity-checked)")
     run(["export", str(out / "ckpt-1"), "--models", str(models), "--name", "lesion"])
@@ -103,10 +118,11 @@ def main() -> int:
     step("4. serve it over gRPC on 127.0.0.1")
     proc, address = start_server(models, state, out / "server.log")
     try:
-        from demo_rounds import demo_with_server
+        from demo_rounds import demo_with_server  # type: ignore[import-not-found]
 
-        demo_with_server(address, out, pool, val, labelled, rounds=args.rounds, per_round=args.per_round,
-                         epochs=args.epochs)
+        demo_with_server(
+            address, out, pool, val, labelled, rounds=args.rounds, per_round=args.per_round, epochs=args.epochs
+        )
     finally:
         step("stop the server (SIGTERM drains calls in flight)")
         stop_server(proc)

@@ -56,22 +56,38 @@ def show_scores(client: Client, pool_paths: dict[str, Path]) -> None:
         print(f"  {item.rank:2d}. {pool_paths[item.image_id].name}  {item.reason}")
 
 
-def demo_with_server(address: str, out: Path, pool: list[Path], val_dir: Path, labelled: Path, *, rounds: int,
-                     per_round: int, epochs: int) -> None:
+def demo_with_server(
+    address: str,
+    out: Path,
+    pool: list[Path],
+    val_dir: Path,
+    labelled: Path,
+    *,
+    rounds: int,
+    per_round: int,
+    epochs: int,
+) -> None:
     data = out / "data"
     val = sorted((val_dir / "images").iterdir())
     seed = sorted((labelled / "images").iterdir())
     with Client(address, timeout=600) as client:
         for m in client.list_models():
-            print(f"model {m.name} v{m.version}: input {m.input_shape}, dropout {m.dropout_rate}, "
-                  f"validation Dice {m.validation_dice:.3f}, {m.provider}")
+            print(
+                f"model {m.name} v{m.version}: input {m.input_shape}, dropout {m.dropout_rate}, "
+                f"validation Dice {m.validation_dice:.3f}, {m.provider}"
+            )
 
         print("\n=== 5. register the images in a pool; the seed set arrives with its labels ===")
         ids = client.register_images([pool_image(p) for p in seed + pool], pool=POOL)
-        pool_paths = {image_id: p for (image_id, _), p in zip(ids[len(seed):], pool, strict=True)}
+        pool_paths = {image_id: p for (image_id, _), p in zip(ids[len(seed) :], pool, strict=True)}
         for (image_id, _), path in zip(ids[: len(seed)], seed, strict=True):
-            client.submit_label(image_id, mask_of(path, data), annotator="seed-set", pool=POOL,
-                                seconds_spent=annotation_seconds(mask_of(path, data)))
+            client.submit_label(
+                image_id,
+                mask_of(path, data),
+                annotator="seed-set",
+                pool=POOL,
+                seconds_spent=annotation_seconds(mask_of(path, data)),
+            )
         print(f"{len(ids)} images registered, {len(seed)} seed labels stored")
 
         print("\n=== 6. score the pool: T=20 Monte-Carlo dropout samples per image ===")
@@ -93,32 +109,39 @@ def demo_with_server(address: str, out: Path, pool: list[Path], val_dir: Path, l
         ckpt = out / "ckpt-1"
         for r in range(1, rounds + 1):
             print(f"\n=== 7.{r} active-learning round {r}: CEAL query list for radiologist-1 ===")
-            ql = client.query_list(pool=POOL, strategy="ceal", k=per_round, annotator="radiologist-1", round=r,
-                                   max_pseudo_labels=per_round)
+            ql = client.query_list(
+                pool=POOL, strategy="ceal", k=per_round, annotator="radiologist-1", round=r, max_pseudo_labels=per_round
+            )
             for item in ql.items[:5]:
                 print(f"  {item.rank:2d}. {pool_paths[item.image_id].name}  {item.reason}")
-            print(f"  ... {len(ql.items)} images leased to radiologist-1, {len(ql.pseudo_labels)} confident images "
-                  "offered as pseudo-labels")
+            print(
+                f"  ... {len(ql.items)} images leased to radiologist-1, {len(ql.pseudo_labels)} confident images "
+                "offered as pseudo-labels"
+            )
             for item in ql.items:  # the oracle: the ground-truth mask stands in for the radiologist
                 mask = mask_of(pool_paths[item.image_id], data)
-                client.submit_label(item.image_id, mask, annotator="radiologist-1", pool=POOL,
-                                    seconds_spent=annotation_seconds(mask))
+                client.submit_label(
+                    item.image_id, mask, annotator="radiologist-1", pool=POOL, seconds_spent=annotation_seconds(mask)
+                )
             for image_id, _ in ql.pseudo_labels:
-                p = client.predict(pool_paths[image_id], maps=("label_map",), keep_largest_component=True,
-                                   fill_holes=True)
+                p = client.predict(
+                    pool_paths[image_id], maps=("label_map",), keep_largest_component=True, fill_holes=True
+                )
                 assert p.label_map is not None
                 client.submit_label(image_id, p.label_map, annotator="model", source="pseudo", pool=POOL)
             stats = client.pool_stats(pool=POOL)
             print(f"  pool: {stats.labelled_human} human labels, {stats.labelled_pseudo} pseudo labels")
             new_ckpt = out / f"ckpt-{r + 1}"
             print(f"$ ceal loop --server {address} --init {ckpt} --out {new_ckpt} --models {out / 'models'}")
-            result = run_loop(client, ckpt, new_ckpt, out / "models", "lesion", epochs=max(4, epochs // 2),
-                              pool=POOL)
+            result = run_loop(client, ckpt, new_ckpt, out / "models", "lesion", epochs=max(4, epochs // 2), pool=POOL)
             ckpt = new_ckpt
             wait_for_version(client, r + 1)
             print(f"  server hot-loaded v{r + 1}; rescoring the stale pool")
             done = client.score_pool(pool=POOL, progress=True)
-            print(f"  ScorePool: {done.done} images left to score, {done.fresh} already rescored by the server in the background")
+            print(
+                f"  ScorePool: {done.done} images left to score, "
+                f"{done.fresh} already rescored by the server in the background"
+            )
             history.append((f"v{r + 1}", result.human, result.pseudo, validation_dice(client, val, data)))
 
         print("\nmodel  human labels  pseudo labels  validation Dice")

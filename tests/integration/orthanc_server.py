@@ -26,9 +26,7 @@ from pathlib import Path
 
 ORTHANC_BINARY = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-INSTALL_HINT = (
-    "run scripts/install-system-deps (as root) to install the orthanc and orthanc-dicomweb packages"
-)
+INSTALL_HINT = "run scripts/install-system-deps (as root) to install the orthanc and orthanc-dicomweb packages"
 
 ORTHANC_AET = "ORTHANC"
 CLIENT_AET = "CEALTEST"

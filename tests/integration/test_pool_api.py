@@ -113,8 +113,10 @@ def test_two_annotators_asking_at_once_never_share_an_image(address: str, data: 
 
 
 def test_series_level_query_lists(address: str, data: np.ndarray) -> None:
-    images = [pool_image(img, series_key=f"series-{i // 4}", study_key="study-1", slice_index=i % 4)
-              for i, img in enumerate(data)]
+    images = [
+        pool_image(img, series_key=f"series-{i // 4}", study_key="study-1", slice_index=i % 4)
+        for i, img in enumerate(data)
+    ]
     with Client(address) as client:
         client.register_images(images, pool=POOL)
         client.score_pool(pool=POOL, samples=4)
@@ -135,8 +137,9 @@ def test_find_similar_by_id_and_by_image(address: str, data: np.ndarray) -> None
     assert by_image[0][0] == ids[3] and by_image[0][1] == pytest.approx(1.0, abs=1e-4)
 
 
-def test_a_new_model_version_rescores_stale_scores_only(models_dir: Path, trained_checkpoint: Path,
-                                                        tmp_path: Path, data: np.ndarray) -> None:
+def test_a_new_model_version_rescores_stale_scores_only(
+    models_dir: Path, trained_checkpoint: Path, tmp_path: Path, data: np.ndarray
+) -> None:
     models = tmp_path / "models"
     shutil.copytree(models_dir, models)
     with in_process(models, tmp_path / "state") as running, Client(f"127.0.0.1:{running.port}") as client:

@@ -24,8 +24,9 @@ def images() -> np.ndarray:
 
 def test_predict_returns_maps_at_the_original_size(address: str, images: np.ndarray) -> None:
     with Client(address) as client:
-        p = client.predict(images[0], samples=8, maps=("probability", "label_map", "entropy", "mutual_information",
-                                                        "variance"))
+        p = client.predict(
+            images[0], samples=8, maps=("probability", "label_map", "entropy", "mutual_information", "variance")
+        )
     assert p.probability is not None and p.probability.shape == (70, 90)
     assert p.label_map is not None and p.label_map.shape == (70, 90) and p.label_map.dtype == np.uint8
     assert set(np.unique(p.label_map)) <= {0, 1}

@@ -16,8 +16,11 @@ HEIGHT, WIDTH = 48, 64
 
 def synth_dataset(n: int, seed: int = 0, height: int = HEIGHT, width: int = WIDTH) -> Dataset:
     cases = [make_case(case_rng(seed, i), height, width) for i in range(n)]
-    return Dataset([f"case{i:03d}" for i in range(n)], np.stack([c.image for c in cases]),
-                   np.stack([(c.mask > 127).astype(np.uint8) for c in cases]))
+    return Dataset(
+        [f"case{i:03d}" for i in range(n)],
+        np.stack([c.image for c in cases]),
+        np.stack([(c.mask > 127).astype(np.uint8) for c in cases]),
+    )
 
 
 def train_tiny(workdir: Path, *, epochs: int = 6, n: int = 32, placement: str = "bottleneck", seed: int = 0) -> Path:

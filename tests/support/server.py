@@ -16,8 +16,9 @@ from ceal.service.server import Running, ServerConfig, create_server
 
 @contextmanager
 def in_process(models: Path, state: Path | None = None, **overrides: object) -> Iterator[Running]:
-    config = ServerConfig(models=models, address="127.0.0.1:0", state=str(state) if state else None,
-                          watch_interval=0.2, **overrides)  # type: ignore[arg-type]
+    config = ServerConfig(
+        models=models, address="127.0.0.1:0", state=str(state) if state else None, watch_interval=0.2, **overrides
+    )  # type: ignore[arg-type]
     running = create_server(config)
     try:
         yield running
@@ -33,11 +34,25 @@ class ServerProcess:
         self.port_file = log.with_suffix(".port")
         self.port_file.unlink(missing_ok=True)
         self.log = log
-        cmd = [sys.executable, "-m", "ceal.cli.main", "serve", "--models", str(models), "--state", str(state),
-               "--port", "0", "--port-file", str(self.port_file), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ceal.cli.main",
+            "serve",
+            "--models",
+            str(models),
+            "--state",
+            str(state),
+            "--port",
+            "0",
+            "--port-file",
+            str(self.port_file),
+            *extra,
+        ]
         with open(log, "ab") as fh:
-            self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ,
-                                         "PYTHONUNBUFFERED": "1"})
+            self.proc = subprocess.Popen(
+                cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
         deadline = time.monotonic() + 60
         while not self.port_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:

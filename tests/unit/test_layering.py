@@ -38,6 +38,7 @@ def test_clients_do_not_import_the_service() -> None:
 
 
 def test_generated_protobuf_code_is_fresh() -> None:
-    result = subprocess.run([sys.executable, "scripts/gen_proto.py", "--check"], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "scripts/gen_proto.py", "--check"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert result.returncode == 0, result.stderr

@@ -12,8 +12,15 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-EXTRAS = {"serve": "service", "data": "train", "train": "train", "export": "train", "loop": "train",
-          "simulate": "train", "pacs": "pacs"}
+EXTRAS = {
+    "serve": "service",
+    "data": "train",
+    "train": "train",
+    "export": "train",
+    "loop": "train",
+    "simulate": "train",
+    "pacs": "pacs",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _missing(name: str, extra: str, exc: ImportError) -> object:
     def run(_: argparse.Namespace) -> int:
-        print(f"ceal {name} needs the '{extra}' extra ({exc}); install it with: pip install 'ceal[{extra}]'",
-              file=sys.stderr)
+        print(
+            f"ceal {name} needs the '{extra}' extra ({exc}); install it with: pip install 'ceal[{extra}]'",
+            file=sys.stderr,
+        )
         return 2
 
     return run

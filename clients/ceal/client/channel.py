@@ -70,12 +70,16 @@ class ChannelSettings:
     def credentials(self) -> grpc.ChannelCredentials | None:
         if not (self.tls or self.root_certificates or self.client_certificate):
             return None
-        read = lambda p: p.read_bytes() if p is not None else None  # noqa: E731
-        return grpc.ssl_channel_credentials(
+
+        def read(path: Path | None) -> bytes | None:
+            return path.read_bytes() if path is not None else None
+
+        creds: grpc.ChannelCredentials = grpc.ssl_channel_credentials(
             root_certificates=read(self.root_certificates),
             private_key=read(self.client_key),
             certificate_chain=read(self.client_certificate),
         )
+        return creds
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """Per-call metadata: the bearer token, and the W3C trace context of the caller's current span."""

@@ -27,8 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def overlay(image: np.ndarray, p: Prediction) -> tuple[np.ndarray, np.ndarray]:
     """(mask overlay, uncertainty heat-map) as uint8 RGB (H, W, 3)."""
-    base = np.asarray(PILImage.fromarray(image).convert("RGB"), dtype=np.float32) if image.dtype == np.uint8 else (
-        np.repeat(np.clip(image, 0, 1)[..., None] * 255, 3, axis=2) if image.ndim == 2 else image * 255)
+    base = (
+        np.asarray(PILImage.fromarray(image).convert("RGB"), dtype=np.float32)
+        if image.dtype == np.uint8
+        else (np.repeat(np.clip(image, 0, 1)[..., None] * 255, 3, axis=2) if image.ndim == 2 else image * 255)
+    )
     mask = p.label_map != 0 if p.label_map is not None else np.zeros(base.shape[:2], bool)
     over = base.copy()
     over[mask] = 0.55 * over[mask] + 0.45 * np.array([0, 255, 0], np.float32)
@@ -45,16 +48,21 @@ def run(args: argparse.Namespace) -> int:
     results: list[tuple[str, float]] = []
     try:
         with Client(args.server) as client:
-            for path, pred in zip(args.images, client.predict_many(args.images, model=args.model,
-                                                                    samples=args.samples, progress=True), strict=True):
+            for path, pred in zip(
+                args.images,
+                client.predict_many(args.images, model=args.model, samples=args.samples, progress=True),
+                strict=True,
+            ):
                 image = np.asarray(PILImage.open(path)) if path.suffix.lower() != ".dcm" else None
                 if image is not None:
                     mask_img, unc_img = overlay(image, pred)
                     PILImage.fromarray(mask_img).save(args.out / f"{path.stem}_mask.png")
                     PILImage.fromarray(unc_img).save(args.out / f"{path.stem}_uncertainty.png")
                 results.append((path.name, pred.score))
-                tqdm.write(f"{path.name}\tscore={pred.score:.5f}\tforeground={pred.foreground_fraction:.3f}"
-                      f"\tmodel={pred.model_name}@{pred.model_version}")
+                tqdm.write(
+                    f"{path.name}\tscore={pred.score:.5f}\tforeground={pred.foreground_fraction:.3f}"
+                    f"\tmodel={pred.model_name}@{pred.model_version}"
+                )
     except CealError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ceal.v1 import tensor_pb2
 
-_TO_ENUM = {
+_TO_ENUM: dict[np.dtype[Any], int] = {
     np.dtype("uint8"): tensor_pb2.DTYPE_UINT8,
     np.dtype("uint16"): tensor_pb2.DTYPE_UINT16,
     np.dtype("int16"): tensor_pb2.DTYPE_INT16,
@@ -18,7 +19,7 @@ _TO_ENUM = {
     np.dtype("float64"): tensor_pb2.DTYPE_FLOAT64,
     np.dtype("bool"): tensor_pb2.DTYPE_BOOL,
 }
-_FROM_ENUM = {code: dt for dt, code in _TO_ENUM.items()}
+_FROM_ENUM: dict[int, np.dtype[Any]] = {code: dt for dt, code in _TO_ENUM.items()}
 
 ImageLike = np.ndarray | bytes | str | Path
 
@@ -30,7 +31,7 @@ def to_tensor(array: np.ndarray) -> tensor_pb2.Tensor:
     if native not in _TO_ENUM:
         raise TypeError(f"arrays of dtype {array.dtype} cannot be sent; use one of {sorted(map(str, _TO_ENUM))}")
     data = np.ascontiguousarray(array, dtype=native.newbyteorder("<")).tobytes()
-    return tensor_pb2.Tensor(dtype=_TO_ENUM[native], shape=list(array.shape), data=data)
+    return tensor_pb2.Tensor(dtype=_TO_ENUM[native], shape=list(array.shape), data=data)  # type: ignore[arg-type]
 
 
 def as_numpy(tensor: tensor_pb2.Tensor) -> np.ndarray | None:
@@ -38,7 +39,8 @@ def as_numpy(tensor: tensor_pb2.Tensor) -> np.ndarray | None:
     if tensor.dtype == tensor_pb2.DTYPE_UNSPECIFIED:
         return None
     dtype = _FROM_ENUM[tensor.dtype]
-    return np.frombuffer(tensor.data, dtype=dtype.newbyteorder("<")).reshape(tuple(tensor.shape)).astype(dtype)
+    array: np.ndarray = np.frombuffer(tensor.data, dtype=dtype.newbyteorder("<")).reshape(tuple(tensor.shape))
+    return array.astype(dtype)
 
 
 def to_image(image: ImageLike) -> tensor_pb2.Image:

@@ -68,8 +68,17 @@ class ServerError(CealError):
 
 _BY_CODE: dict[grpc.StatusCode, type[CealError]] = {
     cls.code: cls
-    for cls in (InvalidArgument, NotFound, AlreadyExists, Overloaded, DeadlineExceeded, Unauthenticated,
-                PermissionDenied, Unimplemented, Unavailable)
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        Overloaded,
+        DeadlineExceeded,
+        Unauthenticated,
+        PermissionDenied,
+        Unimplemented,
+        Unavailable,
+    )
 }
 
 

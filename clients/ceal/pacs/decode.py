@@ -215,9 +215,7 @@ def _rescaled(ds: Dataset, stored: npt.NDArray[np.generic]) -> npt.NDArray[np.fl
     intercepts = _per_frame(ds, n_frames, "PixelValueTransformationSequence", "RescaleIntercept")
     slope = np.array([1.0 if s in (None, "") else _first(s) for s in slopes])  # (F,)
     intercept = np.array([0.0 if b in (None, "") else _first(b) for b in intercepts])  # (F,)
-    values: npt.NDArray[np.float64] = (
-        stored.astype(np.float64) * slope[:, None, None] + intercept[:, None, None]
-    )
+    values: npt.NDArray[np.float64] = stored.astype(np.float64) * slope[:, None, None] + intercept[:, None, None]
     return values
 
 
@@ -232,9 +230,7 @@ def _grey_frames(ds: Dataset, stored: npt.NDArray[np.generic]) -> tuple[npt.NDAr
     values = _rescaled(ds, stored)  # (F, H, W)
     centers = _per_frame(ds, n_frames, "FrameVOILUTSequence", "WindowCenter")
     widths = _per_frame(ds, n_frames, "FrameVOILUTSequence", "WindowWidth")
-    if all(
-        c is not None and w is not None and _first(w) >= 1.0 for c, w in zip(centers, widths, strict=True)
-    ):
+    if all(c is not None and w is not None and _first(w) >= 1.0 for c, w in zip(centers, widths, strict=True)):
         frames = [window_linear(values[i], _first(centers[i]), _first(widths[i])) for i in range(n_frames)]
         out, source = np.stack(frames), "file"
     elif str(ds.get("Modality", "")).upper() == "CT":

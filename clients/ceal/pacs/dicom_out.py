@@ -140,9 +140,7 @@ def build_segmentation(
                 f"probabilities have shape {prob.shape} but masks {mask_array.shape}: pass matching arrays"
             )
         if not (np.isfinite(prob).all() and prob.min() >= 0.0 and prob.max() <= 1.0):
-            raise DicomBuildError(
-                "probabilities must be finite and within [0, 1]: pass softmax/sigmoid outputs"
-            )
+            raise DicomBuildError("probabilities must be finite and within [0, 1]: pass softmax/sigmoid outputs")
         pixels, segmentation_type, content = prob, hd.seg.SegmentationTypeValues.FRACTIONAL, "seg:fractional"
     description = hd.seg.SegmentDescription(
         segment_number=1,
@@ -152,9 +150,7 @@ def build_segmentation(
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=_algorithm(algorithm_version),
     )
-    uids = derived_uids(
-        [str(ds.SOPInstanceUID) for ds in sources], model_tag=algorithm_version, content=content
-    )
+    uids = derived_uids([str(ds.SOPInstanceUID) for ds in sources], model_tag=algorithm_version, content=content)
     try:
         seg = hd.seg.Segmentation(
             source_images=list(sources),

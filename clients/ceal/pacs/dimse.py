@@ -134,9 +134,7 @@ class DimsePacs:
 
     def retrieve_series(self, info: SeriesInfo) -> list[Dataset]:
         """C-GET of the series; the PACS sends each instance back as a C-STORE on our association."""
-        sop_classes = sorted(
-            {_text(ds, "SOPClassUID") for ds in self._instances(info.study_uid, info.series_uid)}
-        )
+        sop_classes = sorted({_text(ds, "SOPClassUID") for ds in self._instances(info.study_uid, info.series_uid)})
         sop_classes = [uid for uid in sop_classes if uid][:_MAX_STORAGE_CONTEXTS]
         if not sop_classes:
             raise PacsRequestError("C-FIND found no instances in the series: check that it still exists")
@@ -218,8 +216,6 @@ class DimsePacs:
         query.SeriesInstanceUID = series_uid
         studies = {_text(ds, "StudyInstanceUID") for ds in self._find(query)} - {""}
         present = {
-            _text(ds, "SOPInstanceUID")
-            for study_uid in studies
-            for ds in self._instances(study_uid, series_uid)
+            _text(ds, "SOPInstanceUID") for study_uid in studies for ds in self._instances(study_uid, series_uid)
         }
         return set(sop_uids) <= present if sop_uids else bool(present)

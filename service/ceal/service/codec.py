@@ -60,7 +60,7 @@ def numpy_to_tensor(a: np.ndarray) -> tensor_pb2.Tensor:
     if native not in _ENUMS:
         raise TypeError(f"dtype {a.dtype} has no wire encoding")
     data = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes()
-    return tensor_pb2.Tensor(dtype=_ENUMS[native], shape=list(a.shape), data=data)
+    return tensor_pb2.Tensor(dtype=_ENUMS[native], shape=list(a.shape), data=data)  # type: ignore[arg-type]
 
 
 def _check_size(height: int, width: int, max_pixels: int | None) -> None:
@@ -79,12 +79,15 @@ def _decode_raster(data: bytes, kind: str, max_pixels: int | None = None) -> np.
     except InvalidInput:
         raise
     except Exception as exc:
-        raise InvalidInput(f"image bytes are not a decodable {kind} file ({type(exc).__name__}); send a valid file") from exc
+        raise InvalidInput(
+            f"image bytes are not a decodable {kind} file ({type(exc).__name__}); send a valid file"
+        ) from exc
+    converted: PILImage.Image = img
     if img.mode in ("RGBA", "P", "CMYK", "YCbCr", "LA"):
-        img = img.convert("RGB")
+        converted = img.convert("RGB")
     elif img.mode not in ("L", "RGB", "I;16", "I", "F"):
-        img = img.convert("L")
-    return np.asarray(img)
+        converted = img.convert("L")
+    return np.asarray(converted)
 
 
 def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
@@ -119,7 +122,7 @@ def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
 
 def _dicom_intensities(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     """Modality LUT, VOI LUT when windowed, scaled to [0, 1] (MONOCHROME1 inverted); colour images as they are."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut  # type: ignore[attr-defined]
 
     if getattr(ds, "PhotometricInterpretation", "") in ("RGB", "YBR_FULL", "YBR_FULL_422"):
         return np.asarray(pixels)

@@ -53,9 +53,7 @@ def _check_map(values: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
     array = array.astype(np.float64, copy=False)
     bad = int(np.count_nonzero(~np.isfinite(array)))
     if bad:
-        raise InvalidInput(
-            f"{name} holds {bad} non-finite values (NaN or inf); check the map that was passed in"
-        )
+        raise InvalidInput(f"{name} holds {bad} non-finite values (NaN or inf); check the map that was passed in")
     return array
 
 
@@ -134,9 +132,7 @@ def mean_label_map(stats: MCStatistics, threshold: float = 0.5) -> npt.NDArray[n
     if stats.mean.shape[0] == 1:
         return np.asarray(stats.mean[0] > threshold, dtype=np.uint8)
     if stats.mean.shape[0] > 256:
-        raise InvalidInput(
-            f"a uint8 label map holds at most 256 classes; the model has {stats.mean.shape[0]}"
-        )
+        raise InvalidInput(f"a uint8 label map holds at most 256 classes; the model has {stats.mean.shape[0]}")
     return np.asarray(np.argmax(stats.mean, axis=0), dtype=np.uint8)
 
 
@@ -176,6 +172,4 @@ def image_scores(
 
 def confidence(stats: MCStatistics) -> float:
     """``1 - mean(H(p̄)) / log K`` in [0, 1]: 1 when every pixel is certain (CEAL pseudo-label selection)."""
-    return float(
-        np.clip(1.0 - float(np.mean(stats.entropy, dtype=np.float64)) / math.log(stats.num_classes), 0, 1)
-    )
+    return float(np.clip(1.0 - float(np.mean(stats.entropy, dtype=np.float64)) / math.log(stats.num_classes), 0, 1))

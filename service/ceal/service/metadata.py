@@ -56,8 +56,11 @@ class ModelMetadata:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelMetadata:
         known = {f.name for f in dataclasses.fields(cls)}
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw and f.default is dataclasses.MISSING
-                   and f.default_factory is dataclasses.MISSING]
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         if missing:
             raise MetadataError(f"metadata is missing {', '.join(missing)}")
         values = {k: v for k, v in raw.items() if k in known}

@@ -43,7 +43,7 @@ def _cuda_usable() -> tuple[bool, str]:
         return False, "no NVIDIA driver found"
     try:
         ort.preload_dlls()
-    except Exception as exc:  # noqa: BLE001 - any failure means CUDA is not usable
+    except Exception as exc:
         return False, f"CUDA libraries could not be loaded ({type(exc).__name__})"
     return True, "NVIDIA driver and CUDA libraries found"
 

@@ -252,15 +252,8 @@ class MCAccumulator:
         """
         if self._groups < 2:
             raise InvalidInput("score_standard_error needs MCAccumulator(groups=G) with G >= 2 (e.g. 8)")
-        if (
-            self._sum_p is None
-            or self._sum_sq is None
-            or self._sum_entropy is None
-            or self._counts.min() == 0
-        ):
-            raise InvalidInput(
-                f"score_standard_error needs at least {self._groups} samples; got {self.samples}"
-            )
+        if self._sum_p is None or self._sum_sq is None or self._sum_entropy is None or self._counts.min() == 0:
+            raise InvalidInput(f"score_standard_error needs at least {self._groups} samples; got {self.samples}")
         options = {"threshold": threshold, "top_k_percent": top_k_percent, "boundary_sigma": boundary_sigma}
         left_out = []
         for group in range(self._groups):

@@ -27,9 +27,7 @@ class OrthancRest:
         response.raise_for_status()
 
     def _find_instances(self, query: dict[str, str]) -> list[str]:
-        response = self._session.post(
-            f"{self._url}/tools/find", json={"Level": "Instance", "Query": query}, timeout=30
-        )
+        response = self._session.post(f"{self._url}/tools/find", json={"Level": "Instance", "Query": query}, timeout=30)
         response.raise_for_status()
         ids: list[str] = response.json()
         return ids

@@ -68,9 +68,7 @@ def test_monochrome1_is_inverted() -> None:
     ds = mr_small()
     inverted = copy.deepcopy(ds)
     inverted.PhotometricInterpretation = "MONOCHROME1"
-    np.testing.assert_allclose(
-        decode_dataset(inverted)[0].pixels, 1 - decode_dataset(ds)[0].pixels, atol=1e-6
-    )
+    np.testing.assert_allclose(decode_dataset(inverted)[0].pixels, 1 - decode_dataset(ds)[0].pixels, atol=1e-6)
 
 
 def test_multi_frame_gives_one_slice_per_frame_with_frame_numbers() -> None:

@@ -81,24 +81,18 @@ def test_probabilities_make_a_fractional_segmentation() -> None:
     sources, mask = ct_series(), fake_mask()
     probabilities = np.where(mask == 1, 0.9, 0.1).astype(np.float32)
     seg = roundtrip(
-        build_segmentation(
-            sources, mask, probabilities=probabilities, series_number=900, algorithm_version=VERSION
-        )
+        build_segmentation(sources, mask, probabilities=probabilities, series_number=900, algorithm_version=VERSION)
     )
     assert seg.SegmentationType == "FRACTIONAL" and seg.SegmentationFractionalType == "PROBABILITY"
     frames = frames_by_source(seg)
     for ds, plane in zip(sources, probabilities, strict=True):
-        np.testing.assert_allclose(
-            frames[ds.SOPInstanceUID] / seg.MaximumFractionalValue, plane, atol=1 / 255
-        )
+        np.testing.assert_allclose(frames[ds.SOPInstanceUID] / seg.MaximumFractionalValue, plane, atol=1 / 255)
 
 
 def test_uncertainty_map_holds_float_values_with_a_unitless_mapping() -> None:
     sources, values = ct_series(), fake_uncertainty()
     pm = roundtrip(
-        build_uncertainty_map(
-            sources, values, measure_name="entropy", series_number=901, algorithm_version=VERSION
-        )
+        build_uncertainty_map(sources, values, measure_name="entropy", series_number=901, algorithm_version=VERSION)
     )
     assert pm.SOPClassUID == "1.2.840.10008.5.1.4.1.1.30"  # Parametric Map Storage
     assert referenced_instances(pm) == {ds.SOPInstanceUID for ds in sources}
@@ -135,12 +129,8 @@ uid_text = st.text(alphabet="0123456789.", min_size=1, max_size=40)
 
 
 @settings(max_examples=50, deadline=None)
-@given(
-    sops=st.lists(uid_text, min_size=1, max_size=6, unique=True), tag=st.text(max_size=20), seed=st.randoms()
-)
-def test_derived_uids_are_valid_and_independent_of_source_order(
-    sops: list[str], tag: str, seed: object
-) -> None:
+@given(sops=st.lists(uid_text, min_size=1, max_size=6, unique=True), tag=st.text(max_size=20), seed=st.randoms())
+def test_derived_uids_are_valid_and_independent_of_source_order(sops: list[str], tag: str, seed: object) -> None:
     uids = derived_uids(sops, model_tag=tag, content="seg")
     shuffled = list(sops)
     seed.shuffle(shuffled)  # type: ignore[attr-defined]
@@ -151,9 +141,7 @@ def test_derived_uids_are_valid_and_independent_of_source_order(
 
 
 def test_field_boundaries_matter_in_derived_uids() -> None:
-    assert derived_uids(["1.2"], model_tag="a", content="bc") != derived_uids(
-        ["1.2"], model_tag="ab", content="c"
-    )
+    assert derived_uids(["1.2"], model_tag="a", content="bc") != derived_uids(["1.2"], model_tag="ab", content="c")
 
 
 def test_wrong_arrays_are_refused_with_what_to_change() -> None:
@@ -169,9 +157,7 @@ def test_wrong_arrays_are_refused_with_what_to_change() -> None:
     values = fake_uncertainty()
     values[0, 0, 0] = np.nan
     with pytest.raises(DicomBuildError, match="NaN"):
-        build_uncertainty_map(
-            sources, values, measure_name="entropy", series_number=1, algorithm_version=VERSION
-        )
+        build_uncertainty_map(sources, values, measure_name="entropy", series_number=1, algorithm_version=VERSION)
 
 
 def _dciodvfy(ds: Dataset, path: Path) -> tuple[list[str], list[str]]:

@@ -28,8 +28,6 @@ def test_config_has_auth_dicomweb_and_our_modality(tmp_path: Path) -> None:
     modalities = config["DicomModalities"]
     assert isinstance(modalities, dict)
     (client,) = modalities.values()
-    assert (
-        client["AET"] == orthanc_server.CLIENT_AET and client["Host"] == "127.0.0.1" and client["Port"] == 3
-    )
+    assert client["AET"] == orthanc_server.CLIENT_AET and client["Host"] == "127.0.0.1" and client["Port"] == 3
     assert all(client[k] for k in ("AllowFind", "AllowGet", "AllowMove", "AllowStore"))
     assert str(tmp_path) in str(config["StorageDirectory"]) and str(tmp_path) in str(config["IndexDirectory"])

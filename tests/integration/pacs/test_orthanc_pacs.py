@@ -66,9 +66,7 @@ def test_retrieve_sort_and_decode_the_series(pacs: Pacs, samples: Samples) -> No
     retrieved = pacs.retrieve_series(_series_info(pacs, samples.series[0].SeriesInstanceUID))
     assert sorted(ds.SOPInstanceUID for ds in retrieved) == sorted(ds.SOPInstanceUID for ds in samples.series)
     ordered = sort_series(retrieved)
-    assert [ds.SOPInstanceUID for ds in ordered] == [
-        ds.SOPInstanceUID for ds in samples.series
-    ]  # ascending z
+    assert [ds.SOPInstanceUID for ds in ordered] == [ds.SOPInstanceUID for ds in samples.series]  # ascending z
     assert [int(ds.InstanceNumber) for ds in ordered] == [4, 3, 2, 1]
     hu = np.concatenate([modality_values(ds) for ds in ordered])  # (4, 128, 128)
     assert (hu.min(), hu.max()) == (-896, 1167)  # CT_small's stored 128..2191 with intercept -1024
@@ -104,9 +102,7 @@ def test_seg_and_map_are_stored_read_back_and_not_duplicated(
     mask, values = _fake_outputs((4, 128, 128))
     tag = f"test-model/{request.node.callspec.id}"  # a fresh output per wire
     seg = build_segmentation(sources, mask, series_number=900, algorithm_version=tag)
-    pmap = build_uncertainty_map(
-        sources, values, measure_name="entropy", series_number=901, algorithm_version=tag
-    )
+    pmap = build_uncertainty_map(sources, values, measure_name="entropy", series_number=901, algorithm_version=tag)
     assert not pacs.has_derived(seg.SeriesInstanceUID, [seg.SOPInstanceUID])
     before = orthanc_rest.instance_count()
 
@@ -167,6 +163,4 @@ def test_wrong_credentials_or_ae_titles_are_unavailable(orthanc: OrthancInfo, sa
     with pytest.raises(PacsUnavailableError, match="user and password"):
         DicomWebPacs(orthanc.dicomweb_url, orthanc.user, "wrong").find_series(None)
     with pytest.raises(PacsUnavailableError, match="called AE title"):
-        DimsePacs(
-            "127.0.0.1", orthanc.dicom_port, "NOT_ORTHANC", orthanc.client_aet, timeout_s=10
-        ).find_series()
+        DimsePacs("127.0.0.1", orthanc.dicom_port, "NOT_ORTHANC", orthanc.client_aet, timeout_s=10).find_series()

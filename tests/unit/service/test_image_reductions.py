@@ -42,9 +42,7 @@ def test_top_k_mean_of_a_known_map(percent: float, expected: float) -> None:
 
 @SETTINGS
 @given(maps, st.floats(0.01, 100.0))
-def test_top_k_mean_lies_between_the_mean_and_the_max(
-    values: npt.NDArray[np.float64], percent: float
-) -> None:
+def test_top_k_mean_lies_between_the_mean_and_the_max(values: npt.NDArray[np.float64], percent: float) -> None:
     top = r.reduce_map(values, "top_k_mean", top_k_percent=percent)
     assert r.reduce_map(values, "mean") - 1e-9 <= top <= values.max() + 1e-9
     k = r.top_k_count(values.size, percent)

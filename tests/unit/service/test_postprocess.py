@@ -26,9 +26,7 @@ FOUR = [(-1, 0), (1, 0), (0, -1), (0, 1)]
 EIGHT = [(a, b) for a, b in itertools.product((-1, 0, 1), repeat=2) if (a, b) != (0, 0)]
 
 
-def _neighbours(
-    shape: tuple[int, ...], i: int, j: int, steps: list[tuple[int, int]]
-) -> Iterator[tuple[int, int]]:
+def _neighbours(shape: tuple[int, ...], i: int, j: int, steps: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
     for a, b in steps:
         if 0 <= i + a < shape[0] and 0 <= j + b < shape[1]:
             yield i + a, j + b
@@ -167,9 +165,7 @@ def test_component_count_joins_diagonals() -> None:
         (pp.component_count, np.zeros((0, 3), dtype=bool), r"\(H, W\)"),
     ],
 )
-def test_wrong_inputs_say_what_to_change(
-    call: object, argument: npt.NDArray[np.generic], message: str
-) -> None:
+def test_wrong_inputs_say_what_to_change(call: object, argument: npt.NDArray[np.generic], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         call(argument)  # type: ignore[operator]
 

@@ -65,9 +65,7 @@ def _oracle_maps(samples: F32) -> dict[str, F64]:
     if samples.shape[1] == 1:
         variance = np.var(samples[:, 0].astype(np.float64), axis=0)
     else:
-        variance = np.mean(
-            [np.var(samples[:, k].astype(np.float64), axis=0) for k in range(samples.shape[1])], 0
-        )
+        variance = np.mean([np.var(samples[:, k].astype(np.float64), axis=0) for k in range(samples.shape[1])], 0)
     return {"entropy": predictive, "expected": expected, "mi": predictive - expected, "variance": variance}
 
 
@@ -196,9 +194,7 @@ def test_accumulator_rejects_mismatched_chunks_and_empty_results() -> None:
         (np.full((1, 1, 2, 2), "x"), "real probabilities"),
     ],
 )
-def test_bad_samples_raise_value_errors_that_name_the_problem(
-    bad: npt.NDArray[np.generic], message: str
-) -> None:
+def test_bad_samples_raise_value_errors_that_name_the_problem(bad: npt.NDArray[np.generic], message: str) -> None:
     for function in (u.summarize, u.mutual_information, u.sample_variance, u.MCAccumulator().add):
         with pytest.raises(ValueError, match=message):
             function(bad)

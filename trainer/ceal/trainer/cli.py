@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ceal.trainer.quantize import Int8Converter
 
-Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _logging() -> None:
@@ -68,19 +68,33 @@ def _train(args: argparse.Namespace) -> int:
 
     _logging()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    cfg = TrainConfig(height=args.height, width=args.width, epochs=args.epochs, batch_size=args.batch_size,
-                      learning_rate=args.lr, seed=args.seed)
+    cfg = TrainConfig(
+        height=args.height,
+        width=args.width,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+    )
     data = load_folder(args.images, args.masks, cfg.height, cfg.width)
     train_ids, val_ids = split_ids(data.ids, args.val_fraction, args.seed)
     index = {image_id: i for i, image_id in enumerate(data.ids)}
     train = data.subset([index[i] for i in train_ids])
     val = data.subset([index[i] for i in val_ids])
     init = load_checkpoint(args.init)[0] if args.init else None
-    unet = UNetConfig(in_channels=3, num_classes=args.num_classes, base_filters=args.base_filters, depth=args.depth,
-                      dropout=args.dropout, dropout_placement=args.dropout_placement)
+    unet = UNetConfig(
+        in_channels=3,
+        num_classes=args.num_classes,
+        base_filters=args.base_filters,
+        depth=args.depth,
+        dropout=args.dropout,
+        dropout_placement=args.dropout_placement,
+    )
     record = train_and_save(train, val, args.out, cfg, unet, init=init)
-    print(f"checkpoint {args.out}: {len(train.ids)} train / {len(val.ids)} val images, "
-          f"validation Dice {record['validation_dice']:.3f}")
+    print(
+        f"checkpoint {args.out}: {len(train.ids)} train / {len(val.ids)} val images, "
+        f"validation Dice {record['validation_dice']:.3f}"
+    )
     return 0
 
 
@@ -111,8 +125,7 @@ def _int8_converter(args: argparse.Namespace, training: dict[str, object]) -> In
     train_ids, val_ids = split_ids(data.ids, args.val_fraction, args.seed)
     index = {image_id: i for i, image_id in enumerate(data.ids)}
     settings = Int8Settings(calibration_images=args.calibration, samples=args.gate_samples, seed=args.seed)
-    return Int8Converter(data.subset([index[i] for i in train_ids]), data.subset([index[i] for i in val_ids]),
-                         settings)
+    return Int8Converter(data.subset([index[i] for i in train_ids]), data.subset([index[i] for i in val_ids]), settings)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -132,8 +145,10 @@ def _export(args: argparse.Namespace) -> int:
         return 1
     if convert is not None and convert.fidelity is not None:
         f = convert.fidelity
-        print(f"int8 fidelity on {f.images} validation images: Spearman ρ MI {f.spearman_mutual_information:.3f}, "
-              f"entropy {f.spearman_entropy:.3f}; Dice {f.dice_fp32:.4f} → {f.dice_int8:.4f}")
+        print(
+            f"int8 fidelity on {f.images} validation images: Spearman ρ MI {f.spearman_mutual_information:.3f}, "
+            f"entropy {f.spearman_entropy:.3f}; Dice {f.dice_fp32:.4f} → {f.dice_int8:.4f}"
+        )
     print(f"exported {target}")
     return 0
 
@@ -157,7 +172,15 @@ def _loop(args: argparse.Namespace) -> int:
 
     _logging()
     with Client(args.server, timeout=600) as client:
-        result = run_loop(client, args.init, args.out, args.models, args.name, epochs=args.epochs, pool=args.pool,
-                          pseudo=not args.no_pseudo)
+        result = run_loop(
+            client,
+            args.init,
+            args.out,
+            args.models,
+            args.name,
+            epochs=args.epochs,
+            pool=args.pool,
+            pseudo=not args.no_pseudo,
+        )
     print(f"trained on {result.human} human + {result.pseudo} pseudo labels; exported {result.version_dir}")
     return 0

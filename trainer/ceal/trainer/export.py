@@ -47,7 +47,7 @@ def to_onnx_bytes(model: UNet, height: int, width: int, *, mc_dropout: bool) -> 
         torch.onnx.export(
             wrapper,
             (dummy,),
-            buf,
+            buf,  # type: ignore[arg-type]
             input_names=["image"],
             output_names=["probabilities"],
             dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
@@ -81,7 +81,9 @@ def check_parity(model: UNet, mc_bytes: bytes, height: int, width: int, seed: in
 
 
 def next_version(model_dir: Path) -> int:
-    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    versions = (
+        [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    )
     return max(versions, default=0) + 1
 
 
@@ -107,8 +109,11 @@ def export_model(
     model_dir = models_dir / name
     model_dir.mkdir(parents=True, exist_ok=True)
     version = next_version(model_dir)
-    classes = class_names or (("background", "lesion") if model.config.num_classes == 1 else
-                              tuple(f"class_{i}" for i in range(model.config.num_classes)))
+    classes = class_names or (
+        ("background", "lesion")
+        if model.config.num_classes == 1
+        else tuple(f"class_{i}" for i in range(model.config.num_classes))
+    )
     meta = ModelMetadata(
         name=name,
         version=version,

@@ -29,7 +29,9 @@ class LoopResult:
     validation_dice: float
 
 
-def labels_dataset(client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True) -> tuple[Dataset, int, int]:
+def labels_dataset(
+    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True
+) -> tuple[Dataset, int, int]:
     """The service's labels with their images, resized for training; (dataset, human count, pseudo count)."""
     sources = ("human", "pseudo") if pseudo else ("human",)
     ids, images, masks, counts = [], [], [], {"human": 0, "pseudo": 0}
@@ -38,8 +40,11 @@ def labels_dataset(client: Client, height: int, width: int, *, pool: str = "", p
             continue
         image = record.image
         if image.dtype != np.uint8:
-            image = (np.clip(image.astype(np.float32), 0, 1) * 255).astype(np.uint8) if image.dtype.kind == "f" else (
-                (image / max(int(image.max()), 1) * 255).astype(np.uint8))
+            image = (
+                (np.clip(image.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+                if image.dtype.kind == "f"
+                else ((image / max(int(image.max()), 1) * 255).astype(np.uint8))
+            )
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         x, y = resize_pair(image, record.mask, height, width)
@@ -53,8 +58,17 @@ def labels_dataset(client: Client, height: int, width: int, *, pool: str = "", p
 
 
 def run_loop(
-    client: Client, init: Path, out: Path, models: Path, name: str, *, epochs: int, val: Dataset | None = None,
-    pool: str = "", pseudo: bool = True, learning_rate: float = 5e-4,
+    client: Client,
+    init: Path,
+    out: Path,
+    models: Path,
+    name: str,
+    *,
+    epochs: int,
+    val: Dataset | None = None,
+    pool: str = "",
+    pseudo: bool = True,
+    learning_rate: float = 5e-4,
 ) -> LoopResult:
     from ceal.trainer.export import export_model
 

@@ -136,7 +136,7 @@ def fit(
                 x, y = _augment(x, y, gen)
             loss = _loss(model(x), y, model.config.num_classes)
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             losses.append(loss.item())
         row = {"epoch": float(epoch + 1), "loss": float(np.mean(losses)) if losses else float("nan")}

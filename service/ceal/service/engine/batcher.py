@@ -141,7 +141,7 @@ class DynamicBatcher:
             self.stats.runs += 1
             self.stats.images += len(live)
             self.stats.largest_batch = max(self.stats.largest_batch, len(live))
-        except Exception as exc:  # noqa: BLE001 - the error belongs to the callers
+        except Exception as exc:
             for job in live:
                 job.future.set_exception(exc)
             return
@@ -153,6 +153,6 @@ class DynamicBatcher:
                 job.future.set_result(Samples(probs, descriptors[i : i + 1], timing))
             except ServiceError as exc:
                 job.future.set_exception(exc)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("suffix run failed")
                 job.future.set_exception(exc)

@@ -94,7 +94,12 @@ class Engine:
             )
 
     def predict(
-        self, model: LoadedModel, pixels: np.ndarray, opts: PredictOptions, *, deadline: float | None = None,
+        self,
+        model: LoadedModel,
+        pixels: np.ndarray,
+        opts: PredictOptions,
+        *,
+        deadline: float | None = None,
         on_queued: Callable[[Future[Samples]], object] | None = None,
     ) -> Prediction:
         """`on_queued(future)` lets the caller cancel the queued work (a cancelled call's job is skipped)."""
@@ -115,8 +120,9 @@ def adaptive_rule(opts: PredictOptions) -> AdaptiveRule | None:
     """The stopping rule for `opts` (on the headline score), or None for a fixed T."""
     if opts.adaptive_tolerance <= 0.0:
         return None
-    return AdaptiveRule(opts.adaptive_tolerance, opts.score_measure, opts.score_reduction, opts.threshold,
-                        opts.top_k_percent)
+    return AdaptiveRule(
+        opts.adaptive_tolerance, opts.score_measure, opts.score_reduction, opts.threshold, opts.top_k_percent
+    )
 
 
 def finish(
@@ -137,8 +143,11 @@ def finish(
         label_map = postprocess.fill_holes(label_map)
     if opts.keep_largest_component:
         label_map = postprocess.keep_largest_component(label_map)
-    maps = {name: resize_planes(stats.measure(name)[None], height, width)[0]
-            for name in image_reductions.MEASURES if name in opts.maps}
+    maps = {
+        name: resize_planes(stats.measure(name)[None], height, width)[0]
+        for name in image_reductions.MEASURES
+        if name in opts.maps
+    }
     return Prediction(
         model_name=model.meta.name,
         model_version=model.meta.version,

@@ -105,7 +105,8 @@ class LoadedModel:
     def descriptors(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Encoder bottleneck features, global-average-pooled: (N, D) float32."""
         bottleneck = features[self.split.descriptor]
-        return bottleneck.reshape(*bottleneck.shape[:2], -1).mean(axis=2).astype(np.float32)
+        pooled: np.ndarray = bottleneck.reshape(*bottleneck.shape[:2], -1).mean(axis=2).astype(np.float32)
+        return pooled
 
     def sample(
         self, x: np.ndarray, samples: int, rng: np.random.Generator, *, deadline: float | None = None
@@ -118,8 +119,10 @@ class LoadedModel:
         """Reference path: the whole graph (onnxruntime's own Dropout) on T copies → (N, T, C, h, w)."""
         self.check_batch(x)
         tiled = np.repeat(x, samples, axis=0)
-        out = [self.whole.run(None, {self.meta.input_name: tiled[i : i + self.max_rows]})[0]
-               for i in range(0, len(tiled), self.max_rows)]
+        out = [
+            self.whole.run(None, {self.meta.input_name: tiled[i : i + self.max_rows]})[0]
+            for i in range(0, len(tiled), self.max_rows)
+        ]
         probs = np.concatenate(out)
         return probs.reshape(x.shape[0], samples, *probs.shape[1:])
 
@@ -138,5 +141,7 @@ def load_model(directory: Path, *, intra_op_threads: int = 0) -> LoadedModel:
     except Exception as exc:
         if isinstance(exc, InvalidInput):
             raise
-        raise InvalidInput(f"{directory / MODEL_FILE} is not a usable ONNX model ({type(exc).__name__}: {exc})") from exc
+        raise InvalidInput(
+            f"{directory / MODEL_FILE} is not a usable ONNX model ({type(exc).__name__}: {exc})"
+        ) from exc
     return loaded

@@ -102,8 +102,13 @@ def _prune(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProt
     return kept[::-1]
 
 
-def _make(model: onnx.ModelProto, name: str, nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
-          outputs: list[onnx.ValueInfoProto]) -> bytes:
+def _make(
+    model: onnx.ModelProto,
+    name: str,
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+) -> bytes:
     used = {x for n in nodes for x in n.input}
     inits = [i for i in model.graph.initializer if i.name in used]
     graph = helper.make_graph(nodes, name, inputs, outputs, initializer=inits)
@@ -147,16 +152,23 @@ def split_model(model_bytes: bytes, height: int, width: int, channels: int) -> S
     prefix_pool = [n for i, n in enumerate(nodes) if i not in stochastic_idx and n.op_type != "Dropout"]
     prefix_made = {o for n in prefix_pool for o in n.output} | {graph_input}
     mask_names = {s.mask_input for s in sites}
-    feeds = sorted({x for n in suffix_nodes for x in n.input if x and x not in suffix_made and x not in mask_names
-                    and x in prefix_made})
+    feeds = sorted(
+        {
+            x
+            for n in suffix_nodes
+            for x in n.input
+            if x and x not in suffix_made and x not in mask_names and x in prefix_made
+        }
+    )
     for name in feeds:
         if name not in shapes:
             raise InvalidInput(f"the shape of {name!r} could not be inferred; cannot split this model")
     descriptor = nodes[drop_idx[0]].input[0]
     prefix_outputs = sorted(set(feeds) | {descriptor})
     prefix_nodes = _prune(prefix_pool, set(prefix_outputs))
-    prefix = _make(model, "ceal_prefix", prefix_nodes, [model.graph.input[0]],
-                   [_tensor_info(n, shapes[n]) for n in prefix_outputs])
+    prefix = _make(
+        model, "ceal_prefix", prefix_nodes, [model.graph.input[0]], [_tensor_info(n, shapes[n]) for n in prefix_outputs]
+    )
     suffix_inputs = [_tensor_info(n, shapes[n]) for n in feeds] + [_tensor_info(s.mask_input, s.shape) for s in sites]
     suffix = _make(model, "ceal_suffix", suffix_nodes, suffix_inputs, [model.graph.output[0]])
     return SplitModel(prefix, suffix, graph_input, tuple(feeds), graph_output, tuple(sites), descriptor)

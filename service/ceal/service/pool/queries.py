@@ -15,8 +15,8 @@ from ceal.service.store.base import ImageRecord, PoolStore, ScoreRow
 DEFAULT_K = 10
 DEFAULT_LEASE_SECONDS = 30 * 60
 COST_MODEL_LABELS = 500  # the most recent timed human labels the annotation-time model is fitted on
-PSEUDO_QUANTILE = 0.25
-LEASE_RESERVE = 3  # rank this many times k when leasing, to absorb concurrent annotators  # CEAL round 0: entropy threshold at this quantile of the free pool; tightens 10 %/round
+PSEUDO_QUANTILE = 0.25  # CEAL round 0: entropy threshold at this quantile of the free pool; tightens 10 %/round
+LEASE_RESERVE = 3  # rank this many times k when leasing, to absorb concurrent annotators
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,17 @@ def query_list(store: PoolStore, model_name: str, model_version: int, req: Query
     if req.series:
         ranked = rank_series(table, k, exclude=exclude, cost_model=cost_model)
         groups = [[table.image_ids[i] for i in members] for members in ranked.members]
-        items = _lease_and_wrap(store, req, records, [g[0] for g in groups], ranked.scores, ranked.reasons,
-                                ranked.estimated_seconds, groups, k)
+        items = _lease_and_wrap(
+            store,
+            req,
+            records,
+            [g[0] for g in groups],
+            ranked.scores,
+            ranked.reasons,
+            ranked.estimated_seconds,
+            groups,
+            k,
+        )
         return QueryResult(items, [], unscored)
     strategy = get_strategy(req.strategy)
     # Cost-sensitive fills a time budget: k only caps the list, so let the budget decide. Others rank a reserve
@@ -122,15 +131,31 @@ def query_list(store: PoolStore, model_name: str, model_version: int, req: Query
     k_eff = len(table) if req.strategy == "cost_sensitive" else (LEASE_RESERVE * k if req.annotator else k)
     selection = strategy(table, k_eff, exclude=exclude, cost_model=cost_model, **_strategy_params(req, table, free))
     limit = len(selection.query) if req.strategy == "cost_sensitive" else k
-    items = _lease_and_wrap(store, req, records, [table.image_ids[i] for i in selection.query], selection.scores,
-                            selection.reasons, selection.estimated_seconds, None, limit)
+    items = _lease_and_wrap(
+        store,
+        req,
+        records,
+        [table.image_ids[i] for i in selection.query],
+        selection.scores,
+        selection.reasons,
+        selection.estimated_seconds,
+        None,
+        limit,
+    )
     pseudo = [(table.image_ids[i], s) for i, s in zip(selection.pseudo, selection.pseudo_scores, strict=True)]
     return QueryResult(items, pseudo, unscored)
 
 
 def _lease_and_wrap(
-    store: PoolStore, req: QueryRequest, records: dict[str, ImageRecord], ids: list[str], scores: Any,
-    reasons: Any, seconds: Any, groups: list[list[str]] | None, limit: int,
+    store: PoolStore,
+    req: QueryRequest,
+    records: dict[str, ImageRecord],
+    ids: list[str],
+    scores: Any,
+    reasons: Any,
+    seconds: Any,
+    groups: list[list[str]] | None,
+    limit: int,
 ) -> list[QueryItem]:
     """Lease (when an annotator is named) the first `limit` free items in ranked order and wrap them."""
     info = {i: (float(s), str(r), float(t)) for i, s, r, t in zip(ids, scores, reasons, seconds, strict=True)}
@@ -139,11 +164,14 @@ def _lease_and_wrap(
         leases = store.acquire_leases(req.pool, ids, req.annotator, limit, req.lease_seconds or DEFAULT_LEASE_SECONDS)
         expiry = {lease.image_id: lease.expires_at for lease in leases}
     members = dict(zip(ids, groups, strict=True)) if groups is not None else {}
-    out = []
+    out: list[QueryItem] = []
     for image_id in ids:
         if image_id not in expiry:
             continue  # taken by another annotator between ranking and leasing
         score, reason, secs = info[image_id]
-        out.append(QueryItem(records[image_id], len(out) + 1, score, reason, secs, expiry[image_id],
-                             tuple(members.get(image_id, ()))))
+        out.append(
+            QueryItem(
+                records[image_id], len(out) + 1, score, reason, secs, expiry[image_id], tuple(members.get(image_id, ()))
+            )
+        )
     return out

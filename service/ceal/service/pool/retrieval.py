@@ -35,15 +35,22 @@ def hash_codes(descriptors: np.ndarray, center: np.ndarray, planes: np.ndarray) 
 
 def hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Hamming distance of each packed code (N, B) to one packed code (B,) → (N,) int."""
-    return _POPCOUNT[np.bitwise_xor(codes, query)].sum(axis=1, dtype=np.int64)
+    distances: np.ndarray = _POPCOUNT[np.bitwise_xor(codes, query)].sum(axis=1, dtype=np.int64)
+    return distances
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return unit
 
 
 def find_similar(
-    descriptors: np.ndarray, query: np.ndarray, k: int, *, bits: int = 64, candidates: int | None = None,
+    descriptors: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    *,
+    bits: int = 64,
+    candidates: int | None = None,
     exclude: int | None = None,
 ) -> list[Match]:
     """The k pool rows most similar to `query` (D,): Hamming pre-filter to `candidates`, then exact cosine."""

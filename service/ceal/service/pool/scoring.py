@@ -44,8 +44,9 @@ class Progress:
     finished: bool
 
 
-def score_row(model: LoadedModel, image_id: str, samples: np.ndarray, descriptor: np.ndarray,
-              size: tuple[int, ...]) -> ScoreRow:
+def score_row(
+    model: LoadedModel, image_id: str, samples: np.ndarray, descriptor: np.ndarray, size: tuple[int, ...]
+) -> ScoreRow:
     """Image-level scores of one image from its MC samples (T, C, h, w)."""
     p = finish(model, size, samples, descriptor, SCORING_OPTIONS)
     mask = p.label_map != 0
@@ -76,8 +77,13 @@ class PoolScorer:
     """
 
     def __init__(
-        self, store: PoolStore, engine: Engine, *, clock: Callable[[], float] = time.monotonic,
-        claim_seconds: float = CLAIM_SECONDS, poll_seconds: float = POLL_SECONDS,
+        self,
+        store: PoolStore,
+        engine: Engine,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        claim_seconds: float = CLAIM_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
@@ -94,7 +100,13 @@ class PoolScorer:
             return self._locks.setdefault((pool, model), threading.Lock())
 
     def score(
-        self, pool: str, model: LoadedModel, samples: int, *, force: bool = False, deadline: float | None = None,
+        self,
+        pool: str,
+        model: LoadedModel,
+        samples: int,
+        *,
+        force: bool = False,
+        deadline: float | None = None,
         seed: int | None = None,
     ) -> Iterator[Progress]:
         """Score what the pool needs for the model's version; yield progress after each batch (and while waiting
@@ -113,7 +125,12 @@ class PoolScorer:
         yield from self._score_shared(pool, model, samples, deadline, seed)
 
     def _score_shared(
-        self, pool: str, model: LoadedModel, samples: int, deadline: float | None, seed: int | None,
+        self,
+        pool: str,
+        model: LoadedModel,
+        samples: int,
+        deadline: float | None,
+        seed: int | None,
     ) -> Iterator[Progress]:
         name, version = model.meta.name, model.meta.version
         todo = set(self.store.needs_scoring(pool, name, version))  # ours to see finished, not ours to score
@@ -156,7 +173,12 @@ class PoolScorer:
         yield Progress(total, total, fresh, rate, 0.0, True)
 
     def _score_all(
-        self, pool: str, model: LoadedModel, samples: int, deadline: float | None, seed: int | None,
+        self,
+        pool: str,
+        model: LoadedModel,
+        samples: int,
+        deadline: float | None,
+        seed: int | None,
     ) -> Iterator[Progress]:
         todo = self.store.needs_scoring(pool, model.meta.name, model.meta.version, force=True)
         started, done = self.clock(), 0
@@ -173,7 +195,12 @@ class PoolScorer:
             yield Progress(done, len(todo), 0, rate, (len(todo) - done) / rate, done == len(todo))
 
     def _score_batch(
-        self, pool: str, model: LoadedModel, ids: list[str], samples: int, rng: np.random.Generator,
+        self,
+        pool: str,
+        model: LoadedModel,
+        ids: list[str],
+        samples: int,
+        rng: np.random.Generator,
         deadline: float | None,
     ) -> list[ScoreRow]:
         pixels = [self.store.load_pixels(pool, i) for i in ids]
@@ -202,7 +229,8 @@ class PoolScorer:
                 for progress in self.score(pool, model, samples):
                     last = progress
                 if last is not None:
-                    log.info("pool %s rescored with %s v%d: %d images", pool, model.meta.name, model.meta.version,
-                             last.total)
+                    log.info(
+                        "pool %s rescored with %s v%d: %d images", pool, model.meta.name, model.meta.version, last.total
+                    )
             except Exception:  # a failed background pass is retried by the next ScorePool
                 log.exception("background rescoring of pool %s failed", pool)

@@ -124,8 +124,7 @@ def top_uncertain(
     pool = available_indices(len(table), exclude)
     query = rank_descending(values, pool, k)
     reasons = tuple(
-        f"{describe(MEASURES[measure], float(values[i]))}, {rank_phrase(p + 1, pool.size)}"
-        for p, i in enumerate(query)
+        f"{describe(MEASURES[measure], float(values[i]))}, {rank_phrase(p + 1, pool.size)}" for p, i in enumerate(query)
     )
     return Selection(
         query=tuple(int(i) for i in query),

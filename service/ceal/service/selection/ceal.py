@@ -33,18 +33,14 @@ DEFAULT_DELTA_0 = 0.005
 DEFAULT_DECAY = 0.00033
 
 
-def ceal_threshold(
-    round_index: int, *, delta_0: float = DEFAULT_DELTA_0, decay: float = DEFAULT_DECAY
-) -> float:
+def ceal_threshold(round_index: int, *, delta_0: float = DEFAULT_DELTA_0, decay: float = DEFAULT_DECAY) -> float:
     """δ_r = max(δ_0 − decay · round_index, 0): the entropy a pseudo-label must stay below in round r."""
     if round_index < 0:
         raise InvalidInput(f"round must be >= 0 (the active-learning round, from 0); got {round_index}")
     if not (np.isfinite(delta_0) and delta_0 >= 0):
         raise InvalidInput(f"delta_0 must be a finite entropy >= 0; got {delta_0}")
     if not (np.isfinite(decay) and decay >= 0):
-        raise InvalidInput(
-            f"decay must be finite and >= 0, so the threshold tightens each round; got {decay}"
-        )
+        raise InvalidInput(f"decay must be finite and >= 0, so the threshold tightens each round; got {decay}")
     return max(delta_0 - decay * round_index, 0.0)
 
 

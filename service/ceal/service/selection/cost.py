@@ -59,13 +59,10 @@ class AnnotationCostModel:
         pieces = _column("components", components)
         if boundary.shape != pieces.shape:
             raise InvalidInput(
-                "boundary_length and components must have equal lengths; "
-                f"got {boundary.size} and {pieces.size}"
+                f"boundary_length and components must have equal lengths; got {boundary.size} and {pieces.size}"
             )
         seconds: FloatArray = (
-            self.intercept_seconds
-            + self.seconds_per_boundary_pixel * boundary
-            + self.seconds_per_component * pieces
+            self.intercept_seconds + self.seconds_per_boundary_pixel * boundary + self.seconds_per_component * pieces
         )
         return seconds
 

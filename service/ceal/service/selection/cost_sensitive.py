@@ -44,8 +44,7 @@ def cost_sensitive_selection(
     k = check_k(k)
     if not (math.isfinite(budget_seconds) and budget_seconds >= 0):
         raise InvalidInput(
-            "budget_seconds must be a finite number of seconds >= 0 (the annotator's time); "
-            f"got {budget_seconds}"
+            f"budget_seconds must be a finite number of seconds >= 0 (the annotator's time); got {budget_seconds}"
         )
     if max_candidates < 1 or max_table_cells < 1:
         raise InvalidInput("max_candidates and max_table_cells must be >= 1")

@@ -64,8 +64,7 @@ def aggregate_series(
         groups.setdefault(key, []).append(int(i))
 
     members = tuple(
-        tuple(int(i) for i in rank_descending(values, np.array(rows, dtype=np.int64)))
-        for rows in groups.values()
+        tuple(int(i) for i in rank_descending(values, np.array(rows, dtype=np.int64))) for rows in groups.values()
     )
     scores = np.full(len(members), np.nan)  # (S,)
     for s, rows in enumerate(members):

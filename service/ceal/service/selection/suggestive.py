@@ -55,9 +55,7 @@ def representativeness(candidates: Float32Array, pool: Float32Array, chosen: Seq
     return float(cover.sum())
 
 
-def greedy_representative(
-    candidates: Float32Array, pool: Float32Array, k: int
-) -> tuple[list[int], list[float]]:
+def greedy_representative(candidates: Float32Array, pool: Float32Array, k: int) -> tuple[list[int], list[float]]:
     """Greedy maximisation of `representativeness` over k rows of the (C, D) unit `candidates`.
 
     Returns (picks, gains): candidate rows in pick order and the coverage each added (non-increasing).
@@ -107,9 +105,7 @@ def suggestive_selection(
         )
     n_candidates = 4 * k if candidates is None else candidates
     if n_candidates < k:
-        raise InvalidInput(
-            f"candidates must be >= k ({k}), so there are k images to pick from; got {candidates}"
-        )
+        raise InvalidInput(f"candidates must be >= k ({k}), so there are k images to pick from; got {candidates}")
     values = table.measure(measure)
     pool = available_indices(len(table), exclude)
     ranked = rank_descending(values, pool)  # (M,)

@@ -81,9 +81,7 @@ class ScoreTable:
         duplicates = [image_id for image_id, count in Counter(ids).items() if count > 1]
         if duplicates:
             first = ids.index(duplicates[0])
-            raise InvalidInput(
-                f"image_ids must be unique; {len(duplicates)} ids repeat (the first at row {first})"
-            )
+            raise InvalidInput(f"image_ids must be unique; {len(duplicates)} ids repeat (the first at row {first})")
         for name in _PER_IMAGE_FIELDS:
             object.__setattr__(self, name, _frozen_column(name, getattr(self, name), n))
         for name in ("boundary_length", "components"):
@@ -92,17 +90,13 @@ class ScoreTable:
         if self.descriptors is not None:
             descriptors = np.array(self.descriptors, dtype=np.float32)
             if descriptors.ndim != 2 or descriptors.shape[0] != n:
-                raise InvalidInput(
-                    f"descriptors must be (N, D) with N = {n} images; got shape {descriptors.shape}"
-                )
+                raise InvalidInput(f"descriptors must be (N, D) with N = {n} images; got shape {descriptors.shape}")
             descriptors.setflags(write=False)
             object.__setattr__(self, "descriptors", descriptors)
         if self.series_keys is not None:
             keys = tuple(self.series_keys)
             if len(keys) != n:
-                raise InvalidInput(
-                    f"series_keys has {len(keys)} keys but image_ids has {n}; give one key per image"
-                )
+                raise InvalidInput(f"series_keys has {len(keys)} keys but image_ids has {n}; give one key per image")
             object.__setattr__(self, "series_keys", keys)
 
     def __len__(self) -> int:

@@ -38,8 +38,7 @@ def random_selection(
     draws[pool] = np.random.default_rng(seed).random(pool.size)
     query = rank_descending(draws, pool)[:k]
     reasons = tuple(
-        f"drawn at random (seed {seed}) as a baseline that ignores uncertainty, "
-        f"{rank_phrase(p + 1, pool.size)}"
+        f"drawn at random (seed {seed}) as a baseline that ignores uncertainty, {rank_phrase(p + 1, pool.size)}"
         for p in range(query.size)
     )
     return Selection(
@@ -70,9 +69,7 @@ def bald_selection(
     cost_model: AnnotationCostModel | None = None,
 ) -> Selection:
     """The k free rows of highest mean mutual information (BALD; ties to the lower index, NaN last)."""
-    return top_uncertain(
-        table, k, "mutual_information", strategy="bald", exclude=exclude, cost_model=cost_model
-    )
+    return top_uncertain(table, k, "mutual_information", strategy="bald", exclude=exclude, cost_model=cost_model)
 
 
 def variance_selection(

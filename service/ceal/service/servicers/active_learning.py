@@ -33,8 +33,14 @@ MAX_IMAGES_PER_CALL = 1000
 
 class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
     def __init__(
-        self, store: PoolStore | None, registry: ModelRegistry, engine: Engine, *, default_samples: int = 20,
-        max_pixels: int = 4096 * 4096, rescore_on_new_version: bool = True,
+        self,
+        store: PoolStore | None,
+        registry: ModelRegistry,
+        engine: Engine,
+        *,
+        default_samples: int = 20,
+        max_pixels: int = 4096 * 4096,
+        rescore_on_new_version: bool = True,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -46,7 +52,9 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             registry.on_new_version(self._rescore_in_background)
 
     @classmethod
-    def create(cls, state: str | None, registry: ModelRegistry, engine: Engine, **kwargs: Any) -> ActiveLearningServicer:
+    def create(
+        cls, state: str | None, registry: ModelRegistry, engine: Engine, **kwargs: Any
+    ) -> ActiveLearningServicer:
         return cls(open_store(state) if state else None, registry, engine, **kwargs)
 
     def close(self) -> None:
@@ -58,8 +66,9 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         if self.scorer is None or not self.store or not self.store.pools():
             return
         scorer = self.scorer
-        threading.Thread(target=scorer.rescore_all, args=(model, self.default_samples), name="ceal-rescore",
-                         daemon=True).start()
+        threading.Thread(
+            target=scorer.rescore_all, args=(model, self.default_samples), name="ceal-rescore", daemon=True
+        ).start()
 
     def _store(self) -> tuple[PoolStore, PoolScorer]:
         if self.store is None or self.scorer is None:
@@ -81,13 +90,21 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         model = self.registry.get(request.model_name, request.model_version)
         samples = request.samples or self.default_samples
         self.engine.check_options(PredictOptions(samples=samples))
-        for p in scorer.score(msg.pool_name(request.pool), model, samples, force=request.force,
-                              deadline=deadline_of(context)):
+        for p in scorer.score(
+            msg.pool_name(request.pool), model, samples, force=request.force, deadline=deadline_of(context)
+        ):
             if not context.is_active():
                 return
-            yield pb.ScorePoolProgress(done=p.done, total=p.total, fresh=p.fresh, images_per_second=p.images_per_second,
-                                       eta_seconds=p.eta_seconds, finished=p.finished, model_name=model.meta.name,
-                                       model_version=model.meta.version)
+            yield pb.ScorePoolProgress(
+                done=p.done,
+                total=p.total,
+                fresh=p.fresh,
+                images_per_second=p.images_per_second,
+                eta_seconds=p.eta_seconds,
+                finished=p.finished,
+                model_name=model.meta.name,
+                model_version=model.meta.version,
+            )
 
     @unary
     def GetQueryList(self, request: pb.GetQueryListRequest, context: grpc.ServicerContext) -> Any:
@@ -96,7 +113,8 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         with child_span("store"):  # scores read, strategy run, leases written
             result = query_list(store, model.meta.name, model.meta.version, msg.query_request(request))
         return pb.GetQueryListResponse(
-            model_name=model.meta.name, model_version=model.meta.version,
+            model_name=model.meta.name,
+            model_version=model.meta.version,
             items=[msg.query_item(i) for i in result.items],
             pseudo_labels=[pb.PseudoLabelCandidate(image_id=i, confidence=c) for i, c in result.pseudo],
             unscored=result.unscored,
@@ -112,8 +130,13 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             model_version = self.registry.get("").meta.version
         with child_span("store"):
             label = store.submit_label(
-                msg.pool_name(request.pool), request.image_id, mask, annotator=request.annotator, source=source,  # type: ignore[arg-type]
-                seconds_spent=max(0.0, request.seconds_spent), idempotency_key=request.idempotency_key or None,
+                msg.pool_name(request.pool),
+                request.image_id,
+                mask,
+                annotator=request.annotator,
+                source=source,  # type: ignore[arg-type]
+                seconds_spent=max(0.0, request.seconds_spent),
+                idempotency_key=request.idempotency_key or None,
                 model_version=model_version,
             )
         log.info("label stored: image %s version %d source %s", label.image_id, label.version, label.source)
@@ -154,8 +177,12 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         else:
             raise InvalidInput("set image_id or image to search by")
         matches = find_similar(descriptors, query, request.k or 10, exclude=exclude)
-        return pb.FindSimilarResponse(images=[pb.SimilarImage(image_id=ids[m.index], similarity=m.similarity,
-                                                              hamming_distance=m.hamming) for m in matches])
+        return pb.FindSimilarResponse(
+            images=[
+                pb.SimilarImage(image_id=ids[m.index], similarity=m.similarity, hamming_distance=m.hamming)
+                for m in matches
+            ]
+        )
 
     @unary
     def GetPoolStats(self, request: pb.GetPoolStatsRequest, context: grpc.ServicerContext) -> Any:
@@ -163,6 +190,15 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         pool = msg.pool_name(request.pool)
         model = self.registry.get(request.model_name)
         c = store.counts(pool, model.meta.name, model.meta.version)
-        return pb.PoolStats(pool=pool, images=c.images, series=c.series, labelled_human=c.labelled_human,
-                            labelled_pseudo=c.labelled_pseudo, scored_fresh=c.scored_fresh, scored_stale=c.scored_stale,
-                            leased=c.leased, model_name=model.meta.name, model_version=model.meta.version)
+        return pb.PoolStats(
+            pool=pool,
+            images=c.images,
+            series=c.series,
+            labelled_human=c.labelled_human,
+            labelled_pseudo=c.labelled_pseudo,
+            scored_fresh=c.scored_fresh,
+            scored_stale=c.scored_stale,
+            leased=c.leased,
+            model_name=model.meta.name,
+            model_version=model.meta.version,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -25,8 +26,8 @@ STRATEGIES = {
     pb.STRATEGY_SUGGESTIVE: "suggestive",
     pb.STRATEGY_COST_SENSITIVE: "cost_sensitive",
 }
-SOURCES = {pb.LABEL_SOURCE_HUMAN: "human", pb.LABEL_SOURCE_PSEUDO: "pseudo"}
-_SOURCE_ENUM = {v: k for k, v in SOURCES.items()}
+SOURCES: dict[int, str] = {pb.LABEL_SOURCE_HUMAN: "human", pb.LABEL_SOURCE_PSEUDO: "pseudo"}
+_SOURCE_ENUM: dict[str, Any] = {v: k for k, v in SOURCES.items()}
 
 
 def pool_name(raw: str) -> str:
@@ -51,8 +52,12 @@ def dicom_ref(ref: tensor_pb2.DicomReference) -> DicomRef | None:
 def dicom_proto(ref: DicomRef | None) -> tensor_pb2.DicomReference | None:
     if ref is None:
         return None
-    return tensor_pb2.DicomReference(study_instance_uid=ref.study_uid, series_instance_uid=ref.series_uid,
-                                     sop_instance_uid=ref.sop_uid, frame_number=ref.frame or 0)
+    return tensor_pb2.DicomReference(
+        study_instance_uid=ref.study_uid,
+        series_instance_uid=ref.series_uid,
+        sop_instance_uid=ref.sop_uid,
+        frame_number=ref.frame or 0,
+    )
 
 
 def new_images(request: pb.RegisterImagesRequest, *, max_pixels: int, max_images: int) -> list[NewImage]:
@@ -66,8 +71,9 @@ def new_images(request: pb.RegisterImagesRequest, *, max_pixels: int, max_images
             pixels = decode_image(item.image, max_pixels=max_pixels)
         except InvalidInput as exc:
             raise InvalidInput(f"images[{i}]: {exc}") from exc
-        out.append(NewImage(pixels, dicom_ref(item.dicom), item.series_key or None, item.study_key or None,
-                            item.slice_index))
+        out.append(
+            NewImage(pixels, dicom_ref(item.dicom), item.series_key or None, item.study_key or None, item.slice_index)
+        )
     return out
 
 
@@ -99,29 +105,50 @@ def query_request(request: pb.GetQueryListRequest) -> QueryRequest:
     if request.k > 10_000:
         raise InvalidInput(f"k={request.k} is too large; ask for at most 10000 items")
     return QueryRequest(
-        pool=pool_name(request.pool), strategy=strategy, k=request.k, budget_seconds=request.budget_seconds,
-        annotator=request.annotator, lease_seconds=float(request.lease_seconds or 0) or 30 * 60.0,
-        series=request.level == pb.QUERY_LEVEL_SERIES, round_index=request.round, seed=request.seed,
+        pool=pool_name(request.pool),
+        strategy=strategy,
+        k=request.k,
+        budget_seconds=request.budget_seconds,
+        annotator=request.annotator,
+        lease_seconds=float(request.lease_seconds or 0) or 30 * 60.0,
+        series=request.level == pb.QUERY_LEVEL_SERIES,
+        round_index=request.round,
+        seed=request.seed,
         max_pseudo=request.max_pseudo_labels,
     )
 
 
 def query_item(item: QueryItem) -> pb.QueryItem:
     r = item.record
-    out = pb.QueryItem(image_id=r.image_id, rank=item.rank, score=item.score, reason=item.reason,
-                       estimated_seconds=item.estimated_seconds, dicom=dicom_proto(r.dicom), series_key=r.series_key,
-                       study_key=r.study_key, slice_image_ids=list(item.slice_ids))
+    out = pb.QueryItem(
+        image_id=r.image_id,
+        rank=item.rank,
+        score=item.score,
+        reason=item.reason,
+        estimated_seconds=item.estimated_seconds,
+        dicom=dicom_proto(r.dicom),
+        series_key=r.series_key,
+        study_key=r.study_key,
+        slice_image_ids=list(item.slice_ids),
+    )
     if item.lease_expires_at is not None:
         out.lease_expires_at.CopyFrom(timestamp(item.lease_expires_at))
     return out
 
 
 def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | None) -> pb.LabelRecord:
-    out = pb.LabelRecord(image_id=label.image_id, label_id=label.label_id, version=label.version,
-                         source=_SOURCE_ENUM[label.source], annotator=label.annotator,
-                         mask=numpy_to_tensor(label.mask), created_at=timestamp(label.created_at))
-    if record is not None and record.dicom is not None:
-        out.dicom.CopyFrom(dicom_proto(record.dicom))
+    out = pb.LabelRecord(
+        image_id=label.image_id,
+        label_id=label.label_id,
+        version=label.version,
+        source=_SOURCE_ENUM[label.source],
+        annotator=label.annotator,
+        mask=numpy_to_tensor(label.mask),
+        created_at=timestamp(label.created_at),
+    )
+    ref = dicom_proto(record.dicom) if record is not None else None
+    if ref is not None:
+        out.dicom.CopyFrom(ref)
     if pixels is not None:
         out.image.CopyFrom(numpy_to_tensor(pixels))
     return out

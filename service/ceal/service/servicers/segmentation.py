@@ -6,7 +6,7 @@ import contextvars
 import logging
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -46,7 +46,7 @@ _MEASURE_ENUM = {v: k for k, v in MEASURE_NAMES.items()}
 _REDUCTION_ENUM = {v: k for k, v in REDUCTION_NAMES.items()}
 
 
-def _enum(table: dict[int, str], value: int, default: str, what: str) -> str:
+def _enum(table: Mapping[Any, str], value: int, default: str, what: str) -> str:
     if value == 0:
         return default
     if value not in table:
@@ -134,8 +134,9 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         model = self.registry.get(request.model_name, request.model_version)
         with child_span("decode"):
             pixels = decode_image(request.image, max_pixels=self.max_pixels)
-        prediction = self.engine.predict(model, pixels, opts, deadline=deadline,
-                                         on_queued=lambda future: cancel_with(context, future))
+        prediction = self.engine.predict(
+            model, pixels, opts, deadline=deadline, on_queued=lambda future: cancel_with(context, future)
+        )
         return encode_prediction(prediction, opts, request.request_id)
 
     @unary
@@ -167,7 +168,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
     def _resolve(request_id: str, future: object, context: grpc.ServicerContext) -> pb.PredictResponse:
         try:
             return future.result()  # type: ignore[attr-defined, no-any-return]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             code, message = code_for(exc)
             context.abort(code, f"request {request_id!r}: {message}")
             raise  # unreachable: abort raises
@@ -203,4 +204,3 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         if request.name and not out.models:
             raise NotFound(f"no model named {request.name!r} is loaded")
         return out
-

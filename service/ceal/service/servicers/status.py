@@ -49,7 +49,7 @@ def unary(fn: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return fn(self, request, context)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortException":
                 raise
             _abort(context, exc)
@@ -64,7 +64,7 @@ def streaming(fn: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from fn(self, request, context)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortException":
                 raise
             _abort(context, exc)

@@ -23,17 +23,17 @@ class StoreError(service_errors.ServiceError):
     """Base of every error the pool store raises."""
 
 
-class NotFound(StoreError, service_errors.NotFound):  # noqa: N818 - the names the interface documents
+class NotFound(StoreError, service_errors.NotFound):
     """The pool has no image with that id."""
 
 
-class Conflict(StoreError, service_errors.Conflict):  # noqa: N818 - the names the interface documents
+class Conflict(StoreError, service_errors.Conflict):
     """The request contradicts what is already stored."""
 
 
-class InvalidInput(StoreError, service_errors.InvalidInput):  # noqa: N818 - the names the interface documents
+class InvalidInput(StoreError, service_errors.InvalidInput):
     """The caller's input is malformed; the message says what to send instead."""
 
 
-class UnsupportedBackend(StoreError, NotImplementedError):  # noqa: N818 - the names the interface documents
+class UnsupportedBackend(StoreError, NotImplementedError):
     """The state location needs a backend that is not available in this install."""

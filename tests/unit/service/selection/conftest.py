@@ -29,12 +29,8 @@ def _make_table(
         entropy=h,
         mutual_information=np.asarray(h if mutual_information is None else mutual_information, dtype=float),
         variance=np.asarray(h if variance is None else variance, dtype=float),
-        confidence=np.asarray(
-            np.clip(1 - h / np.log(2), 0, 1) if confidence is None else confidence, dtype=float
-        ),
-        boundary_length=np.asarray(
-            np.full(n, 100.0) if boundary_length is None else boundary_length, dtype=float
-        ),
+        confidence=np.asarray(np.clip(1 - h / np.log(2), 0, 1) if confidence is None else confidence, dtype=float),
+        boundary_length=np.asarray(np.full(n, 100.0) if boundary_length is None else boundary_length, dtype=float),
         components=np.asarray(np.ones(n) if components is None else components, dtype=float),
         descriptors=None if descriptors is None else np.asarray(descriptors, dtype=np.float32),
         series_keys=None if series_keys is None else tuple(series_keys),

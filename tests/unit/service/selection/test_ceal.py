@@ -40,9 +40,7 @@ def test_the_threshold_tightens_with_rounds_and_stops_at_zero() -> None:
 
 def test_later_rounds_pseudo_label_fewer(make_table: MakeTable) -> None:
     table = make_table(ENTROPY, confidence=CONFIDENCE)
-    by_round = [
-        set(ceal_selection(table, 2, round_index=r, delta_0=0.005, decay=0.001).pseudo) for r in range(7)
-    ]
+    by_round = [set(ceal_selection(table, 2, round_index=r, delta_0=0.005, decay=0.001).pseudo) for r in range(7)]
     assert by_round[0] == {2, 3, 4}
     assert by_round[2] == {2, 4}  # threshold 0.003 drops row 3 (entropy 0.004)
     assert by_round[5] == set()  # threshold 0: nothing is below it
@@ -77,9 +75,7 @@ def test_k_beyond_the_pool_and_an_empty_pool(make_table: MakeTable) -> None:
     ("kwargs", "message"),
     [({"round_index": -1}, "round must be >= 0"), ({"decay": -0.1}, "decay must be finite and >= 0")],
 )
-def test_bad_parameters_say_what_to_change(
-    make_table: MakeTable, kwargs: dict[str, float], message: str
-) -> None:
+def test_bad_parameters_say_what_to_change(make_table: MakeTable, kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ceal_selection(make_table([0.1]), 1, **kwargs)  # type: ignore[arg-type]
 

@@ -104,8 +104,6 @@ def test_knapsack_prefers_the_better_pair_to_the_best_single() -> None:
         ([1.0, 2.0], [1], 3, "equal length"),
     ],
 )
-def test_knapsack_refuses_bad_input(
-    values: list[float], weights: list[float], capacity: int, message: str
-) -> None:
+def test_knapsack_refuses_bad_input(values: list[float], weights: list[float], capacity: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         knapsack(np.array(values), np.array(weights), capacity)

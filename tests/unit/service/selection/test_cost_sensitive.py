@@ -17,9 +17,7 @@ PER_PIXEL = AnnotationCostModel(0.0, 1.0, 0.0)
 
 def test_the_budget_buys_the_most_uncertainty_not_the_densest_items(make_table: MakeTable) -> None:
     # Within 100 s: rows 1 + 2 give 0.12; picking by density (row 0, then row 3) gives only 0.11.
-    table = make_table(
-        [0.1] * 4, mutual_information=[0.10, 0.06, 0.06, 0.01], boundary_length=[60, 50, 50, 10]
-    )
+    table = make_table([0.1] * 4, mutual_information=[0.10, 0.06, 0.06, 0.01], boundary_length=[60, 50, 50, 10])
     selection = cost_sensitive_selection(table, 10, budget_seconds=100, cost_model=PER_PIXEL)
     assert selection.query == (1, 2)
     assert selection.estimated_seconds == (50.0, 50.0)
@@ -51,9 +49,7 @@ def test_k_exclude_missing_scores_and_empty_budget(make_table: MakeTable) -> Non
 
 def test_max_candidates_restricts_the_search_to_the_most_uncertain(make_table: MakeTable) -> None:
     table = make_table([0.1] * 3, mutual_information=[0.10, 0.06, 0.06], boundary_length=[60, 50, 50])
-    selection = cost_sensitive_selection(
-        table, 10, budget_seconds=100, cost_model=PER_PIXEL, max_candidates=1
-    )
+    selection = cost_sensitive_selection(table, 10, budget_seconds=100, cost_model=PER_PIXEL, max_candidates=1)
     assert selection.query == (0,)
 
 
@@ -82,9 +78,7 @@ def test_the_list_never_exceeds_the_budget(
         boundary_length=[r[1] for r in rows],
         components=[r[2] for r in rows],
     )
-    selection = cost_sensitive_selection(
-        table, len(rows), budget_seconds=budget, max_table_cells=max_table_cells
-    )
+    selection = cost_sensitive_selection(table, len(rows), budget_seconds=budget, max_table_cells=max_table_cells)
     assert selection.total_seconds <= budget + 1e-9
     assert len(set(selection.query)) == len(selection.query)
     assert all(table.mutual_information[i] > 0 for i in selection.query)

@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 from ceal.service.errors import InvalidInput
 from ceal.service.selection._ranking import available_indices, check_k, rank_descending, rank_phrase
 
-_scores = st.lists(
-    st.sampled_from([0.0, 0.25, 0.5, 1.0, -1.0, np.inf, -np.inf, np.nan]), min_size=0, max_size=30
-)
+_scores = st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, -1.0, np.inf, -np.inf, np.nan]), min_size=0, max_size=30)
 
 
 @settings(max_examples=200, deadline=None)

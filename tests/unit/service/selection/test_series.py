@@ -42,9 +42,7 @@ def test_without_series_keys_each_image_is_its_own_series(make_table: MakeTable)
 
 
 def test_rank_series_orders_series_and_sums_their_time(make_table: MakeTable) -> None:
-    table = make_table(
-        [0.1] * 9, mutual_information=MI, series_keys=KEYS, boundary_length=[0] * 9, components=[1] * 9
-    )
+    table = make_table([0.1] * 9, mutual_information=MI, series_keys=KEYS, boundary_length=[0] * 9, components=[1] * 9)
     ranked = rank_series(table, 5, top_k=1)
     assert ranked.series_keys == ("a", "b", "c")  # top-1: 0.50, 0.30, unscored last
     assert ranked.scores[:2] == pytest.approx((0.50, 0.30))

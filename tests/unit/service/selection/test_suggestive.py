@@ -45,9 +45,7 @@ def _plain_greedy(candidates: np.ndarray, pool: np.ndarray, k: int) -> list[int]
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 8), st.integers(1, 12), st.integers(1, 4))
-def test_greedy_with_k_1_is_the_brute_force_optimum(
-    seed: int, n_candidates: int, n_pool: int, dim: int
-) -> None:
+def test_greedy_with_k_1_is_the_brute_force_optimum(seed: int, n_candidates: int, n_pool: int, dim: int) -> None:
     candidates, pool = _random_instance(seed, n_candidates, n_pool, dim)
     picks, gains = greedy_representative(candidates, pool, 1)
     best = max(representativeness(candidates, pool, [r]) for r in range(n_candidates))

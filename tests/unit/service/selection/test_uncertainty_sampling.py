@@ -30,9 +30,7 @@ def test_entropy_takes_the_top_k_with_ties_to_the_lower_index(make_table: MakeTa
 
 
 def test_bald_and_variance_rank_by_their_own_columns(make_table: MakeTable) -> None:
-    table = make_table(
-        [0.9, 0.1, 0.1, 0.1], mutual_information=[0.0, 0.03, 0.01, 0.02], variance=[0.0, 0.0, 0.7, 0.0]
-    )
+    table = make_table([0.9, 0.1, 0.1, 0.1], mutual_information=[0.0, 0.03, 0.01, 0.02], variance=[0.0, 0.0, 0.7, 0.0])
     assert bald_selection(table, 2).query == (1, 3)
     assert bald_selection(table, 1).reasons[0].startswith("mutual information 0.03, ranked 1 of 4")
     assert variance_selection(table, 1).query == (2,)
@@ -79,9 +77,7 @@ def test_random_is_seeded_uniform_and_respects_exclude(make_table: MakeTable) ->
     st.integers(0, 30),
     st.sets(st.integers(0, 24)),
 )
-def test_top_k_property(
-    make_table: MakeTable, values: list[float], k: int, exclude_candidates: set[int]
-) -> None:
+def test_top_k_property(make_table: MakeTable, values: list[float], k: int, exclude_candidates: set[int]) -> None:
     table = make_table(values)
     exclude = {i for i in exclude_candidates if i < len(values)}
     selection = entropy_selection(table, k, exclude=exclude)
@@ -93,9 +89,7 @@ def test_top_k_property(
     assert list(selection.scores) == [values[i] for i in selection.query]
 
 
-@pytest.mark.parametrize(
-    "strategy", [random_selection, entropy_selection, bald_selection, variance_selection]
-)
+@pytest.mark.parametrize("strategy", [random_selection, entropy_selection, bald_selection, variance_selection])
 def test_negative_k_is_refused(strategy: object, make_table: MakeTable) -> None:
     with pytest.raises(ValueError, match="k must be >= 0"):
         strategy(make_table([0.1]), -1)  # type: ignore[operator]

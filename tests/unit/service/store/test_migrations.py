@@ -40,9 +40,7 @@ def test_opening_a_version_1_file_migrates_it_and_keeps_its_data(tmp_path: Path)
         (encode_array(pixels),),
     )
     (image_id,) = conn.execute("SELECT image_id FROM images").fetchone()
-    conn.execute(
-        "INSERT INTO scores VALUES ('p', ?, 'unet', 1, 0.5, 0.1, 0.01, 0.9, 10.0, 1, 0.2, 6.0)", (image_id,)
-    )
+    conn.execute("INSERT INTO scores VALUES ('p', ?, 'unet', 1, 0.5, 0.1, 0.01, 0.9, 10.0, 1, 0.2, 6.0)", (image_id,))
     conn.close()
     assert _versions(db) == [1]
 

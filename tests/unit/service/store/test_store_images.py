@@ -19,9 +19,7 @@ def _register(store: PoolStore, pixels: Pixels, n: int, pool: str = "p") -> list
 
 
 class TestImages:
-    def test_register_is_idempotent_and_ids_are_content_hashes(
-        self, store: PoolStore, pixels: Pixels
-    ) -> None:
+    def test_register_is_idempotent_and_ids_are_content_hashes(self, store: PoolStore, pixels: Pixels) -> None:
         a, b = pixels(1), pixels(2)
         first = store.register_images("p", [NewImage(a), NewImage(b), NewImage(a.copy())])
         assert first == [(image_id_of(a), True), (image_id_of(b), True), (image_id_of(a), False)]
@@ -146,8 +144,6 @@ class TestScores:
         assert store.score_rows("p", "unet", 1) == []
 
     def test_counts_images_and_series(self, store: PoolStore, pixels: Pixels) -> None:
-        store.register_images(
-            "p", [NewImage(pixels(i), series_key=f"s{i % 2}", slice_index=i) for i in range(5)]
-        )
+        store.register_images("p", [NewImage(pixels(i), series_key=f"s{i % 2}", slice_index=i) for i in range(5)])
         counts = store.counts("p", "unet", 1)
         assert (counts.images, counts.series, counts.scored_fresh, counts.leased) == (5, 2, 0, 0)

@@ -51,9 +51,7 @@ class TestLeases:
         assert store.counts("p", "unet", 1).leased == 5
         assert store.acquire_leases("p", ranked, "carol", 2, 60) == []
 
-    def test_same_annotator_extends_and_expiry_frees(
-        self, store: PoolStore, pixels: Pixels, advance: Advance
-    ) -> None:
+    def test_same_annotator_extends_and_expiry_frees(self, store: PoolStore, pixels: Pixels, advance: Advance) -> None:
         ids = _pool(store, pixels, 3)
         store.acquire_leases("p", ids, "alice", 2, 100)
         advance(50)

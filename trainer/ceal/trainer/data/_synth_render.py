@@ -102,9 +102,7 @@ def _profile(rng: np.random.Generator, irregularity: float) -> Float:
     return profile
 
 
-def random_lesion(
-    rng: np.random.Generator, height: int, width: int, area_fraction: float, at_border: bool
-) -> Lesion:
+def random_lesion(rng: np.random.Generator, height: int, width: int, area_fraction: float, at_border: bool) -> Lesion:
     """A lesion covering about `area_fraction` of the image, inside it or (at_border) cut by an edge."""
     radius = max(float(np.sqrt(area_fraction * height * width / np.pi)), 2.5)
     aspect = float(rng.uniform(1.0, 1.5))

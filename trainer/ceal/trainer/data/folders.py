@@ -53,9 +53,7 @@ def _image_files(folder: Path, role: str) -> list[Path]:
     if not folder.is_dir():
         raise DatasetError(f"{role} folder {folder} does not exist or is not a folder; pass the folder path")
     return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     )
 
 
@@ -73,8 +71,7 @@ def _index_masks(masks: Path, beside_images: bool) -> dict[str, Path]:
             image_id = stem
         if image_id in index:
             raise DatasetError(
-                f"two masks for image {image_id!r} in {masks}: {index[image_id].name} and {path.name}; "
-                "keep one"
+                f"two masks for image {image_id!r} in {masks}: {index[image_id].name} and {path.name}; keep one"
             )
         index[image_id] = path
     return index

@@ -135,9 +135,7 @@ def make_case(rng: np.random.Generator, height: int, width: int, kind: str | Non
         dist = render.inside_distance(lesion, height, width)
         contrasts.append(float(rng.uniform(*spec.contrast)))
         softnesses.append(float(rng.uniform(*spec.softness)))
-        colours += render.paint_lesion(
-            rng, img, lesion, dist, contrast=contrasts[-1], softness=softnesses[-1]
-        )
+        colours += render.paint_lesion(rng, img, lesion, dist, contrast=contrasts[-1], softness=softnesses[-1])
         mask |= dist > 0
         lesions.append(lesion)
 
