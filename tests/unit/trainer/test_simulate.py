@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ceal.trainer.simulate as simulate_pkg
+from ceal.service.pool.queries import PSEUDO_QUANTILE
+from ceal.service.selection import AnnotationCostModel, ScoreTable
 from ceal.trainer.data.synth import write_isic
 from ceal.trainer.simulate import (
     CEILING,
@@ -35,6 +39,7 @@ from ceal.trainer.simulate import rounds as rounds_mod
 from ceal.trainer.simulate.cli import register
 from ceal.trainer.simulate.plot import plot_learning_curves
 from ceal.trainer.simulate.report import first_reaching, normalized_auc
+from ceal.trainer.simulate.scoring import strategy_params
 from ceal.trainer.simulate.state import RunFolder
 
 TINY = SimConfig(
@@ -108,6 +113,13 @@ def test_public_names() -> None:
         "summary_markdown",
         "write_results",
     }
+
+
+def test_every_public_name_resolves_and_registering_the_command_loads_no_torch() -> None:
+    assert all(getattr(simulate_pkg, name) is not None for name in simulate_pkg.__all__)
+    code = "import sys, ceal.trainer.simulate.cli; print(sorted({'torch', 'onnxruntime', 'onnx'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # `ceal --help` imports the cli of every plugin
 
 
 def test_csv_has_one_row_per_arm_and_round(tiny: TinyRun) -> None:
@@ -275,6 +287,33 @@ def test_strategy_names_and_the_recipe() -> None:
         SimConfig(height=30)
     assert "strategies" not in TINY.recipe() and "seeds" not in TINY.recipe()
     assert TINY.epochs_for(4) == 2 and TINY.epochs_for(100) == 1  # min_steps = 2 steps, batch 8
+
+
+def test_strategy_parameters_are_the_query_servicers() -> None:
+    n = 8
+    entropy = np.linspace(0.1, 0.8, n)
+    table = ScoreTable(
+        image_ids=tuple(f"i{i}" for i in range(n)),
+        entropy=entropy,
+        mutual_information=entropy / 2,
+        variance=entropy / 4,
+        confidence=1 - entropy,
+        boundary_length=np.linspace(0.0, 70.0, n),
+        components=np.ones(n),
+        descriptors=np.eye(n, dtype=np.float32),
+    )
+    cost = AnnotationCostModel()
+    k, ceal = strategy_params("ceal", table, TINY, 2, 0, cost)
+    assert k == TINY.per_round and ceal["round_index"] == 2 and ceal["max_pseudo"] is None
+    assert ceal["delta_0"] == pytest.approx(np.quantile(entropy, PSEUDO_QUANTILE))
+    assert ceal["decay"] == pytest.approx(ceal["delta_0"] / 10)
+    k, budget = strategy_params("cost", table, TINY, 0, 0, cost)
+    assert k == n and budget["budget_seconds"] == pytest.approx(3 * (20 + 0.15 * 35 + 10))
+    assert strategy_params("suggestive", table, TINY, 0, 0, cost) == (3, {})
+    wide = dataclasses.replace(TINY, suggestive_candidates=0)
+    assert strategy_params("suggestive", table, wide, 0, 0, cost) == (3, {"candidates": n})
+    random_a = strategy_params("random", table, TINY, 1, 0, cost)[1]["seed"]
+    assert random_a != strategy_params("random", table, TINY, 2, 0, cost)[1]["seed"]  # a new draw each round
 
 
 def test_the_cli_registers_simulate_with_its_options(tmp_path: Path) -> None:

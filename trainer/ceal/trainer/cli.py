@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TypeAlias
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ceal.trainer.quantize import Int8Converter
 
-Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _logging() -> None:
