@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ceal.trainer.train import Dataset, TrainConfig, dice_score, fit
 from ceal.trainer.unet import UNet, UNetConfig
 
-from .config import CEILING, SimConfig, SimulationError
+from .config import CEILING, SimConfig, SimulationError, registry_name
 from .data import SimData
 from .results import ResultRow
 from .scoring import arm_seed, choose, score_pool, serve, served_masks
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ROUND0 = "_round0"  # the shared round 0 of a seed, copied into each strategy's arm
 RoundHook = Callable[[ResultRow], None]
+CONTEXT_STRATEGIES = frozenset({"suggestive"})  # they read the labelled images' scores too
 IndexArray = npt.NDArray[np.int64]
 
 
@@ -139,9 +140,11 @@ def run_arm(
         free = np.setdiff1d(data.pool, human)
         if free.size == 0:
             break
-        scores = score_pool(
-            serve(model, cfg, r), data, free, cfg.samples, np.random.default_rng(arm_seed(seed, r, strategy, "score"))
-        )
+        # Suggestive also sees the labelled images (excluded), as the service's table does: what they cover
+        # is had already. Other strategies score the free pool only (their choice does not read the rest).
+        context = human if registry_name(strategy) in CONTEXT_STRATEGIES else None
+        rng = np.random.default_rng(arm_seed(seed, r, strategy, "score"))
+        scores = score_pool(serve(model, cfg, r), data, free, cfg.samples, rng, context)
         selection = choose(strategy, scores, cfg, r - 1, seed)
         query = scores.rows[list(selection.query)]
         pseudo = scores.rows[list(selection.pseudo)]

@@ -38,14 +38,16 @@ _BATCH = 16  # images per LoadedModel.sample call
 
 @dataclass(frozen=True)
 class PoolScores:
-    """Scores of the free pool rows `rows` (M,) (data row indices): the table's row j is rows[j].
+    """Scores of the pool rows `rows` (M,) (data row indices): the table's row j is rows[j].
 
     masks: uint8 (M, h, w) the served label map (Monte-Carlo mean > 0.5) at the model size: CEAL's pseudo-labels.
+    exclude: table rows already labelled (scored for context, as the service's table holds them): never chosen.
     """
 
     rows: IndexArray
     table: ScoreTable
     masks: npt.NDArray[np.uint8]
+    exclude: tuple[int, ...] = ()
 
 
 def serve(model: UNet, cfg: SimConfig, version: int) -> LoadedModel:
@@ -94,9 +96,17 @@ def served_masks(
 
 
 def score_pool(
-    loaded: LoadedModel, data: SimData, rows: IndexArray, samples: int, rng: np.random.Generator
+    loaded: LoadedModel,
+    data: SimData,
+    rows: IndexArray,
+    samples: int,
+    rng: np.random.Generator,
+    labelled: IndexArray | None = None,
 ) -> PoolScores:
-    """Score the data rows `rows` (free pool images only: the test set never reaches a strategy)."""
+    """Score the free data rows `rows` (pool images only: the test set never reaches a strategy), then the
+    `labelled` rows as context, excluded from the choice (suggestive counts their coverage as had)."""
+    exclude = tuple(range(len(rows), len(rows) + (0 if labelled is None else len(labelled))))
+    rows = rows if labelled is None else np.concatenate([rows, labelled])
     records, score_rows = {}, []
     masks = np.zeros((len(rows), *data.images.shape[1:3]), np.uint8)
     for j, sampled, descriptor in _sampled(loaded, data.images[rows], samples, rng):
@@ -118,7 +128,7 @@ def score_pool(
             dtype="|u1",
         )
         masks[j] = _label_map(sampled)
-    return PoolScores(np.asarray(rows, dtype=np.int64), build_table(score_rows, records), masks)
+    return PoolScores(np.asarray(rows, dtype=np.int64), build_table(score_rows, records), masks, exclude)
 
 
 def arm_seed(*parts: int | str) -> int:
@@ -151,7 +161,8 @@ def strategy_params(
             "decay": delta_0 * cfg.pseudo_decay,
             "max_pseudo": cfg.max_pseudo,
         }
-    if name == "suggestive" and cfg.suggestive_candidates is not None:
+    if name == "suggestive" and cfg.suggestive_candidates is not None:  # free rows only: `len(table)` counts
+        # the labelled context rows too, which the strategy excludes, so 0 still means the whole free pool
         return k, {"candidates": max(k, cfg.suggestive_candidates or len(table))}
     if name == "cost_sensitive":
         seconds = cost_model.predict(table.boundary_length, table.components)
@@ -170,4 +181,6 @@ def choose(
     """Run the service's strategy on the scored free pool; indices address `scores.rows`."""
     model = cost_model or AnnotationCostModel()
     k, params = strategy_params(strategy, scores.table, cfg, round_index, seed, model)
+    if scores.exclude:
+        params["exclude"] = scores.exclude
     return get_strategy(registry_name(strategy))(scores.table, k, cost_model=model, **params)
