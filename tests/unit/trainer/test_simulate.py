@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ceal.trainer.simulate as simulate_pkg
-from ceal.service.pool.queries import PSEUDO_QUANTILE
+from ceal.service.pool.queries import PSEUDO_PER_LABEL, PSEUDO_QUANTILE, PSEUDO_WARMUP_ROUNDS
 from ceal.service.selection import AnnotationCostModel, ScoreTable
 from ceal.trainer.data.synth import write_isic
 from ceal.trainer.simulate import (
@@ -85,9 +85,9 @@ def tiny(images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tin
     scored: list[npt.NDArray[np.int64]] = []
     real = scoring.score_pool
 
-    def recording(loaded, data_, rows, samples, rng):  # type: ignore[no-untyped-def]
-        scored.append(np.array(rows))
-        return real(loaded, data_, rows, samples, rng)
+    def recording(loaded, data_, rows, samples, rng, labelled=None):  # type: ignore[no-untyped-def]
+        scored.append(np.concatenate([rows, [] if labelled is None else labelled]).astype(np.int64))
+        return real(loaded, data_, rows, samples, rng, labelled)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rounds_mod, "score_pool", recording)
@@ -307,6 +307,9 @@ def test_strategy_parameters_are_the_query_servicers() -> None:
     assert k == TINY.per_round and ceal["round_index"] == 2 and ceal["max_pseudo"] is None
     assert ceal["delta_0"] == pytest.approx(np.quantile(entropy, PSEUDO_QUANTILE))
     assert ceal["decay"] == pytest.approx(ceal["delta_0"] / 10)
+    assert ceal["pseudo_per_label"] == PSEUDO_PER_LABEL and ceal["warmup_rounds"] == PSEUDO_WARMUP_ROUNDS
+    _, labelled = strategy_params("ceal", table, TINY, 2, 0, cost, exclude=(0, 1))  # rows 0, 1: labelled context
+    assert labelled["delta_0"] == pytest.approx(np.quantile(entropy[2:], PSEUDO_QUANTILE))  # the free pool's
     k, budget = strategy_params("cost", table, TINY, 0, 0, cost)
     assert k == n and budget["budget_seconds"] == pytest.approx(3 * (20 + 0.15 * 35 + 10))
     assert strategy_params("suggestive", table, TINY, 0, 0, cost) == (3, {})

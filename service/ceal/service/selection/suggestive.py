@@ -55,25 +55,16 @@ def representativeness(candidates: Float32Array, pool: Float32Array, chosen: Seq
     return float(cover.sum())
 
 
-def greedy_representative(
-    candidates: Float32Array, pool: Float32Array, k: int, *, covered: Float32Array | None = None
-) -> tuple[list[int], list[float]]:
+def greedy_representative(candidates: Float32Array, pool: Float32Array, k: int) -> tuple[list[int], list[float]]:
     """Greedy maximisation of `representativeness` over k rows of the (C, D) unit `candidates`.
 
-    covered: (L, D) unit rows already chosen (labelled images): the pool's coverage starts from them, so a
-    pick gains only where they do not reach (coverage of S ∪ covered; still monotone submodular in S).
     Returns (picks, gains): candidate rows in pick order and the coverage each added (non-increasing).
     Each step takes the largest gain; ties go to the lower row, exactly as plain greedy would.
     """
     k = check_k(k)
     cover = np.zeros(pool.shape[0], dtype=np.float64)  # (M,) best similarity of each pool image so far
-    for row in covered if covered is not None else ():
-        cover = np.maximum(cover, _similarity_row(row, pool))
-    # Heap of (-gain bound, row); every bound starts exact.
-    heap = [
-        (-float(np.maximum(_similarity_row(candidates[r], pool) - cover, 0.0).sum()), r)
-        for r in range(candidates.shape[0])
-    ]
+    # Heap of (-gain bound, row); every bound starts exact (cover = 0).
+    heap = [(-float(_similarity_row(candidates[r], pool).sum()), r) for r in range(candidates.shape[0])]
     heapq.heapify(heap)
     picks: list[int] = []
     gains: list[float] = []
@@ -101,8 +92,7 @@ def suggestive_selection(
     cost_model: AnnotationCostModel | None = None,
 ) -> Selection:
     """k free rows, uncertain and representative: the `candidates` (default 4k) most uncertain by `measure`,
-    then greedy coverage of the free pool (see the module docstring), counting the excluded rows (labelled
-    or leased: already in hand) as chosen, so picks go where the labels do not reach yet.
+    then greedy coverage of the free pool (see the module docstring).
 
     Candidates are ordered most uncertain first, so a tie in coverage goes to the more uncertain image.
     scores: the coverage each pick added, in pick order (non-increasing).
@@ -121,8 +111,7 @@ def suggestive_selection(
     ranked = rank_descending(values, pool)  # (M,)
     shortlist = ranked[:n_candidates]  # (C,)
     unit = unit_rows(table.descriptors)
-    in_hand = np.setdiff1d(np.arange(len(table)), pool)  # (L,) excluded rows: their coverage is had already
-    picks, gains = greedy_representative(unit[shortlist], unit[pool], k, covered=unit[in_hand])
+    picks, gains = greedy_representative(unit[shortlist], unit[pool], k)
     query = shortlist[picks]
 
     label = MEASURES[measure]

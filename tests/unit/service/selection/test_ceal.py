@@ -63,6 +63,32 @@ def test_max_pseudo_caps_the_most_confident_first(make_table: MakeTable) -> None
         ceal_selection(table, 2, max_pseudo=-1)
 
 
+def test_an_empty_predicted_mask_is_never_a_pseudo_label(make_table: MakeTable) -> None:
+    # Row 4 is the most confident, but its mask has no lesion (0 components); NaN components fail too.
+    table = make_table(ENTROPY, confidence=CONFIDENCE, components=[1, 1, 1, np.nan, 0, 1, 1])
+    assert ceal_selection(table, 2, delta_0=0.005, decay=0.001).pseudo == (2,)
+
+
+def test_no_pseudo_labels_during_the_warm_up(make_table: MakeTable) -> None:
+    table = make_table(ENTROPY, confidence=CONFIDENCE)
+    for r in range(3):
+        selection = ceal_selection(table, 2, round_index=r, delta_0=0.005, decay=0.0, warmup_rounds=2)
+        assert selection.pseudo == (() if r < 2 else (4, 2, 3))
+        assert selection.query == (0, 1)  # the human's share does not change
+    with pytest.raises(ValueError, match="warmup_rounds must be >= 0"):
+        ceal_selection(table, 2, warmup_rounds=-1)
+
+
+def test_pseudo_labels_are_capped_by_the_human_labels_in_hand(make_table: MakeTable) -> None:
+    # Rows 5 and 6 excluded (labelled): at most per_label × 2 pseudo-labels, most confident first.
+    table = make_table([0.4, 0.3, 0.001, 0.004, 0.0001, 0.4, 0.4], confidence=[*CONFIDENCE[:5], 0.5, 0.5])
+    capped = [ceal_selection(table, 2, exclude={5, 6}, pseudo_per_label=ratio).pseudo for ratio in (0, 0.5, 1, 9)]
+    assert capped == [(), (4,), (4, 2), (4, 2, 3)]
+    assert ceal_selection(table, 2, exclude={5, 6}, pseudo_per_label=9, max_pseudo=1).pseudo == (4,)
+    with pytest.raises(ValueError, match="pseudo_per_label must be a finite number >= 0"):
+        ceal_selection(table, 2, pseudo_per_label=-1.0)
+
+
 def test_k_beyond_the_pool_and_an_empty_pool(make_table: MakeTable) -> None:
     table = make_table(ENTROPY, confidence=CONFIDENCE)
     everything = ceal_selection(table, 100)

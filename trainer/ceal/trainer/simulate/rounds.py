@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 ROUND0 = "_round0"  # the shared round 0 of a seed, copied into each strategy's arm
 RoundHook = Callable[[ResultRow], None]
-CONTEXT_STRATEGIES = frozenset({"suggestive"})  # they read the labelled images' scores too
+CONTEXT_STRATEGIES = frozenset({"ceal"})  # they read the labelled images' rows too
 IndexArray = npt.NDArray[np.int64]
 
 
@@ -140,8 +140,8 @@ def run_arm(
         free = np.setdiff1d(data.pool, human)
         if free.size == 0:
             break
-        # Suggestive also sees the labelled images (excluded), as the service's table does: what they cover
-        # is had already. Other strategies score the free pool only (their choice does not read the rest).
+        # CEAL also sees the labelled images (excluded), as the service's table does: they set its pseudo-label
+        # cap. Other strategies score the free pool only (their choice does not read the rest).
         context = human if registry_name(strategy) in CONTEXT_STRATEGIES else None
         rng = np.random.default_rng(arm_seed(seed, r, strategy, "score"))
         scores = score_pool(serve(model, cfg, r), data, free, cfg.samples, rng, context)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
 from ceal.service.metadata import ModelMetadata
-from ceal.service.pool.queries import build_table
+from ceal.service.pool.queries import PSEUDO_PER_LABEL, PSEUDO_WARMUP_ROUNDS, build_table
 from ceal.service.pool.scoring import score_row
 from ceal.service.selection import AnnotationCostModel, ScoreTable, Selection, get_strategy
 from ceal.service.store.base import ImageRecord
@@ -138,13 +138,20 @@ def arm_seed(*parts: int | str) -> int:
 
 
 def strategy_params(
-    strategy: str, table: ScoreTable, cfg: SimConfig, round_index: int, seed: int, cost_model: AnnotationCostModel
+    strategy: str,
+    table: ScoreTable,
+    cfg: SimConfig,
+    round_index: int,
+    seed: int,
+    cost_model: AnnotationCostModel,
+    exclude: tuple[int, ...] = (),
 ) -> tuple[int, dict[str, Any]]:
     """(k, keyword arguments) for `strategy` on a table of free images, as the query servicer sets them.
 
     random: a seed per (seed, round). ceal: entropy threshold δ_0 at cfg.pseudo_quantile of the free pool
     (the service: PSEUDO_QUANTILE), tightening by cfg.pseudo_decay · δ_0 a round (the service: 0.1), at most
-    cfg.max_pseudo pseudo-labels. cost: a budget of `per_round` images
+    cfg.max_pseudo pseudo-labels, none before round PSEUDO_WARMUP_ROUNDS and at most PSEUDO_PER_LABEL per human
+    label (the labelled rows are in the table as excluded context). cost: a budget of `per_round` images
     of the free pool's mean predicted annotation time, and k = the pool (the budget decides how many).
     suggestive: the service's shortlist unless cfg.suggestive_candidates says otherwise (0: the whole pool).
     """
@@ -153,13 +160,16 @@ def strategy_params(
     if name == "random":
         return k, {"seed": arm_seed(seed, round_index, "random")}
     if name == "ceal":
-        entropy = table.entropy[np.isfinite(table.entropy)]
+        entropy = np.delete(table.entropy, list(exclude))  # the free pool's, as the servicer's
+        entropy = entropy[np.isfinite(entropy)]
         delta_0 = float(np.quantile(entropy, cfg.pseudo_quantile)) if len(entropy) else 0.0
         return k, {
             "round_index": round_index,
             "delta_0": delta_0,
             "decay": delta_0 * cfg.pseudo_decay,
             "max_pseudo": cfg.max_pseudo,
+            "pseudo_per_label": PSEUDO_PER_LABEL,
+            "warmup_rounds": PSEUDO_WARMUP_ROUNDS,
         }
     if name == "suggestive" and cfg.suggestive_candidates is not None:  # free rows only: `len(table)` counts
         # the labelled context rows too, which the strategy excludes, so 0 still means the whole free pool
@@ -180,7 +190,7 @@ def choose(
 ) -> Selection:
     """Run the service's strategy on the scored free pool; indices address `scores.rows`."""
     model = cost_model or AnnotationCostModel()
-    k, params = strategy_params(strategy, scores.table, cfg, round_index, seed, model)
+    k, params = strategy_params(strategy, scores.table, cfg, round_index, seed, model, scores.exclude)
     if scores.exclude:
         params["exclude"] = scores.exclude
     return get_strategy(registry_name(strategy))(scores.table, k, cost_model=model, **params)
