@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "top-k (argpartition)": lambda: rank_descending(mi, everything, args.k),
         "bald_selection (GetQueryList path)": lambda: bald_selection(pool, args.k, exclude=labelled),
         "entropy_selection (GetQueryList path)": lambda: entropy_selection(pool, args.k, exclude=labelled),
-        "ceal_selection, max_pseudo = k (full sorts, see docs)": lambda: ceal_selection(
+        "ceal_selection, max_pseudo = k (GetQueryList path)": lambda: ceal_selection(
             pool, args.k, exclude=labelled, max_pseudo=args.k
         ),
     }
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         fn()
         ms = median(timed(fn, args.repeats)) * 1000
         rows.append((name, round(ms, 1)))
-        if name.startswith(("bald", "entropy")):
+        if name.startswith(("bald", "entropy", "ceal")):
             worst = max(worst, ms)
     print(table(("path", "median ms"), rows))
     verdict = "meets" if worst < GOAL_MS else "MISSES"

@@ -26,19 +26,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ceal.v1 import tensor_pb2 as ceal_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x65\x61l/v1/active_learning.proto\x12\x07\x63\x65\x61l.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14\x63\x65\x61l/v1/tensor.proto\"\x8e\x01\n\tPoolImage\x12\x1d\n\x05image\x18\x01 \x01(\x0b\x32\x0e.ceal.v1.Image\x12&\n\x05\x64icom\x18\x02 \x01(\x0b\x32\x17.ceal.v1.DicomReference\x12\x12\n\nseries_key\x18\x03 \x01(\t\x12\x11\n\tstudy_key\x18\x04 \x01(\t\x12\x13\n\x0bslice_index\x18\x05 \x01(\x05\"I\n\x15RegisterImagesRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\"\n\x06images\x18\x02 \x03(\x0b\x32\x12.ceal.v1.PoolImage\"4\n\x0fRegisteredImage\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"B\n\x16RegisterImagesResponse\x12(\n\x06images\x18\x01 \x03(\x0b\x32\x18.ceal.v1.RegisteredImage\"k\n\x10ScorePoolRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\x0f\n\x07samples\x18\x04 \x01(\r\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\"\xac\x01\n\x11ScorePoolProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\x12\r\n\x05\x66resh\x18\x03 \x01(\x04\x12\x19\n\x11images_per_second\x18\x04 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x05 \x01(\x01\x12\x10\n\x08\x66inished\x18\x06 \x01(\x08\x12\x12\n\nmodel_name\x18\x07 \x01(\t\x12\x15\n\rmodel_version\x18\x08 \x01(\x04\"\x85\x02\n\x13GetQueryListRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12#\n\x08strategy\x18\x03 \x01(\x0e\x32\x11.ceal.v1.Strategy\x12\t\n\x01k\x18\x04 \x01(\r\x12\x16\n\x0e\x62udget_seconds\x18\x05 \x01(\x01\x12\x11\n\tannotator\x18\x06 \x01(\t\x12\x15\n\rlease_seconds\x18\x07 \x01(\r\x12\"\n\x05level\x18\x08 \x01(\x0e\x32\x13.ceal.v1.QueryLevel\x12\r\n\x05round\x18\t \x01(\r\x12\x0c\n\x04seed\x18\n \x01(\x04\x12\x19\n\x11max_pseudo_labels\x18\x0b \x01(\r\"\x83\x02\n\tQueryItem\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\r\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x19\n\x11\x65stimated_seconds\x18\x05 \x01(\x01\x12&\n\x05\x64icom\x18\x06 \x01(\x0b\x32\x17.ceal.v1.DicomReference\x12\x12\n\nseries_key\x18\x07 \x01(\t\x12\x11\n\tstudy_key\x18\x08 \x01(\t\x12\x34\n\x10lease_expires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fslice_image_ids\x18\n \x03(\t\"<\n\x14PseudoLabelCandidate\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x01\"\xac\x01\n\x14GetQueryListResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x04\x12!\n\x05items\x18\x03 \x03(\x0b\x32\x12.ceal.v1.QueryItem\x12\x34\n\rpseudo_labels\x18\x04 \x03(\x0b\x32\x1d.ceal.v1.PseudoLabelCandidate\x12\x10\n\x08unscored\x18\x05 \x01(\x04\"\xbc\x01\n\x12SubmitLabelRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x10\n\x08image_id\x18\x02 \x01(\t\x12\x1d\n\x04mask\x18\x03 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\x11\n\tannotator\x18\x04 \x01(\t\x12$\n\x06source\x18\x05 \x01(\x0e\x32\x14.ceal.v1.LabelSource\x12\x15\n\rseconds_spent\x18\x06 \x01(\x01\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"8\n\x13SubmitLabelResponse\x12\x10\n\x08label_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"b\n\x13\x45xportLabelsRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12%\n\x07sources\x18\x02 \x03(\x0e\x32\x14.ceal.v1.LabelSource\x12\x16\n\x0einclude_images\x18\x03 \x01(\x08\"\x92\x02\n\x0bLabelRecord\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x10\n\x08label_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12$\n\x06source\x18\x04 \x01(\x0e\x32\x14.ceal.v1.LabelSource\x12\x11\n\tannotator\x18\x05 \x01(\t\x12\x1d\n\x04mask\x18\x06 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\x1e\n\x05image\x18\x07 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x64icom\x18\t \x01(\x0b\x32\x17.ceal.v1.DicomReference\"\x7f\n\x12\x46indSimilarRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\x08image_id\x18\x02 \x01(\tH\x00\x12\x1f\n\x05image\x18\x03 \x01(\x0b\x32\x0e.ceal.v1.ImageH\x00\x12\t\n\x01k\x18\x04 \x01(\r\x12\x12\n\nmodel_name\x18\x05 \x01(\tB\x07\n\x05query\"N\n\x0cSimilarImage\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\x12\x18\n\x10hamming_distance\x18\x03 \x01(\r\"<\n\x13\x46indSimilarResponse\x12%\n\x06images\x18\x01 \x03(\x0b\x32\x15.ceal.v1.SimilarImage\"7\n\x13GetPoolStatsRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\"\xd1\x01\n\tPoolStats\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x0e\n\x06images\x18\x02 \x01(\x04\x12\x0e\n\x06series\x18\x03 \x01(\x04\x12\x16\n\x0elabelled_human\x18\x04 \x01(\x04\x12\x17\n\x0flabelled_pseudo\x18\x05 \x01(\x04\x12\x14\n\x0cscored_fresh\x18\x06 \x01(\x04\x12\x14\n\x0cscored_stale\x18\x07 \x01(\x04\x12\x0e\n\x06leased\x18\x08 \x01(\x04\x12\x12\n\nmodel_name\x18\t \x01(\t\x12\x15\n\rmodel_version\x18\n \x01(\x04*\xc2\x01\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTRATEGY_RANDOM\x10\x01\x12\x14\n\x10STRATEGY_ENTROPY\x10\x02\x12\x11\n\rSTRATEGY_BALD\x10\x03\x12\x15\n\x11STRATEGY_VARIANCE\x10\x04\x12\x11\n\rSTRATEGY_CEAL\x10\x05\x12\x17\n\x13STRATEGY_SUGGESTIVE\x10\x06\x12\x1b\n\x17STRATEGY_COST_SENSITIVE\x10\x07*X\n\nQueryLevel\x12\x1b\n\x17QUERY_LEVEL_UNSPECIFIED\x10\x00\x12\x15\n\x11QUERY_LEVEL_IMAGE\x10\x01\x12\x16\n\x12QUERY_LEVEL_SERIES\x10\x02*\\\n\x0bLabelSource\x12\x1c\n\x18LABEL_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12LABEL_SOURCE_HUMAN\x10\x01\x12\x17\n\x13LABEL_SOURCE_PSEUDO\x10\x02\x32\x92\x04\n\x0e\x41\x63tiveLearning\x12Q\n\x0eRegisterImages\x12\x1e.ceal.v1.RegisterImagesRequest\x1a\x1f.ceal.v1.RegisterImagesResponse\x12\x44\n\tScorePool\x12\x19.ceal.v1.ScorePoolRequest\x1a\x1a.ceal.v1.ScorePoolProgress0\x01\x12K\n\x0cGetQueryList\x12\x1c.ceal.v1.GetQueryListRequest\x1a\x1d.ceal.v1.GetQueryListResponse\x12H\n\x0bSubmitLabel\x12\x1b.ceal.v1.SubmitLabelRequest\x1a\x1c.ceal.v1.SubmitLabelResponse\x12\x44\n\x0c\x45xportLabels\x12\x1c.ceal.v1.ExportLabelsRequest\x1a\x14.ceal.v1.LabelRecord0\x01\x12H\n\x0b\x46indSimilar\x12\x1b.ceal.v1.FindSimilarRequest\x1a\x1c.ceal.v1.FindSimilarResponse\x12@\n\x0cGetPoolStats\x12\x1c.ceal.v1.GetPoolStatsRequest\x1a\x12.ceal.v1.PoolStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x65\x61l/v1/active_learning.proto\x12\x07\x63\x65\x61l.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14\x63\x65\x61l/v1/tensor.proto\"\x8e\x01\n\tPoolImage\x12\x1d\n\x05image\x18\x01 \x01(\x0b\x32\x0e.ceal.v1.Image\x12&\n\x05\x64icom\x18\x02 \x01(\x0b\x32\x17.ceal.v1.DicomReference\x12\x12\n\nseries_key\x18\x03 \x01(\t\x12\x11\n\tstudy_key\x18\x04 \x01(\t\x12\x13\n\x0bslice_index\x18\x05 \x01(\x05\"I\n\x15RegisterImagesRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\"\n\x06images\x18\x02 \x03(\x0b\x32\x12.ceal.v1.PoolImage\"4\n\x0fRegisteredImage\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"B\n\x16RegisterImagesResponse\x12(\n\x06images\x18\x01 \x03(\x0b\x32\x18.ceal.v1.RegisteredImage\"\xa5\x01\n\x10ScorePoolRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\x0f\n\x07samples\x18\x04 \x01(\r\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\x1a\n\x12\x61\x64\x61ptive_tolerance\x18\x06 \x01(\x01\x12\x1c\n\x14\x61\x64\x61ptive_min_samples\x18\x07 \x01(\r\"\xac\x01\n\x11ScorePoolProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\x12\r\n\x05\x66resh\x18\x03 \x01(\x04\x12\x19\n\x11images_per_second\x18\x04 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x05 \x01(\x01\x12\x10\n\x08\x66inished\x18\x06 \x01(\x08\x12\x12\n\nmodel_name\x18\x07 \x01(\t\x12\x15\n\rmodel_version\x18\x08 \x01(\x04\"\x85\x02\n\x13GetQueryListRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12#\n\x08strategy\x18\x03 \x01(\x0e\x32\x11.ceal.v1.Strategy\x12\t\n\x01k\x18\x04 \x01(\r\x12\x16\n\x0e\x62udget_seconds\x18\x05 \x01(\x01\x12\x11\n\tannotator\x18\x06 \x01(\t\x12\x15\n\rlease_seconds\x18\x07 \x01(\r\x12\"\n\x05level\x18\x08 \x01(\x0e\x32\x13.ceal.v1.QueryLevel\x12\r\n\x05round\x18\t \x01(\r\x12\x0c\n\x04seed\x18\n \x01(\x04\x12\x19\n\x11max_pseudo_labels\x18\x0b \x01(\r\"\x83\x02\n\tQueryItem\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\r\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x19\n\x11\x65stimated_seconds\x18\x05 \x01(\x01\x12&\n\x05\x64icom\x18\x06 \x01(\x0b\x32\x17.ceal.v1.DicomReference\x12\x12\n\nseries_key\x18\x07 \x01(\t\x12\x11\n\tstudy_key\x18\x08 \x01(\t\x12\x34\n\x10lease_expires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fslice_image_ids\x18\n \x03(\t\"<\n\x14PseudoLabelCandidate\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x01\"\xac\x01\n\x14GetQueryListResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x04\x12!\n\x05items\x18\x03 \x03(\x0b\x32\x12.ceal.v1.QueryItem\x12\x34\n\rpseudo_labels\x18\x04 \x03(\x0b\x32\x1d.ceal.v1.PseudoLabelCandidate\x12\x10\n\x08unscored\x18\x05 \x01(\x04\"\xbc\x01\n\x12SubmitLabelRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x10\n\x08image_id\x18\x02 \x01(\t\x12\x1d\n\x04mask\x18\x03 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\x11\n\tannotator\x18\x04 \x01(\t\x12$\n\x06source\x18\x05 \x01(\x0e\x32\x14.ceal.v1.LabelSource\x12\x15\n\rseconds_spent\x18\x06 \x01(\x01\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"8\n\x13SubmitLabelResponse\x12\x10\n\x08label_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"b\n\x13\x45xportLabelsRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12%\n\x07sources\x18\x02 \x03(\x0e\x32\x14.ceal.v1.LabelSource\x12\x16\n\x0einclude_images\x18\x03 \x01(\x08\"\x92\x02\n\x0bLabelRecord\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x10\n\x08label_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12$\n\x06source\x18\x04 \x01(\x0e\x32\x14.ceal.v1.LabelSource\x12\x11\n\tannotator\x18\x05 \x01(\t\x12\x1d\n\x04mask\x18\x06 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\x1e\n\x05image\x18\x07 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x64icom\x18\t \x01(\x0b\x32\x17.ceal.v1.DicomReference\"\x7f\n\x12\x46indSimilarRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\x08image_id\x18\x02 \x01(\tH\x00\x12\x1f\n\x05image\x18\x03 \x01(\x0b\x32\x0e.ceal.v1.ImageH\x00\x12\t\n\x01k\x18\x04 \x01(\r\x12\x12\n\nmodel_name\x18\x05 \x01(\tB\x07\n\x05query\"N\n\x0cSimilarImage\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\x12\x18\n\x10hamming_distance\x18\x03 \x01(\r\"<\n\x13\x46indSimilarResponse\x12%\n\x06images\x18\x01 \x03(\x0b\x32\x15.ceal.v1.SimilarImage\"7\n\x13GetPoolStatsRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\"\xd1\x01\n\tPoolStats\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x0e\n\x06images\x18\x02 \x01(\x04\x12\x0e\n\x06series\x18\x03 \x01(\x04\x12\x16\n\x0elabelled_human\x18\x04 \x01(\x04\x12\x17\n\x0flabelled_pseudo\x18\x05 \x01(\x04\x12\x14\n\x0cscored_fresh\x18\x06 \x01(\x04\x12\x14\n\x0cscored_stale\x18\x07 \x01(\x04\x12\x0e\n\x06leased\x18\x08 \x01(\x04\x12\x12\n\nmodel_name\x18\t \x01(\t\x12\x15\n\rmodel_version\x18\n \x01(\x04*\xc2\x01\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTRATEGY_RANDOM\x10\x01\x12\x14\n\x10STRATEGY_ENTROPY\x10\x02\x12\x11\n\rSTRATEGY_BALD\x10\x03\x12\x15\n\x11STRATEGY_VARIANCE\x10\x04\x12\x11\n\rSTRATEGY_CEAL\x10\x05\x12\x17\n\x13STRATEGY_SUGGESTIVE\x10\x06\x12\x1b\n\x17STRATEGY_COST_SENSITIVE\x10\x07*X\n\nQueryLevel\x12\x1b\n\x17QUERY_LEVEL_UNSPECIFIED\x10\x00\x12\x15\n\x11QUERY_LEVEL_IMAGE\x10\x01\x12\x16\n\x12QUERY_LEVEL_SERIES\x10\x02*\\\n\x0bLabelSource\x12\x1c\n\x18LABEL_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12LABEL_SOURCE_HUMAN\x10\x01\x12\x17\n\x13LABEL_SOURCE_PSEUDO\x10\x02\x32\x92\x04\n\x0e\x41\x63tiveLearning\x12Q\n\x0eRegisterImages\x12\x1e.ceal.v1.RegisterImagesRequest\x1a\x1f.ceal.v1.RegisterImagesResponse\x12\x44\n\tScorePool\x12\x19.ceal.v1.ScorePoolRequest\x1a\x1a.ceal.v1.ScorePoolProgress0\x01\x12K\n\x0cGetQueryList\x12\x1c.ceal.v1.GetQueryListRequest\x1a\x1d.ceal.v1.GetQueryListResponse\x12H\n\x0bSubmitLabel\x12\x1b.ceal.v1.SubmitLabelRequest\x1a\x1c.ceal.v1.SubmitLabelResponse\x12\x44\n\x0c\x45xportLabels\x12\x1c.ceal.v1.ExportLabelsRequest\x1a\x14.ceal.v1.LabelRecord0\x01\x12H\n\x0b\x46indSimilar\x12\x1b.ceal.v1.FindSimilarRequest\x1a\x1c.ceal.v1.FindSimilarResponse\x12@\n\x0cGetPoolStats\x12\x1c.ceal.v1.GetPoolStatsRequest\x1a\x12.ceal.v1.PoolStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ceal.v1.active_learning_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STRATEGY']._serialized_start=2653
-  _globals['_STRATEGY']._serialized_end=2847
-  _globals['_QUERYLEVEL']._serialized_start=2849
-  _globals['_QUERYLEVEL']._serialized_end=2937
-  _globals['_LABELSOURCE']._serialized_start=2939
-  _globals['_LABELSOURCE']._serialized_end=3031
+  _globals['_STRATEGY']._serialized_start=2712
+  _globals['_STRATEGY']._serialized_end=2906
+  _globals['_QUERYLEVEL']._serialized_start=2908
+  _globals['_QUERYLEVEL']._serialized_end=2996
+  _globals['_LABELSOURCE']._serialized_start=2998
+  _globals['_LABELSOURCE']._serialized_end=3090
   _globals['_POOLIMAGE']._serialized_start=98
   _globals['_POOLIMAGE']._serialized_end=240
   _globals['_REGISTERIMAGESREQUEST']._serialized_start=242
@@ -47,36 +47,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTEREDIMAGE']._serialized_end=369
   _globals['_REGISTERIMAGESRESPONSE']._serialized_start=371
   _globals['_REGISTERIMAGESRESPONSE']._serialized_end=437
-  _globals['_SCOREPOOLREQUEST']._serialized_start=439
-  _globals['_SCOREPOOLREQUEST']._serialized_end=546
-  _globals['_SCOREPOOLPROGRESS']._serialized_start=549
-  _globals['_SCOREPOOLPROGRESS']._serialized_end=721
-  _globals['_GETQUERYLISTREQUEST']._serialized_start=724
-  _globals['_GETQUERYLISTREQUEST']._serialized_end=985
-  _globals['_QUERYITEM']._serialized_start=988
-  _globals['_QUERYITEM']._serialized_end=1247
-  _globals['_PSEUDOLABELCANDIDATE']._serialized_start=1249
-  _globals['_PSEUDOLABELCANDIDATE']._serialized_end=1309
-  _globals['_GETQUERYLISTRESPONSE']._serialized_start=1312
-  _globals['_GETQUERYLISTRESPONSE']._serialized_end=1484
-  _globals['_SUBMITLABELREQUEST']._serialized_start=1487
-  _globals['_SUBMITLABELREQUEST']._serialized_end=1675
-  _globals['_SUBMITLABELRESPONSE']._serialized_start=1677
-  _globals['_SUBMITLABELRESPONSE']._serialized_end=1733
-  _globals['_EXPORTLABELSREQUEST']._serialized_start=1735
-  _globals['_EXPORTLABELSREQUEST']._serialized_end=1833
-  _globals['_LABELRECORD']._serialized_start=1836
-  _globals['_LABELRECORD']._serialized_end=2110
-  _globals['_FINDSIMILARREQUEST']._serialized_start=2112
-  _globals['_FINDSIMILARREQUEST']._serialized_end=2239
-  _globals['_SIMILARIMAGE']._serialized_start=2241
-  _globals['_SIMILARIMAGE']._serialized_end=2319
-  _globals['_FINDSIMILARRESPONSE']._serialized_start=2321
-  _globals['_FINDSIMILARRESPONSE']._serialized_end=2381
-  _globals['_GETPOOLSTATSREQUEST']._serialized_start=2383
-  _globals['_GETPOOLSTATSREQUEST']._serialized_end=2438
-  _globals['_POOLSTATS']._serialized_start=2441
-  _globals['_POOLSTATS']._serialized_end=2650
-  _globals['_ACTIVELEARNING']._serialized_start=3034
-  _globals['_ACTIVELEARNING']._serialized_end=3564
+  _globals['_SCOREPOOLREQUEST']._serialized_start=440
+  _globals['_SCOREPOOLREQUEST']._serialized_end=605
+  _globals['_SCOREPOOLPROGRESS']._serialized_start=608
+  _globals['_SCOREPOOLPROGRESS']._serialized_end=780
+  _globals['_GETQUERYLISTREQUEST']._serialized_start=783
+  _globals['_GETQUERYLISTREQUEST']._serialized_end=1044
+  _globals['_QUERYITEM']._serialized_start=1047
+  _globals['_QUERYITEM']._serialized_end=1306
+  _globals['_PSEUDOLABELCANDIDATE']._serialized_start=1308
+  _globals['_PSEUDOLABELCANDIDATE']._serialized_end=1368
+  _globals['_GETQUERYLISTRESPONSE']._serialized_start=1371
+  _globals['_GETQUERYLISTRESPONSE']._serialized_end=1543
+  _globals['_SUBMITLABELREQUEST']._serialized_start=1546
+  _globals['_SUBMITLABELREQUEST']._serialized_end=1734
+  _globals['_SUBMITLABELRESPONSE']._serialized_start=1736
+  _globals['_SUBMITLABELRESPONSE']._serialized_end=1792
+  _globals['_EXPORTLABELSREQUEST']._serialized_start=1794
+  _globals['_EXPORTLABELSREQUEST']._serialized_end=1892
+  _globals['_LABELRECORD']._serialized_start=1895
+  _globals['_LABELRECORD']._serialized_end=2169
+  _globals['_FINDSIMILARREQUEST']._serialized_start=2171
+  _globals['_FINDSIMILARREQUEST']._serialized_end=2298
+  _globals['_SIMILARIMAGE']._serialized_start=2300
+  _globals['_SIMILARIMAGE']._serialized_end=2378
+  _globals['_FINDSIMILARRESPONSE']._serialized_start=2380
+  _globals['_FINDSIMILARRESPONSE']._serialized_end=2440
+  _globals['_GETPOOLSTATSREQUEST']._serialized_start=2442
+  _globals['_GETPOOLSTATSREQUEST']._serialized_end=2497
+  _globals['_POOLSTATS']._serialized_start=2500
+  _globals['_POOLSTATS']._serialized_end=2709
+  _globals['_ACTIVELEARNING']._serialized_start=3093
+  _globals['_ACTIVELEARNING']._serialized_end=3623
 # @@protoc_insertion_point(module_scope)

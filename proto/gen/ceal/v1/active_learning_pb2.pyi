@@ -85,18 +85,22 @@ class RegisterImagesResponse(_message.Message):
     def __init__(self, images: _Optional[_Iterable[_Union[RegisteredImage, _Mapping]]] = ...) -> None: ...
 
 class ScorePoolRequest(_message.Message):
-    __slots__ = ("pool", "model_name", "model_version", "samples", "force")
+    __slots__ = ("pool", "model_name", "model_version", "samples", "force", "adaptive_tolerance", "adaptive_min_samples")
     POOL_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
+    ADAPTIVE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    ADAPTIVE_MIN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     pool: str
     model_name: str
     model_version: int
     samples: int
     force: bool
-    def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., samples: _Optional[int] = ..., force: _Optional[bool] = ...) -> None: ...
+    adaptive_tolerance: float
+    adaptive_min_samples: int
+    def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., samples: _Optional[int] = ..., force: _Optional[bool] = ..., adaptive_tolerance: _Optional[float] = ..., adaptive_min_samples: _Optional[int] = ...) -> None: ...
 
 class ScorePoolProgress(_message.Message):
     __slots__ = ("done", "total", "fresh", "images_per_second", "eta_seconds", "finished", "model_name", "model_version")

@@ -68,7 +68,7 @@ class PostProcessing(_message.Message):
     def __init__(self, keep_largest_component: _Optional[bool] = ..., fill_holes: _Optional[bool] = ...) -> None: ...
 
 class PredictOptions(_message.Message):
-    __slots__ = ("samples", "maps", "threshold", "return_samples", "seed", "post_processing", "score_measure", "score_reduction", "top_k_percent", "adaptive_tolerance")
+    __slots__ = ("samples", "maps", "threshold", "return_samples", "seed", "post_processing", "score_measure", "score_reduction", "top_k_percent", "adaptive_tolerance", "adaptive_min_samples")
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     MAPS_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class PredictOptions(_message.Message):
     SCORE_REDUCTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_PERCENT_FIELD_NUMBER: _ClassVar[int]
     ADAPTIVE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    ADAPTIVE_MIN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     samples: int
     maps: _containers.RepeatedScalarFieldContainer[MapKind]
     threshold: float
@@ -89,7 +90,8 @@ class PredictOptions(_message.Message):
     score_reduction: Reduction
     top_k_percent: float
     adaptive_tolerance: float
-    def __init__(self, samples: _Optional[int] = ..., maps: _Optional[_Iterable[_Union[MapKind, str]]] = ..., threshold: _Optional[float] = ..., return_samples: _Optional[bool] = ..., seed: _Optional[int] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., score_measure: _Optional[_Union[UncertaintyMeasure, str]] = ..., score_reduction: _Optional[_Union[Reduction, str]] = ..., top_k_percent: _Optional[float] = ..., adaptive_tolerance: _Optional[float] = ...) -> None: ...
+    adaptive_min_samples: int
+    def __init__(self, samples: _Optional[int] = ..., maps: _Optional[_Iterable[_Union[MapKind, str]]] = ..., threshold: _Optional[float] = ..., return_samples: _Optional[bool] = ..., seed: _Optional[int] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., score_measure: _Optional[_Union[UncertaintyMeasure, str]] = ..., score_reduction: _Optional[_Union[Reduction, str]] = ..., top_k_percent: _Optional[float] = ..., adaptive_tolerance: _Optional[float] = ..., adaptive_min_samples: _Optional[int] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("model_name", "model_version", "image", "options", "request_id")

@@ -79,16 +79,18 @@ def ceal_selection(
     threshold = ceal_threshold(round_index, delta_0=delta_0, decay=decay)
     entropy, confidence = table.entropy, table.confidence
     pool = available_indices(len(table), exclude)
-    query = rank_descending(entropy, pool)[:k]
+    query = rank_descending(entropy, pool, k)  # partial partition: O(M), not a full sort
 
-    rest = np.setdiff1d(pool, query, assume_unique=True)
+    queried = np.zeros(len(table), dtype=np.bool_)
+    queried[query] = True
+    rest = pool[~queried[pool]]  # (M - k,) still ascending
     lesion = table.components[rest] >= 1  # an empty predicted mask is never a pseudo-label (NaN fails too)
     sure = rest[(entropy[rest] < threshold) & np.isfinite(confidence[rest]) & lesion]  # NaN entropy fails
     cap = max_pseudo
     if pseudo_per_label is not None:
         by_labels = int(np.floor(pseudo_per_label * (len(table) - pool.size)))
         cap = by_labels if cap is None else min(cap, by_labels)
-    pseudo = rank_descending(confidence, sure)[:cap] if round_index >= warmup_rounds else sure[:0]
+    pseudo = rank_descending(confidence, sure, cap) if round_index >= warmup_rounds else sure[:0]
 
     label = MEASURES["entropy"]
     reasons = tuple(

@@ -127,3 +127,24 @@ def test_pseudo_labels_are_thresholded_confident_and_never_queried_or_excluded(
     assert pseudo == {i for i in free if entropy[i] < threshold}  # no cap: every one that passes
     assert list(selection.pseudo_scores) == sorted(selection.pseudo_scores, reverse=True)
     assert list(selection.pseudo_scores) == [table.confidence[i] for i in selection.pseudo]
+
+
+@given(
+    st.lists(st.one_of(st.sampled_from([0.0, 0.001, 0.2]), st.floats(0, 0.5), st.just(np.nan)), max_size=30),
+    st.integers(0, 35),
+    st.integers(0, 10),
+    st.sets(st.integers(0, 29)),
+)
+def test_partial_ranking_matches_a_full_sort(
+    make_table: MakeTable, entropy: list[float], k: int, cap: int, exclude_candidates: set[int]
+) -> None:
+    # The query is the free rows sorted by entropy (highest first, ties to the lower index, NaN last), cut at k;
+    # a capped pseudo list is the uncapped list's prefix: the top-k partition must not change either order.
+    table = make_table(entropy)
+    exclude = {i for i in exclude_candidates if i < len(entropy)}
+    free = [i for i in range(len(entropy)) if i not in exclude]
+    expected = sorted(free, key=lambda i: (np.isnan(entropy[i]), -np.nan_to_num(entropy[i]), i))[:k]
+    capped = ceal_selection(table, k, round_index=3, exclude=exclude, max_pseudo=cap)
+    uncapped = ceal_selection(table, k, round_index=3, exclude=exclude)
+    assert list(capped.query) == expected == list(uncapped.query)
+    assert capped.pseudo == uncapped.pseudo[:cap]
