@@ -32,15 +32,17 @@ TRAIN, VALIDATION = 48, 32
 UNET = UNetConfig(base_filters=8, depth=4, dropout=0.5)
 TRAINING = TrainConfig(height=HEIGHT, width=WIDTH, epochs=10, batch_size=8, learning_rate=0.01, seed=0)
 RELATIVE_TOLERANCES = (0.05, 0.1, 0.25, 0.5)  # × the spread (std) of the pool's T = 20 scores
+MIN_SAMPLES = (4, 8)  # the rule's floor (adaptive_min_samples): 4 = one jackknife group per sample
 
 
 @dataclass(frozen=True)
 class AdaptiveRow:
+    min_samples: int  # the rule's floor: no stopping before this many samples
     relative: float  # tolerance as a fraction of the score spread
     tolerance: float  # absolute, in nats (mean mutual information)
     mean_samples: float
-    min_samples: int
-    max_samples: int
+    fewest: int  # the range of T drawn over the validation images
+    most: int
     spearman_mutual_information: float
     spearman_entropy: float
     samples: tuple[int, ...]  # T per validation image
@@ -90,34 +92,38 @@ def _scores(samples: np.ndarray) -> tuple[float, float]:
 
 
 def adaptive_rows(model: LoadedModel, val: Dataset, samples: int) -> tuple[tuple[float, float], list[AdaptiveRow]]:
-    """Adaptive T against fixed T on the same masks (seed i for image i), and the fixed-T noise floor."""
+    """Adaptive T against fixed T on the same masks (seed i for image i), and the fixed-T noise floor.
+
+    One row per (floor, tolerance) of MIN_SAMPLES × RELATIVE_TOLERANCES, floor-major."""
     features = [model.run_prefix(prepare(image, model.meta)[None]) for image in val.images]
     fixed = [_scores(model.run_suffix(f, samples, np.random.default_rng(i))[0]) for i, f in enumerate(features)]
     again = [
         _scores(model.run_suffix(f, samples, np.random.default_rng(10_000 + i))[0]) for i, f in enumerate(features)
     ]
     mi, entropy = [m for m, _ in fixed], [e for _, e in fixed]
-    floor = (_spearman(mi, [m for m, _ in again]), _spearman(entropy, [e for _, e in again]))
+    noise = (_spearman(mi, [m for m, _ in again]), _spearman(entropy, [e for _, e in again]))
     spread = float(np.std(mi))
     rows = []
-    for relative in RELATIVE_TOLERANCES:
-        rule = AdaptiveRule(tolerance=relative * spread)
-        runs = [sample_adaptive(model, f, samples, np.random.default_rng(i), rule) for i, f in enumerate(features)]
-        scored = [_scores(r.probabilities) for r in runs]
-        drawn = tuple(r.samples for r in runs)
-        rows.append(
-            AdaptiveRow(
-                relative,
-                rule.tolerance,
-                float(np.mean(drawn)),
-                min(drawn),
-                max(drawn),
-                _spearman(mi, [m for m, _ in scored]),
-                _spearman(entropy, [e for _, e in scored]),
-                drawn,
+    for floor in MIN_SAMPLES:
+        for relative in RELATIVE_TOLERANCES:
+            rule = AdaptiveRule(tolerance=relative * spread, min_samples=floor)
+            runs = [sample_adaptive(model, f, samples, np.random.default_rng(i), rule) for i, f in enumerate(features)]
+            scored = [_scores(r.probabilities) for r in runs]
+            drawn = tuple(r.samples for r in runs)
+            rows.append(
+                AdaptiveRow(
+                    floor,
+                    relative,
+                    rule.tolerance,
+                    float(np.mean(drawn)),
+                    min(drawn),
+                    max(drawn),
+                    _spearman(mi, [m for m, _ in scored]),
+                    _spearman(entropy, [e for _, e in scored]),
+                    drawn,
+                )
             )
-        )
-    return floor, rows
+    return noise, rows
 
 
 def report(work: Path, samples: int) -> FidelityReport:
@@ -143,7 +149,10 @@ def report(work: Path, samples: int) -> FidelityReport:
 
 
 def chosen(rows: tuple[AdaptiveRow, ...], floor: tuple[float, float]) -> AdaptiveRow:
-    """The loosest tolerance whose ranking stays within the fixed-T noise floor (or ≥ 0.95), else the tightest."""
+    """The loosest (min_samples, tolerance), i.e. lowest mean T, whose ranking stays within the fixed-T noise floor
+    (or ≥ 0.95); ties go to the higher floor, then the tighter tolerance. If none passes, the highest mean T."""
     bar = min(0.95, *floor) if all(math.isfinite(f) for f in floor) else 0.95
     ok = [r for r in rows if r.spearman_mutual_information >= bar and r.spearman_entropy >= bar]
-    return max(ok, key=lambda r: r.relative) if ok else rows[0]
+    if not ok:
+        return max(rows, key=lambda r: (r.mean_samples, r.min_samples, -r.relative))
+    return min(ok, key=lambda r: (r.mean_samples, -r.min_samples, r.relative))

@@ -3,7 +3,8 @@
     python benchmarks/_perf_worker.py VARIANT WORKDIR
 
 Reads WORKDIR (written by perf_bench.py): ceal.pt (torch weights), fp32.onnx, int8.onnx, meta.json,
-images.npy (N, C, h, w) normalised inputs, schedule.json (the trained model's adaptive T per image).
+images.npy (N, C, h, w) normalised inputs, schedule.json ({"min_samples": m, "samples": [T, ...]}: the
+floor of the chosen adaptive rule and the T at which the trained model stopped, per image).
 Warms up on image 0 and prints {"ready": true}; then answers JSON lines on stdin:
 {"images": [i, ...]} → {"seconds": [...], "samples": [...]} (wall seconds per scored image: Monte-Carlo
 samples, statistics and image scores), and {"quit": true} → {"peak_rss_mib": ...}.
@@ -63,11 +64,13 @@ def _torch_scorer(variant: str, work: Path, samples: int) -> Scorer:
     return passes if variant == "torch_passes" else replicated
 
 
-def _replay(model: LoadedModel, features: dict[str, np.ndarray], t: int, rng: np.random.Generator) -> np.ndarray:
+def _replay(
+    model: LoadedModel, features: dict[str, np.ndarray], t: int, rng: np.random.Generator, min_samples: int
+) -> np.ndarray:
     """The work of `sample_adaptive` stopping at `t` samples: chunks of 4, the jackknife check after each
-    chunk from the 8th sample on. (A random-weight model is certain of everything, so a real tolerance would
-    stop every image at 8; the schedule says where the trained model stopped.)"""
-    rule = AdaptiveRule(tolerance=1.0)
+    chunk from the `min_samples`-th sample on. (A random-weight model is certain of everything, so a real
+    tolerance would stop every image at the floor; the schedule says where the trained model stopped.)"""
+    rule = AdaptiveRule(tolerance=1.0, min_samples=min_samples)
     accumulator = MCAccumulator(groups=rule.groups)
     chunks = []
     while accumulator.samples < t:
@@ -84,6 +87,7 @@ def _ort_scorer(variant: str, work: Path, samples: int) -> Scorer:
     onnx_file = "int8.onnx" if variant.startswith("split_int8") else "fp32.onnx"
     model = LoadedModel(meta, (work / onnx_file).read_bytes())
     schedule = json.loads((work / "schedule.json").read_text())
+    floor, stops = int(schedule["min_samples"]), [int(t) for t in schedule["samples"]]
 
     def whole(x: np.ndarray, _: int) -> int:
         _score(model.sample_whole(x, samples)[0])
@@ -97,9 +101,9 @@ def _ort_scorer(variant: str, work: Path, samples: int) -> Scorer:
 
     def adaptive(x: np.ndarray, i: int) -> int:
         features = model.run_prefix(x)
-        t = int(schedule[calls[0] % len(schedule)])
+        t = stops[calls[0] % len(stops)]
         calls[0] += 1
-        drawn = _replay(model, features, t, np.random.default_rng(i))
+        drawn = _replay(model, features, t, np.random.default_rng(i), floor)
         _score(drawn)
         return int(drawn.shape[0])
 

@@ -72,8 +72,12 @@ def conv_gflop(model: UNet, height: int, width: int) -> float:
     return total / 1e9
 
 
-def prepare_workdir(work: Path, images: int, samples: int, schedule: tuple[int, ...]) -> tuple[float, float]:
-    """Write what the workers load; returns (GFLOP per pass, seconds spent quantising)."""
+def prepare_workdir(
+    work: Path, images: int, samples: int, schedule: tuple[int, ...], min_samples: int
+) -> tuple[float, float]:
+    """Write what the workers load; returns (GFLOP per pass, seconds spent quantising).
+
+    schedule: the T at which the trained model stopped per image, under a rule with floor `min_samples`."""
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     model = UNet(CEAL).eval()
@@ -99,7 +103,7 @@ def prepare_workdir(work: Path, images: int, samples: int, schedule: tuple[int, 
     (work / "int8.onnx").write_bytes(quantize_int8(fp32, meta, inputs[:16]))
     quantising = time.perf_counter() - started
     np.save(work / "images.npy", inputs[:images])
-    (work / "schedule.json").write_text(json.dumps(list(schedule)))
+    (work / "schedule.json").write_text(json.dumps({"min_samples": min_samples, "samples": list(schedule)}))
     return conv_gflop(model, HEIGHT, WIDTH), quantising
 
 
@@ -195,9 +199,10 @@ def fidelity_tables(report: fid.FidelityReport) -> str:
     )
     rows = [
         (
+            str(r.min_samples),
             f"{r.relative:g} × spread = {r.tolerance:.2e}",
             f"{r.mean_samples:.1f}",
-            f"{r.min_samples}–{r.max_samples}",
+            f"{r.fewest}–{r.most}",
             f"{r.spearman_mutual_information:.3f}",
             f"{r.spearman_entropy:.3f}",
         )
@@ -205,15 +210,18 @@ def fidelity_tables(report: fid.FidelityReport) -> str:
     ]
     rows.append(
         (
+            "–",
             "fixed T, another seed (noise floor)",
-            "20.0",
-            "20–20",
+            f"{report.int8.samples:.1f}",
+            f"{report.int8.samples}–{report.int8.samples}",
             f"{report.noise_floor[0]:.3f}",
             f"{report.noise_floor[1]:.3f}",
         )
     )
-    adaptive = table(("tolerance (nats)", "mean T", "T range", "ρ MI vs T=20", "ρ entropy vs T=20"), rows)
-    title = "adaptive T (T_max 20, chunks of 4, min 8) vs fixed T = 20, same masks"
+    t = report.int8.samples
+    adaptive = table(("min T", "tolerance (nats)", "mean T", "T range", f"ρ MI vs T={t}", f"ρ entropy vs T={t}"), rows)
+    floors = " or ".join(str(m) for m in fid.MIN_SAMPLES)
+    title = f"adaptive T (T_max {t}, chunks of 4, min T {floors}) vs fixed T = {t}, same masks"
     return f"int8 vs fp32 (same masks):\n{int8}\n\n{title}:\n{adaptive}"
 
 
@@ -234,8 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     report = fid.report(args.workdir, args.samples)
     pick = fid.chosen(report.adaptive, report.noise_floor)
     print(f"validation Dice {report.validation_dice:.3f}\n{fidelity_tables(report)}")
-    print(f"(f) replays the adaptive T of tolerance {pick.relative:g} × spread (mean T {pick.mean_samples:.1f})\n")
-    gflop, quantising = prepare_workdir(args.workdir / "ceal", args.images, args.samples, pick.samples)
+    print(
+        f"(f) replays the adaptive T of min T {pick.min_samples}, tolerance {pick.relative:g} × spread "
+        f"(mean T {pick.mean_samples:.1f})\n"
+    )
+    gflop, quantising = prepare_workdir(
+        args.workdir / "ceal", args.images, args.samples, pick.samples, pick.min_samples
+    )
     print(
         f"## speed: CEAL-size U-Net {HEIGHT}×{WIDTH}, {gflop:.2f} GFLOP a pass, T = {args.samples}, "
         f"{args.images} images × {args.repeats} interleaved rounds per variant (int8 quantisation "

@@ -117,14 +117,27 @@ class AsyncClient:
         model: str = "",
         samples: int = 0,
         force: bool = False,
+        adaptive_tolerance: float = 0.0,
+        adaptive_min_samples: int = 0,
         progress: bool = False,
         timeout: float | None = None,
     ) -> al_pb.ScorePoolProgress:
-        """Score what is missing or stale; returns the final progress message."""
+        """Score what is missing or stale; returns the final progress message.
+
+        samples: T per image (0 = the server's default). adaptive_tolerance > 0 makes `samples` the maximum
+        and stops an image once the standard error of its mean mutual information is at most this, in nats
+        (e.g. 0.001); adaptive_min_samples: no stopping before this many (0 = the server's 8; else 4..samples).
+        """
         last = al_pb.ScorePoolProgress()
-        async for msg in self._stream(
-            calls.score_pool(pool=pool, model=model, samples=samples, force=force), timeout, progress
-        ):
+        call = calls.score_pool(
+            pool=pool,
+            model=model,
+            samples=samples,
+            force=force,
+            adaptive_tolerance=adaptive_tolerance,
+            adaptive_min_samples=adaptive_min_samples,
+        )
+        async for msg in self._stream(call, timeout, progress):
             last = msg
         return last
 

@@ -114,10 +114,23 @@ def _score_progress(msg: al_pb.ScorePoolProgress, bar: tqdm) -> None:
 
 
 def score_pool(
-    *, pool: str = "", model: str = "", samples: int = 0, force: bool = False
+    *,
+    pool: str = "",
+    model: str = "",
+    samples: int = 0,
+    force: bool = False,
+    adaptive_tolerance: float = 0.0,
+    adaptive_min_samples: int = 0,
 ) -> Call[al_pb.ScorePoolProgress]:
     """A stream of ScorePoolProgress messages; the last one is the result."""
-    req = al_pb.ScorePoolRequest(pool=pool, model_name=model, samples=samples, force=force)
+    req = al_pb.ScorePoolRequest(
+        pool=pool,
+        model_name=model,
+        samples=samples,
+        force=force,
+        adaptive_tolerance=adaptive_tolerance,
+        adaptive_min_samples=adaptive_min_samples,
+    )
     return Call(
         "active_learning", "ScorePool", req, lambda msg: msg, stream=True, desc="score", advance=_score_progress
     )

@@ -50,17 +50,23 @@ def predict_request(
     threshold: float = 0.0,
     seed: int | None = None,
     adaptive_tolerance: float = 0.0,
+    adaptive_min_samples: int = 0,
     return_samples: bool = False,
     keep_largest_component: bool = False,
     fill_holes: bool = False,
     request_id: str = "",
 ) -> seg_pb.PredictRequest:
+    """One PredictRequest. samples: T (0 = the server's default). adaptive_tolerance > 0 makes `samples` the
+    maximum T and stops once the image score's standard error is at most this (score units, e.g. 0.001 nats
+    for mean mutual information); adaptive_min_samples: no stopping before this many samples (0 = the
+    server's 8; else 4..samples)."""
     options = seg_pb.PredictOptions(
         samples=samples,
         maps=[_choice(MAPS, m, "map") for m in maps],
         threshold=threshold,
         return_samples=return_samples,
         adaptive_tolerance=adaptive_tolerance,
+        adaptive_min_samples=adaptive_min_samples,
         post_processing=seg_pb.PostProcessing(keep_largest_component=keep_largest_component, fill_holes=fill_holes),
     )
     if seed is not None:

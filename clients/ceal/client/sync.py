@@ -91,8 +91,8 @@ class Client:
     # Segmentation
 
     def predict(self, image: ImageLike, *, timeout: float | None = None, **options: Any) -> Prediction:
-        """Segment one image. Options: model, version, samples (T), maps, threshold, seed, return_samples,
-        keep_largest_component, fill_holes (see `requests.predict_request`)."""
+        """Segment one image. Options: model, version, samples (T), maps, threshold, seed, adaptive_tolerance,
+        adaptive_min_samples, return_samples, keep_largest_component, fill_holes (see `requests.predict_request`)."""
         return self._unary(calls.predict(image, **options), timeout)
 
     def predict_many(
@@ -119,14 +119,27 @@ class Client:
         model: str = "",
         samples: int = 0,
         force: bool = False,
+        adaptive_tolerance: float = 0.0,
+        adaptive_min_samples: int = 0,
         progress: bool = False,
         timeout: float | None = None,
     ) -> al_pb.ScorePoolProgress:
-        """Score what is missing or stale; returns the final progress message."""
+        """Score what is missing or stale; returns the final progress message.
+
+        samples: T per image (0 = the server's default). adaptive_tolerance > 0 makes `samples` the maximum
+        and stops an image once the standard error of its mean mutual information is at most this, in nats
+        (e.g. 0.001); adaptive_min_samples: no stopping before this many (0 = the server's 8; else 4..samples).
+        """
         last = al_pb.ScorePoolProgress()
-        for msg in self._stream(
-            calls.score_pool(pool=pool, model=model, samples=samples, force=force), timeout, progress
-        ):
+        call = calls.score_pool(
+            pool=pool,
+            model=model,
+            samples=samples,
+            force=force,
+            adaptive_tolerance=adaptive_tolerance,
+            adaptive_min_samples=adaptive_min_samples,
+        )
+        for msg in self._stream(call, timeout, progress):
             last = msg
         return last
 

@@ -112,3 +112,11 @@ def test_score_progress_moves_the_bar_to_the_server_count() -> None:
     call.advance(al_pb.ScorePoolProgress(done=3, total=8), bar)
     assert (bar.n, bar.total) == (3, 8)
     bar.close()
+
+
+def test_adaptive_options_travel_in_both_requests() -> None:
+    pool = calls.score_pool(samples=20, adaptive_tolerance=0.002, adaptive_min_samples=4).request
+    assert (pool.samples, pool.adaptive_tolerance, pool.adaptive_min_samples) == (20, 0.002, 4)
+    predict = calls.predict(np.zeros((4, 4), np.float32), adaptive_tolerance=0.5, adaptive_min_samples=12).request
+    assert (predict.options.adaptive_tolerance, predict.options.adaptive_min_samples) == (0.5, 12)
+    assert calls.score_pool().request.adaptive_min_samples == 0  # unset: the server's default floor

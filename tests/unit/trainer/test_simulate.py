@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ from ceal.trainer.simulate import rounds as rounds_mod
 from ceal.trainer.simulate.cli import register
 from ceal.trainer.simulate.plot import plot_learning_curves
 from ceal.trainer.simulate.report import first_reaching, normalized_auc
+from ceal.trainer.simulate.rounds import ROUND0
 from ceal.trainer.simulate.scoring import strategy_params
 from ceal.trainer.simulate.state import RunFolder
 
@@ -48,8 +50,7 @@ TINY = SimConfig(
     initial=4,
     per_round=3,
     rounds=2,
-    epochs=1,
-    min_steps=2,
+    steps=3,
     height=32,
     width=32,
     samples=3,
@@ -190,6 +191,38 @@ def test_a_crashed_run_resumes_where_it_stopped(tiny: TinyRun, images: Path, tmp
     assert rows == tiny.rows  # and the result is the uninterrupted run's, exactly
 
 
+def test_arms_in_worker_processes_give_the_rows_of_one_process(tiny: TinyRun, tmp_path: Path) -> None:
+    # Two worker processes (spawned, so the monkeypatched recorder does not apply), same recipe: every arm's
+    # draws are seeded by the arm, so the rows are exactly those of the single-process run, and every row
+    # reached the parent's hook.
+    seen: list[tuple[str, int, int]] = []
+    rows = run_simulation(
+        tmp_path,
+        tiny.data,
+        dataclasses.replace(TINY, workers=2),
+        progress=False,
+        on_round=lambda r: seen.append((r.strategy, r.seed, r.round)),
+    )
+    assert rows == tiny.rows
+    assert sorted(seen) == sorted((r.strategy, r.seed, r.round) for r in tiny.rows)
+
+
+def test_without_warm_start_each_round_starts_afresh(tiny: TinyRun, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, warm_start=False)
+    cold = run_simulation(tmp_path, tiny.data, cfg, progress=False)
+    assert [(r.strategy, r.round, r.human_labels) for r in cold] == [
+        (r.strategy, r.round, r.human_labels) for r in tiny.rows
+    ]
+    # Round 0 is trained from scratch either way; the last round's weights differ only by the warm start.
+    warm_state, warm = RunFolder(tiny.out, TINY).load("random", 0)  # type: ignore[misc]
+    cold_state, fresh = RunFolder(tmp_path, cfg).load("random", 0)  # type: ignore[misc]
+    assert warm_state.round == cold_state.round == TINY.rounds
+    assert any(not torch.equal(warm[k], fresh[k]) for k in warm)
+    zero_warm, zero_cold = RunFolder(tiny.out, TINY).load(ROUND0, 0), RunFolder(tmp_path, cfg).load(ROUND0, 0)
+    assert zero_warm is not None and zero_cold is not None
+    assert all(torch.equal(zero_warm[1][k], zero_cold[1][k]) for k in zero_warm[1])
+
+
 def test_resuming_with_another_recipe_is_refused(tiny: TinyRun) -> None:
     with pytest.raises(SimulationError, match="samples"):
         RunFolder(tiny.out, dataclasses.replace(TINY, samples=5))
@@ -285,8 +318,10 @@ def test_strategy_names_and_the_recipe() -> None:
         parse_strategies("random,oracle")
     with pytest.raises(SimulationError, match="multiples"):
         SimConfig(height=30)
-    assert "strategies" not in TINY.recipe() and "seeds" not in TINY.recipe()
-    assert TINY.epochs_for(4) == 2 and TINY.epochs_for(100) == 1  # min_steps = 2 steps, batch 8
+    assert not {"strategies", "seeds", "workers"} & set(TINY.recipe())
+    assert {"steps", "learning_rate", "warm_start"} <= set(TINY.recipe())
+    with pytest.raises(SimulationError, match="workers"):
+        SimConfig(workers=0)
 
 
 def test_strategy_parameters_are_the_query_servicers() -> None:
@@ -341,7 +376,10 @@ def test_the_cli_registers_simulate_with_its_options(tmp_path: Path) -> None:
             "5",
             "--rounds",
             "4",
-            "--epochs",
+            "--steps",
+            "200",
+            "--no-warm-start",
+            "--workers",
             "2",
             "--height",
             "48",
@@ -354,3 +392,4 @@ def test_the_cli_registers_simulate_with_its_options(tmp_path: Path) -> None:
         ]
     )
     assert args.strategies == ("random", "cost") and args.per_round == 5 and args.test_fraction == 0.25
+    assert args.steps == 200 and args.warm_start is False and args.workers == 2

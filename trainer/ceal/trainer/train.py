@@ -76,7 +76,7 @@ def dice_score(pred: np.ndarray, target: np.ndarray) -> float:
     return float(per_image.mean()) if len(per_image) else float("nan")
 
 
-def _loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     if num_classes == 1:
         t = target.unsqueeze(1).float()
         bce = F.binary_cross_entropy_with_logits(logits, t)
@@ -90,7 +90,7 @@ def _loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch
     return ce + dice.mean()
 
 
-def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random flips and 90° rotations (square inputs only rotate by 180°), same for image and mask."""
     if torch.rand(1, generator=gen).item() < 0.5:
         x, y = x.flip(-1), y.flip(-1)
@@ -133,8 +133,8 @@ def fit(
                 continue
             x, y = x_all[idx], y_all[idx]
             if cfg.augment:
-                x, y = _augment(x, y, gen)
-            loss = _loss(model(x), y, model.config.num_classes)
+                x, y = augment(x, y, gen)
+            loss = segmentation_loss(model(x), y, model.config.num_classes)
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

@@ -25,7 +25,18 @@ from ceal.service.errors import InvalidInput
 from ceal.service.image_reductions import MEASURES, REDUCTIONS
 from ceal.service.uncertainty import MCAccumulator
 
-__all__ = ["AdaptiveResult", "AdaptiveRule", "SuffixRunner", "run_samples", "sample_adaptive"]
+__all__ = [
+    "DEFAULT_GROUPS",
+    "DEFAULT_MIN_SAMPLES",
+    "AdaptiveResult",
+    "AdaptiveRule",
+    "SuffixRunner",
+    "run_samples",
+    "sample_adaptive",
+]
+
+DEFAULT_GROUPS = 4  # jackknife groups; also the fewest samples a stopping check can use
+DEFAULT_MIN_SAMPLES = 8  # the server's floor when a request leaves adaptive_min_samples at 0
 
 
 class SuffixRunner(Protocol):
@@ -57,8 +68,8 @@ class AdaptiveRule:
     threshold: float = 0.5
     top_k_percent: float = 5.0
     chunk: int = 4
-    groups: int = 4
-    min_samples: int = 8
+    groups: int = DEFAULT_GROUPS
+    min_samples: int = DEFAULT_MIN_SAMPLES
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):

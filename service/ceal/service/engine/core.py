@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ceal.service import image_reductions, postprocess
-from ceal.service.engine.adaptive import AdaptiveRule
+from ceal.service.engine.adaptive import DEFAULT_GROUPS, DEFAULT_MIN_SAMPLES, AdaptiveRule
 from ceal.service.engine.batcher import DynamicBatcher
 from ceal.service.engine.loaded import LoadedModel, Samples
 from ceal.service.engine.preprocess import prepare, resize_planes
@@ -37,6 +37,8 @@ class PredictOptions:
     top_k_percent: float = 5.0
     # > 0: `samples` becomes T_max; sampling stops once the score's standard error is at most this (score units)
     adaptive_tolerance: float = 0.0
+    # adaptive T only: no stopping before this many samples; 0 = DEFAULT_MIN_SAMPLES
+    adaptive_min_samples: int = 0
 
 
 @dataclass
@@ -87,11 +89,7 @@ class Engine:
             raise InvalidInput(f"score measure must be one of {list(image_reductions.MEASURES)}")
         if opts.score_reduction not in image_reductions.REDUCTIONS:
             raise InvalidInput(f"score reduction must be one of {list(image_reductions.REDUCTIONS)}")
-        if not (math.isfinite(opts.adaptive_tolerance) and opts.adaptive_tolerance >= 0.0):
-            raise InvalidInput(
-                "adaptive_tolerance must be >= 0 (0 = fixed T; e.g. 0.001 for mean mutual information), "
-                f"got {opts.adaptive_tolerance}"
-            )
+        check_adaptive(opts)
 
     def predict(
         self,
@@ -121,8 +119,36 @@ def adaptive_rule(opts: PredictOptions) -> AdaptiveRule | None:
     if opts.adaptive_tolerance <= 0.0:
         return None
     return AdaptiveRule(
-        opts.adaptive_tolerance, opts.score_measure, opts.score_reduction, opts.threshold, opts.top_k_percent
+        opts.adaptive_tolerance,
+        opts.score_measure,
+        opts.score_reduction,
+        opts.threshold,
+        opts.top_k_percent,
+        min_samples=opts.adaptive_min_samples or DEFAULT_MIN_SAMPLES,
     )
+
+
+def check_adaptive(opts: PredictOptions) -> None:
+    """The adaptive-T options: tolerance >= 0 (0 = fixed T); min_samples 0 (the default floor), or
+    DEFAULT_GROUPS <= m <= samples with a tolerance set. Raises InvalidInput saying what to change."""
+    if not (math.isfinite(opts.adaptive_tolerance) and opts.adaptive_tolerance >= 0.0):
+        raise InvalidInput(
+            "adaptive_tolerance must be >= 0 (0 = fixed T; e.g. 0.001 for mean mutual information), "
+            f"got {opts.adaptive_tolerance}"
+        )
+    floor = opts.adaptive_min_samples
+    if floor == 0:
+        return
+    if opts.adaptive_tolerance <= 0.0:
+        raise InvalidInput(
+            f"adaptive_min_samples ({floor}) only applies to adaptive T: set adaptive_tolerance > 0 "
+            "or leave adaptive_min_samples at 0"
+        )
+    if not DEFAULT_GROUPS <= floor <= opts.samples:
+        raise InvalidInput(
+            f"adaptive_min_samples must be between {DEFAULT_GROUPS} (the jackknife groups) and samples "
+            f"({opts.samples}), or 0 for the default {DEFAULT_MIN_SAMPLES}; got {floor}"
+        )
 
 
 def finish(

@@ -2,7 +2,8 @@
 scorer on the same store by claiming each batch first.
 
 Images go through the engine's dynamic batcher a batch at a time, so pool scoring shares the engine with
-interactive Predict calls instead of bypassing its queue.
+interactive Predict calls instead of bypassing its queue. With an adaptive tolerance each image stops drawing
+samples once the standard error of its mean mutual information (the score pools rank by) is small enough.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ceal.service import postprocess
-from ceal.service.engine.core import Engine, PredictOptions, finish
+from ceal.service.engine.adaptive import AdaptiveRule
+from ceal.service.engine.core import Engine, PredictOptions, adaptive_rule, check_adaptive, finish
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
 from ceal.service.errors import DeadlineExceeded, Overloaded
@@ -28,7 +30,8 @@ from ceal.service.store.base import PoolStore, ScoreRow
 
 log = logging.getLogger(__name__)
 
-SCORING_OPTIONS = PredictOptions(maps=())
+# The adaptive rule's score is the default ranking score: mean mutual information.
+SCORING_OPTIONS = PredictOptions(maps=(), score_measure="mutual_information", score_reduction="mean")
 CLAIM_SECONDS = 10.0  # shortest scoring claim: how soon a dead replica's share is taken over
 POLL_SECONDS = 0.5  # how often a scorer with nothing left to claim looks whether the others are done
 COUNT_SECONDS = 1.0  # how often progress counts what other scorers stored
@@ -63,6 +66,20 @@ def score_row(
         foreground_fraction=p.foreground_fraction,
         descriptor=descriptor.astype(np.float32),
     )
+
+
+def scoring_rule(samples: int, adaptive_tolerance: float, adaptive_min_samples: int) -> AdaptiveRule | None:
+    """The stopping rule pool scoring submits with (`samples` is T_max), or None for a fixed T.
+
+    Raises InvalidInput for a negative or non-finite tolerance, or a floor outside DEFAULT_GROUPS..samples."""
+    opts = replace(
+        SCORING_OPTIONS,
+        samples=samples,
+        adaptive_tolerance=adaptive_tolerance,
+        adaptive_min_samples=adaptive_min_samples,
+    )
+    check_adaptive(opts)
+    return adaptive_rule(opts)
 
 
 class PoolScorer:
@@ -108,6 +125,8 @@ class PoolScorer:
         force: bool = False,
         deadline: float | None = None,
         seed: int | None = None,
+        adaptive_tolerance: float = 0.0,
+        adaptive_min_samples: int = 0,
     ) -> Iterator[Progress]:
         """Score what the pool needs for the model's version; yield progress after each batch (and while waiting
         on other scorers); the last message has finished=True, once every image that needed scoring at the start
@@ -117,12 +136,26 @@ class PoolScorer:
         call or any other scorer. force=True rescores every image of the pool here, without claims: an explicit
         "redo" from one caller is not split across replicas (their unforced passes find the fresh scores and
         skip), and one forced pass per (pool, model) runs at a time in this process.
+
+        adaptive_tolerance > 0 makes `samples` T_max (see `scoring_rule`); bad adaptive options raise
+        InvalidInput here, before anything is scored.
         """
+        rule = scoring_rule(samples, adaptive_tolerance, adaptive_min_samples)
         if force:
-            with self._lock(pool, model.meta.name):
-                yield from self._score_all(pool, model, samples, deadline, seed)
-            return
-        yield from self._score_shared(pool, model, samples, deadline, seed)
+            return self._score_forced(pool, model, samples, deadline, seed, rule)
+        return self._score_shared(pool, model, samples, deadline, seed, rule)
+
+    def _score_forced(
+        self,
+        pool: str,
+        model: LoadedModel,
+        samples: int,
+        deadline: float | None,
+        seed: int | None,
+        rule: AdaptiveRule | None,
+    ) -> Iterator[Progress]:
+        with self._lock(pool, model.meta.name):
+            yield from self._score_all(pool, model, samples, deadline, seed, rule)
 
     def _score_shared(
         self,
@@ -131,6 +164,7 @@ class PoolScorer:
         samples: int,
         deadline: float | None,
         seed: int | None,
+        rule: AdaptiveRule | None,
     ) -> Iterator[Progress]:
         name, version = model.meta.name, model.meta.version
         todo = set(self.store.needs_scoring(pool, name, version))  # ours to see finished, not ours to score
@@ -150,7 +184,7 @@ class PoolScorer:
                 ids = self.store.claim_scoring(pool, name, version, batch, claim, worker)
             if ids:
                 began = self.clock()
-                rows = self._score_batch(pool, model, ids, samples, rng, deadline)
+                rows = self._score_batch(pool, model, ids, samples, rng, deadline, rule)
                 with child_span("store"):
                     self.store.put_scores(pool, rows)
                 slowest = max(slowest, self.clock() - began)
@@ -179,6 +213,7 @@ class PoolScorer:
         samples: int,
         deadline: float | None,
         seed: int | None,
+        rule: AdaptiveRule | None,
     ) -> Iterator[Progress]:
         todo = self.store.needs_scoring(pool, model.meta.name, model.meta.version, force=True)
         started, done = self.clock(), 0
@@ -187,7 +222,7 @@ class PoolScorer:
         yield Progress(0, len(todo), 0, 0.0, 0.0, not todo)
         for start in range(0, len(todo), batch):
             ids = todo[start : start + batch]
-            rows = self._score_batch(pool, model, ids, samples, rng, deadline)
+            rows = self._score_batch(pool, model, ids, samples, rng, deadline, rule)
             with child_span("store"):
                 self.store.put_scores(pool, rows)
             done += len(ids)
@@ -202,14 +237,17 @@ class PoolScorer:
         samples: int,
         rng: np.random.Generator,
         deadline: float | None,
+        rule: AdaptiveRule | None = None,
     ) -> list[ScoreRow]:
+        """Scores of `ids`, `samples` MC samples each (T_max under an adaptive `rule`)."""
         pixels = [self.store.load_pixels(pool, i) for i in ids]
         futures = []
         for image in pixels:
             x = prepare(image, model.meta)[None]
             while True:
                 try:
-                    futures.append(self.engine.batcher.submit(model, x, samples, rng.spawn(1)[0], deadline))
+                    image_rng = rng.spawn(1)[0]
+                    futures.append(self.engine.batcher.submit(model, x, samples, image_rng, deadline, adaptive=rule))
                     break
                 except Overloaded:  # interactive calls come first: wait for room instead of failing the pass
                     time.sleep(0.05)

@@ -89,9 +89,21 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         _, scorer = self._store()
         model = self.registry.get(request.model_name, request.model_version)
         samples = request.samples or self.default_samples
-        self.engine.check_options(PredictOptions(samples=samples))
+        self.engine.check_options(
+            PredictOptions(
+                samples=samples,
+                adaptive_tolerance=request.adaptive_tolerance,
+                adaptive_min_samples=request.adaptive_min_samples,
+            )
+        )
         for p in scorer.score(
-            msg.pool_name(request.pool), model, samples, force=request.force, deadline=deadline_of(context)
+            msg.pool_name(request.pool),
+            model,
+            samples,
+            force=request.force,
+            deadline=deadline_of(context),
+            adaptive_tolerance=request.adaptive_tolerance,
+            adaptive_min_samples=request.adaptive_min_samples,
         ):
             if not context.is_active():
                 return

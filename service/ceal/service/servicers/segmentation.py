@@ -68,6 +68,7 @@ def decode_options(o: pb.PredictOptions, default_samples: int) -> PredictOptions
         score_reduction=_enum(REDUCTION_NAMES, o.score_reduction, "mean", "score_reduction"),
         top_k_percent=o.top_k_percent or 5.0,
         adaptive_tolerance=o.adaptive_tolerance,
+        adaptive_min_samples=o.adaptive_min_samples,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from ceal.service.engine.adaptive import AdaptiveRule
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.errors import DeadlineExceeded
 from ceal.service.pool.scoring import PoolScorer, Progress
@@ -41,6 +42,7 @@ class FakeScorer(PoolScorer):
         samples: int,
         rng: np.random.Generator,
         deadline: float | None,
+        rule: AdaptiveRule | None = None,
     ) -> list[ScoreRow]:
         self.scored.extend(ids)
         time.sleep(0.001)  # let other threads in between batches

@@ -37,15 +37,24 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
     p.add_argument("--initial", type=int, default=d.initial, help="random human labels before round 1")
     p.add_argument("--per-round", type=int, default=d.per_round, help="human labels asked for per round")
     p.add_argument("--rounds", type=int, default=d.rounds, help="rounds of selection after the initial one")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="fine-tuning passes over the labels per round")
-    p.add_argument("--min-steps", type=int, default=d.min_steps, help="at least this many optimizer steps a round")
+    p.add_argument(
+        "--steps", type=int, default=d.steps, help="optimizer steps per round (one-cycle schedule), whatever the labels"
+    )
     p.add_argument("--height", type=int, default=d.height)
     p.add_argument("--width", type=int, default=d.width)
     p.add_argument("--samples", type=int, default=d.samples, help="Monte-Carlo passes per image (T)")
     p.add_argument("--test-fraction", type=float, default=d.test_fraction, help="held out, never queried")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.learning_rate, help="learning rate of round 0 (from scratch)")
-    p.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr, help="learning rate of later rounds")
+    p.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate of each round's cycle")
+    p.add_argument(
+        "--no-warm-start",
+        dest="warm_start",
+        action="store_false",
+        help="train every round from a fresh initialisation (default: fine-tune the previous round's weights)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=d.workers, help="arms run at once, one process each (same rows, less wall time)"
+    )
     p.add_argument("--base-filters", type=int, default=d.base_filters)
     p.add_argument("--depth", type=int, default=d.depth)
     p.add_argument(
@@ -90,15 +99,15 @@ def _simulate(args: argparse.Namespace) -> int:
             initial=args.initial,
             per_round=args.per_round,
             rounds=args.rounds,
-            epochs=args.epochs,
-            min_steps=args.min_steps,
+            steps=args.steps,
             height=args.height,
             width=args.width,
             samples=args.samples,
             test_fraction=args.test_fraction,
             batch_size=args.batch_size,
             learning_rate=args.lr,
-            fine_tune_lr=args.fine_tune_lr,
+            warm_start=args.warm_start,
+            workers=args.workers,
             base_filters=args.base_filters,
             depth=args.depth,
             max_pseudo=args.max_pseudo,

@@ -56,25 +56,26 @@ def parse_strategies(text: str) -> tuple[str, ...]:
 class SimConfig:
     """A simulation run. Counts are images; `rounds` selections follow the initial round 0.
 
-    Each round fine-tunes the previous round's weights for `epochs` passes over the labelled images (at least
-    `min_steps` optimizer steps, so a handful of images still gets trained), exports the model to ONNX and
-    scores the unlabelled pool with `samples` Monte-Carlo passes.
+    Each round trains for `steps` optimizer steps with a one-cycle learning rate peaking at `learning_rate`
+    (the same compute whatever the number of labels, and converged at the end of the round), from the previous
+    round's weights (`warm_start`, as `ceal loop` fine-tunes) or from a fresh initialisation; it then exports the
+    model to ONNX and scores the unlabelled pool with `samples` Monte-Carlo passes. `workers` (how many arms run
+    at once, each in its own process) is not part of the recipe: it changes the wall time, not the rows.
     """
 
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     seeds: int = 3
-    initial: int = 10
-    per_round: int = 10
+    initial: int = 20
+    per_round: int = 20
     rounds: int = 6
-    epochs: int = 1
-    min_steps: int = 80
+    steps: int = 500
     height: int = 48
     width: int = 64
     samples: int = 8
-    test_fraction: float = 0.2
+    test_fraction: float = 0.25
     batch_size: int = 8
-    learning_rate: float = 2e-3  # round 0, from scratch
-    fine_tune_lr: float = 5e-4  # later rounds, warm-started (`ceal loop`'s default)
+    learning_rate: float = 3e-3  # the one-cycle peak of every round
+    warm_start: bool = True
     base_filters: int = 8
     depth: int = 3
     max_pseudo: int | None = None  # CEAL pseudo-labels per round; None: all that pass the entropy threshold
@@ -86,6 +87,7 @@ class SimConfig:
     # 0 = the whole free pool (pure representativeness).
     suggestive_candidates: int | None = None
     split_seed: int = 0  # the held-out test split; the same for every seed so all arms meet the same test set
+    workers: int = 1  # arms run at once (processes); not part of the recipe
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategies", parse_strategies(",".join(self.strategies)))
@@ -95,15 +97,16 @@ class SimConfig:
             "seeds": self.seeds,
             "initial": self.initial,
             "per_round": self.per_round,
-            "epochs": self.epochs,
+            "steps": self.steps,
             "samples": self.samples,
             "batch_size": self.batch_size,
             "base_filters": self.base_filters,
             "depth": self.depth,
+            "workers": self.workers,
         }
         bad = {name: value for name, value in positive.items() if value < 1}
-        if bad or self.rounds < 0 or self.min_steps < 0:
-            raise SimulationError(f"need counts >= 1 and rounds, min_steps >= 0; got {bad or vars(self)}")
+        if bad or self.rounds < 0:
+            raise SimulationError(f"need counts >= 1 and rounds >= 0; got {bad or vars(self)}")
         if self.batch_size < 2:
             raise SimulationError("batch_size must be >= 2: BatchNorm needs two images per batch")
         multiple = 2**self.depth
@@ -118,17 +121,17 @@ class SimConfig:
                 f"pseudo_quantile must be in [0, 1] and pseudo_decay >= 0; got {self.pseudo_quantile}, "
                 f"{self.pseudo_decay}"
             )
-        if not (self.learning_rate > 0 and self.fine_tune_lr > 0):
-            raise SimulationError("learning rates must be > 0")
+        if not self.learning_rate > 0:
+            raise SimulationError(f"learning_rate must be > 0; got {self.learning_rate}")
         if self.suggestive_candidates is not None and self.suggestive_candidates < 0:
             raise SimulationError(f"suggestive_candidates must be >= 0 or None; got {self.suggestive_candidates}")
         if self.max_pseudo is not None and self.max_pseudo < 0:
             raise SimulationError(f"max_pseudo must be >= 0 or None (no cap); got {self.max_pseudo}")
 
     def recipe(self) -> dict[str, Any]:
-        """Every field that changes what an arm computes (all but `strategies` and `seeds`)."""
+        """Every field that changes what an arm computes (all but `strategies`, `seeds` and `workers`)."""
         fields = dataclasses.asdict(self)
-        del fields["strategies"], fields["seeds"]
+        del fields["strategies"], fields["seeds"], fields["workers"]
         return fields
 
     def to_json(self) -> str:
@@ -138,8 +141,3 @@ class SimConfig:
         """{field: (saved, now)} for recipe fields that differ from a saved config.json's."""
         now = self.recipe()
         return {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
-
-    def epochs_for(self, labelled: int) -> int:
-        """Epochs of one round on `labelled` images: `epochs`, or more when that is under `min_steps` steps."""
-        batches = max(1, -(-labelled // self.batch_size))
-        return max(self.epochs, -(-self.min_steps // batches))

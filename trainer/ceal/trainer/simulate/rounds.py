@@ -5,25 +5,34 @@ paired, and shared: trained once per seed). Each later round: score the free poo
 served model, let the strategy choose, take the oracle's masks for the query (and, for CEAL, the model's own
 masks for the confident images), fine-tune the previous weights, export, and measure test Dice.
 
-Warm start, not retraining: it is what `ceal loop` does in production (fine-tune the last checkpoint on the
-labels), so the simulated loop is the served one, and it costs a round `epochs` passes instead of a full
-training from scratch. The ceiling gets the same loop with the whole pool labelled from round 0, so every
-model compared has had the same number of rounds of the same schedule.
+Every round is `steps` optimizer steps with a one-cycle learning rate (`ceal.trainer.steps.fit_steps`): the
+same compute for 20 labels as for 200, and a model that has converged on its labels when it is measured, so
+the curves compare labels, not training time. By default a round starts from the previous round's weights,
+as `ceal loop` fine-tunes in production; `warm_start=False` starts every round afresh. The ceiling gets the
+same rounds with the whole pool labelled from round 0.
+
+With `workers` > 1 the arms run in that many processes (the seeds' round 0 and ceilings first, then the
+strategies), each arm's rows the same as in a single process: every random draw is seeded by the arm.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
+import queue
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from tqdm import tqdm
 
-from ceal.trainer.train import Dataset, TrainConfig, dice_score, fit
+from ceal.trainer.steps import StepSchedule, fit_steps
+from ceal.trainer.train import Dataset, dice_score
 from ceal.trainer.unet import UNet, UNetConfig
 
 from .config import CEILING, SimConfig, SimulationError, registry_name
@@ -51,18 +60,19 @@ def _new_model(cfg: SimConfig, seed: int) -> UNet:
     return UNet(UNetConfig(base_filters=cfg.base_filters, depth=cfg.depth))
 
 
-def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: int) -> None:
-    """Train in place: cfg.epochs_for(n) epochs of the trainer's recipe (Dice + BCE, Adam, flips); round 0 at
-    cfg.learning_rate, later rounds fine-tune at cfg.fine_tune_lr, as `ceal train` and `ceal loop` do."""
-    tc = TrainConfig(
-        height=cfg.height,
-        width=cfg.width,
-        epochs=cfg.epochs_for(len(train.ids)),
+def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: int) -> UNet:
+    """One round's training: cfg.steps steps of the trainer's loss (Dice + BCE, Adam, flips) with a one-cycle
+    learning rate peaking at cfg.learning_rate; from `model`'s weights, or afresh without warm start."""
+    if round_index > 0 and not cfg.warm_start:
+        model = _new_model(cfg, seed)
+    schedule = StepSchedule(
+        steps=cfg.steps,
+        max_lr=cfg.learning_rate,
         batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate if round_index == 0 else cfg.fine_tune_lr,
         seed=arm_seed(seed, round_index, "train"),
     )
-    fit(model, train, None, tc, progress=False)
+    fit_steps(model, train, schedule)
+    return model
 
 
 def _finish_round(
@@ -104,8 +114,7 @@ def _round0(run: RunFolder, data: SimData, cfg: SimConfig, seed: int) -> tuple[A
         return found
     rng = np.random.default_rng(arm_seed(seed, "initial"))
     human = np.sort(rng.choice(data.pool, size=cfg.initial, replace=False)).astype(np.int64)
-    model = _new_model(cfg, seed)
-    _train(model, data.dataset(human), cfg, seed, 0)
+    model = _train(_new_model(cfg, seed), data.dataset(human), cfg, seed, 0)
     state = _finish_round(run, model, data, cfg, None, ROUND0, seed, 0, human, 0)
     return state, _weights(model)
 
@@ -157,7 +166,7 @@ def run_arm(
                 np.concatenate([train.images, data.images[pseudo]]),
                 np.concatenate([train.masks, scores.masks[list(selection.pseudo)]]),
             )
-        _train(model, train, cfg, seed, r)
+        model = _train(model, train, cfg, seed, r)
         state = _finish_round(run, model, data, cfg, state, strategy, seed, r, human, int(pseudo.size))
         if on_round is not None:
             on_round(state.rows[-1])
@@ -176,12 +185,48 @@ def run_ceiling(
         model.load_state_dict(weights)
     first = 0 if state is None else state.round + 1
     for r in range(first, cfg.rounds + 1):
-        _train(model, data.dataset(data.pool), cfg, seed, r)
+        model = _train(model, data.dataset(data.pool), cfg, seed, r)
         state = _finish_round(run, model, data, cfg, state, CEILING, seed, r, data.pool, 0)
         if on_round is not None:
             on_round(state.rows[-1])
     assert state is not None
     return state
+
+
+def _arm_job(run: RunFolder, data: SimData, cfg: SimConfig, arm: str, seed: int, rows: Any) -> None:
+    """One arm in a worker process; every finished row goes to `rows` (a queue the parent drains)."""
+    torch.set_num_threads(1)
+    if arm == ROUND0:
+        _round0(run, data, cfg, seed)  # shared by the seed's arms; its row reaches `rows` through each of them
+    elif arm == CEILING:
+        run_ceiling(run, data, cfg, seed, on_round=rows.put)
+    else:
+        run_arm(run, data, cfg, arm, seed, on_round=rows.put)
+
+
+def _run_parallel(run: RunFolder, data: SimData, cfg: SimConfig, after: RoundHook) -> None:
+    """Round 0 and the ceiling of every seed, then every (strategy, seed) arm, `cfg.workers` at a time."""
+    context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
+    with context.Manager() as manager, ProcessPoolExecutor(cfg.workers, mp_context=context) as pool:
+        rows = manager.Queue()
+        phases = [
+            [arm for seed in range(cfg.seeds) for arm in ((CEILING, seed), (ROUND0, seed))],
+            [(strategy, seed) for seed in range(cfg.seeds) for strategy in cfg.strategies],
+        ]
+        for phase in phases:
+            jobs: list[Future[None]] = [pool.submit(_arm_job, run, data, cfg, a, s, rows) for a, s in phase]
+            while jobs:
+                try:
+                    row = rows.get(timeout=0.5)
+                except queue.Empty:
+                    done = [j for j in jobs if j.done()]
+                    for job in done:
+                        job.result()  # a worker's exception stops the run here
+                        jobs.remove(job)
+                    continue
+                after(row)
+            while not rows.empty():  # rows put just before a job finished
+                after(rows.get())
 
 
 def run_simulation(
@@ -202,10 +247,13 @@ def run_simulation(
             on_round(row)
 
     try:
-        for seed in range(cfg.seeds):
-            run_ceiling(run, data, cfg, seed, on_round=after)
-            for strategy in cfg.strategies:
-                run_arm(run, data, cfg, strategy, seed, on_round=after)
+        if cfg.workers > 1:
+            _run_parallel(run, data, cfg, after)
+        else:
+            for seed in range(cfg.seeds):
+                run_ceiling(run, data, cfg, seed, on_round=after)
+                for strategy in cfg.strategies:
+                    run_arm(run, data, cfg, strategy, seed, on_round=after)
     finally:
         bar.close()
     return run.write_results()
