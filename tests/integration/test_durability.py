@@ -63,4 +63,5 @@ def test_every_acknowledged_label_survives_sigkill(models_dir: Path, tmp_path: P
             exported = {r.image_id for r in client.export_labels(pool="d", include_images=False)}
         assert {image_id for image_id, _ in acked} <= exported
     finally:
-        restarted.terminate()  # exit status is covered by the SIGTERM lifecycle test
+        code = restarted.terminate()
+        assert code == 0, (code, log.read_text()[-3000:])

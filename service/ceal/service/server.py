@@ -98,8 +98,8 @@ class Running:
         if not self.server.stop(grace).wait(timeout=None if grace is None else grace + 10.0):
             log.warning("gRPC did not finish stopping %.0f s after the grace period; exiting anyway", 10.0)
         self.registry.stop()
+        self.active_learning.close()  # waits for background rescoring, which may still need the batcher
         self.engine.batcher.close()
-        self.active_learning.close()
         if self.telemetry is not None:
             self.telemetry.shutdown()
 

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -111,6 +111,11 @@ class PoolScorer:
         self.sleep = sleep
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ask background rescoring to end after the batch in hand (the server is stopping)."""
+        self._stopping.set()
 
     def _lock(self, pool: str, model: str) -> threading.Lock:
         with self._guard:
@@ -127,7 +132,7 @@ class PoolScorer:
         seed: int | None = None,
         adaptive_tolerance: float = 0.0,
         adaptive_min_samples: int = 0,
-    ) -> Iterator[Progress]:
+    ) -> Generator[Progress, None, None]:
         """Score what the pool needs for the model's version; yield progress after each batch (and while waiting
         on other scorers); the last message has finished=True, once every image that needed scoring at the start
         has a fresh score, whoever scored it.
@@ -153,7 +158,7 @@ class PoolScorer:
         deadline: float | None,
         seed: int | None,
         rule: AdaptiveRule | None,
-    ) -> Iterator[Progress]:
+    ) -> Generator[Progress, None, None]:
         with self._lock(pool, model.meta.name):
             yield from self._score_all(pool, model, samples, deadline, seed, rule)
 
@@ -165,7 +170,7 @@ class PoolScorer:
         deadline: float | None,
         seed: int | None,
         rule: AdaptiveRule | None,
-    ) -> Iterator[Progress]:
+    ) -> Generator[Progress, None, None]:
         name, version = model.meta.name, model.meta.version
         todo = set(self.store.needs_scoring(pool, name, version))  # ours to see finished, not ours to score
         base = self.store.counts(pool, name, version)
@@ -214,7 +219,7 @@ class PoolScorer:
         deadline: float | None,
         seed: int | None,
         rule: AdaptiveRule | None,
-    ) -> Iterator[Progress]:
+    ) -> Generator[Progress, None, None]:
         todo = self.store.needs_scoring(pool, model.meta.name, model.meta.version, force=True)
         started, done = self.clock(), 0
         rng = np.random.default_rng(seed)
@@ -260,12 +265,24 @@ class PoolScorer:
         return rows
 
     def rescore_all(self, model: LoadedModel, samples: int) -> None:
-        """Background rescoring of every pool after a new model version (stale scores → fresh)."""
+        """Background rescoring of every pool after a new model version (stale scores → fresh).
+
+        Ends early, after the batch in hand, once `stop()` is called; what it did not score stays stale and
+        the next ScorePool (or the next server's rescoring) scores it."""
         for pool in self.store.pools():
+            if self._stopping.is_set():
+                return
             try:
                 last = None
-                for progress in self.score(pool, model, samples):
-                    last = progress
+                passes = self.score(pool, model, samples)
+                try:
+                    for progress in passes:
+                        last = progress
+                        if self._stopping.is_set():
+                            log.info("background rescoring of pool %s stopped: the server is stopping", pool)
+                            return
+                finally:
+                    passes.close()  # releases the pass's claims now, not at garbage collection
                 if last is not None:
                     log.info(
                         "pool %s rescored with %s v%d: %d images", pool, model.meta.name, model.meta.version, last.total

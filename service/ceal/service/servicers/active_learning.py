@@ -48,6 +48,8 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         self.default_samples = default_samples
         self.max_pixels = max_pixels
         self.scorer = PoolScorer(store, engine) if store is not None else None
+        self._background: list[threading.Thread] = []
+        self._background_lock = threading.Lock()
         if store is not None and rescore_on_new_version:
             registry.on_new_version(self._rescore_in_background)
 
@@ -57,7 +59,19 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
     ) -> ActiveLearningServicer:
         return cls(open_store(state) if state else None, registry, engine, **kwargs)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop background rescoring (it ends after the batch in hand), wait for it, then close the store.
+
+        Call it before the engine's batcher closes: a rescoring thread may be waiting on a batch. A thread
+        left running into interpreter shutdown inside onnxruntime or SQLite can crash the process."""
+        if self.scorer is not None:
+            self.scorer.stop()
+        with self._background_lock:
+            threads, self._background = self._background, []
+        for thread in threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("background rescoring did not stop within %.0f s", timeout)
         if self.store is not None:
             self.store.close()
 
@@ -65,10 +79,13 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         """A new latest version: its scores are missing (the old ones are stale); rescore every pool."""
         if self.scorer is None or not self.store or not self.store.pools():
             return
-        scorer = self.scorer
-        threading.Thread(
-            target=scorer.rescore_all, args=(model, self.default_samples), name="ceal-rescore", daemon=True
-        ).start()
+        thread = threading.Thread(
+            target=self.scorer.rescore_all, args=(model, self.default_samples), name="ceal-rescore", daemon=True
+        )
+        with self._background_lock:
+            self._background = [t for t in self._background if t.is_alive()]
+            self._background.append(thread)
+        thread.start()
 
     def _store(self) -> tuple[PoolStore, PoolScorer]:
         if self.store is None or self.scorer is None:

@@ -126,3 +126,44 @@ def test_force_rescores_every_image_here(store: PoolStore, pixels: Pixels) -> No
     messages = list(forced.score("p", MODEL, samples=4, force=True))
     _check_progress(messages, 5)
     assert sorted(forced.scored) == sorted(ids)
+
+
+class SlowScorer(FakeScorer):
+    """Batches that take a while, and a count of them, so a stop can land in the middle of a pass."""
+
+    def __init__(self, store: PoolStore) -> None:
+        super().__init__(store)
+        self.batches = threading.Semaphore(0)
+
+    def _score_batch(self, *args: Any, **kwargs: Any) -> list[ScoreRow]:
+        rows = super()._score_batch(*args, **kwargs)
+        time.sleep(0.02)
+        self.batches.release()
+        return rows
+
+
+def test_background_rescoring_stops_after_the_batch_in_hand(store: PoolStore, pixels: Pixels) -> None:
+    ids = _pool(store, pixels, 30)
+    scorer = SlowScorer(store)
+    thread = threading.Thread(target=scorer.rescore_all, args=(MODEL, 4))
+    thread.start()
+    assert scorer.batches.acquire(timeout=10)  # the first batch is in
+    scorer.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert 3 <= len(scorer.scored) < len(ids)  # stopped mid-pool, not after it
+    rest = list(FakeScorer(store).score("p", MODEL, 4))  # the claims were released: another pass takes the rest
+    assert rest[-1].finished and rest[-1].total == len(ids) - len(scorer.scored)
+
+
+def test_closing_the_servicer_waits_for_background_rescoring(store: PoolStore, pixels: Pixels) -> None:
+    from ceal.service.servicers.active_learning import ActiveLearningServicer
+
+    _pool(store, pixels, 30)
+    servicer = ActiveLearningServicer(store, cast(Any, None), cast(Any, None), rescore_on_new_version=False)
+    scorer = servicer.scorer = SlowScorer(store)
+    servicer._rescore_in_background(MODEL)
+    assert scorer.batches.acquire(timeout=10)
+    (thread,) = [t for t in threading.enumerate() if t.name == "ceal-rescore"]
+    servicer.close()  # returns only once the rescoring thread has ended; then the store is closed
+    assert not thread.is_alive()
