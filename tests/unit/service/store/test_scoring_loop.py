@@ -91,8 +91,11 @@ def test_scorers_running_at_once_score_each_image_once(store: PoolStore, pixels:
     scored = [image_id for scorer in scorers for image_id in scorer.scored]
     assert sorted(scored) == sorted(ids)  # every image exactly once, over all three
     assert len(finals) == 3
-    for messages in finals:  # every caller saw the whole pool finish, whoever scored what
-        _check_progress(messages, 30)
+    for messages in finals:  # every caller saw its share of the pool finish, whoever scored what
+        # total is what needed scoring when the call started: 30, or less for a caller whose first query ran
+        # after another had stored a batch (a loaded machine can delay a thread past the barrier)
+        assert 0 <= messages[0].total <= 30
+        _check_progress(messages, messages[0].total)
 
 
 def test_a_dead_scorers_claims_are_taken_over_when_they_expire(
