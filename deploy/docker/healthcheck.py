@@ -7,11 +7,17 @@ Standalone on purpose (grpcio and grpcio-health-checking only, no ceal import) s
 
     python healthcheck.py [--address 127.0.0.1:50051] [--service NAME] [--timeout SECONDS]
                           [--tls-ca CA.pem [--server-name NAME] [--tls-cert CERT.pem --tls-key KEY.pem]]
+
+Every flag also reads an environment variable (CEAL_HEALTH_ADDRESS, CEAL_HEALTH_TLS_CA,
+CEAL_HEALTH_SERVER_NAME, CEAL_HEALTH_TLS_CERT, CEAL_HEALTH_TLS_KEY), so a container started with TLS
+(`docker run -e CEAL_HEALTH_TLS_CA=/tls/ca.pem ...`) keeps the image's HEALTHCHECK line as it is;
+a flag given on the command line wins over its variable.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -54,15 +60,39 @@ def check(channel: grpc.Channel, address: str, service: str = "", timeout: float
     return True
 
 
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="exit 0 when a gRPC server's health check says SERVING")
-    parser.add_argument("--address", default="127.0.0.1:50051", help="host:port of the server")
+    env = os.environ.get
+    parser.add_argument(
+        "--address", default=env("CEAL_HEALTH_ADDRESS", "127.0.0.1:50051"), help="host:port of the server"
+    )
     parser.add_argument("--service", default="", help="service name to check ('' = the whole server)")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
-    parser.add_argument("--tls-ca", type=Path, help="PEM CA that signed the server certificate: use TLS")
-    parser.add_argument("--server-name", help="name the server certificate carries (default: the host dialled)")
-    parser.add_argument("--tls-cert", type=Path, help="PEM client certificate, for servers requiring mutual TLS")
-    parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-ca",
+        type=Path,
+        default=_env_path("CEAL_HEALTH_TLS_CA"),
+        help="PEM CA that signed the server certificate: use TLS",
+    )
+    parser.add_argument(
+        "--server-name",
+        default=env("CEAL_HEALTH_SERVER_NAME"),
+        help="name the server certificate carries (default: the host dialled)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=_env_path("CEAL_HEALTH_TLS_CERT"),
+        help="PEM client certificate, for servers requiring mutual TLS",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, default=_env_path("CEAL_HEALTH_TLS_KEY"), help="PEM private key of --tls-cert"
+    )
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("give --tls-cert and --tls-key together")

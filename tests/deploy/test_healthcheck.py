@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -31,13 +32,14 @@ def served() -> Iterator[tuple[str, health.HealthServicer]]:
     server.stop(None)
 
 
-def probe(address: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def probe(address: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCRIPT), "--address", address, "--timeout", "5", *extra],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -105,6 +107,14 @@ def test_tls_server_is_healthy_when_verified(served_tls: tuple[str, Path]) -> No
     address, cert = served_tls
     done = probe(address, f"--tls-ca={cert}", "--server-name=ceal.ceal.svc")
     assert done.returncode == 0, done.stderr
+
+
+def test_tls_settings_come_from_the_environment(served_tls: tuple[str, Path]) -> None:
+    """A TLS container keeps the image's HEALTHCHECK line and sets CEAL_HEALTH_* instead; flags still win."""
+    address, cert = served_tls
+    env = {"CEAL_HEALTH_TLS_CA": str(cert), "CEAL_HEALTH_SERVER_NAME": "ceal.ceal.svc"}
+    assert probe(address, env=env).returncode == 0
+    assert probe(address, "--timeout", "2", "--server-name=someone-else.example", env=env).returncode == 1
 
 
 @pytest.mark.parametrize(
