@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -221,6 +222,19 @@ def test_without_warm_start_each_round_starts_afresh(tiny: TinyRun, tmp_path: Pa
     zero_warm, zero_cold = RunFolder(tiny.out, TINY).load(ROUND0, 0), RunFolder(tmp_path, cfg).load(ROUND0, 0)
     assert zero_warm is not None and zero_cold is not None
     assert all(torch.equal(zero_warm[1][k], zero_cold[1][k]) for k in zero_warm[1])
+
+
+def test_more_rounds_extend_a_finished_run(tiny: TinyRun, tmp_path: Path) -> None:
+    shutil.copytree(tiny.out, tmp_path / "run")
+    more = dataclasses.replace(TINY, rounds=TINY.rounds + 1)
+    added: list[tuple[str, int]] = []
+    rows = run_simulation(
+        tmp_path / "run", tiny.data, more, progress=False, on_round=lambda r: added.append((r.strategy, r.round))
+    )
+    assert sorted(added) == sorted((s, TINY.rounds + 1) for s in ("full_data", *TINY.strategies))
+    assert [r for r in rows if r.round <= TINY.rounds] == tiny.rows  # the rounds done are kept as they were
+    with pytest.raises(SimulationError, match="rounds"):
+        RunFolder(tmp_path / "run", TINY)  # fewer rounds than the run holds: refused
 
 
 def test_resuming_with_another_recipe_is_refused(tiny: TinyRun) -> None:

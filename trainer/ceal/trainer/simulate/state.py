@@ -67,7 +67,8 @@ def _fsync_write(path: Path, data: bytes) -> None:
 
 
 class RunFolder:
-    """RUN_DIR. Opening it writes config.json, or checks that the saved recipe is the same as `cfg`'s."""
+    """RUN_DIR. Opening it writes config.json, or checks that the saved recipe is the same as `cfg`'s (more
+    rounds than the saved run are allowed: they extend every arm; fewer are refused)."""
 
     def __init__(self, root: Path, cfg: SimConfig) -> None:
         self.root = root
@@ -75,6 +76,9 @@ class RunFolder:
         config = root / CONFIG_FILE
         if config.is_file():
             differences = cfg.recipe_differences(json.loads(config.read_text()))
+            saved_rounds = differences.get("rounds", (None, None))[0]
+            if isinstance(saved_rounds, int) and cfg.rounds >= saved_rounds:
+                del differences["rounds"]  # more rounds extend the run: the rounds done are the same rows
             if differences:
                 shown = ", ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in differences.items())
                 raise SimulationError(
