@@ -175,9 +175,21 @@ def split_model(model_bytes: bytes, height: int, width: int, channels: int) -> S
 
 
 def draw_masks(sites: tuple[DropoutSite, ...], rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Dropout masks for `rows` samples: keep with probability 1 − ratio, scaled by 1 / (1 − ratio)."""
+    """Dropout masks for `rows` samples: keep with probability 1 − ratio, scaled by 1 / (1 − ratio).
+
+    Drawn sample by sample (every site of sample t before any of sample t + 1), so one generator gives the same
+    masks however the samples are cut into suffix chunks (`LoadedModel.max_rows`): a seed means the same
+    samples on any machine and chunk size.
+    """
+    if len(sites) == 1:  # one site: a single draw of (rows, ...) is already sample by sample
+        uniform = {sites[0].mask_input: rng.random((rows, *sites[0].shape), dtype=np.float32)}
+    else:
+        uniform = {site.mask_input: np.empty((rows, *site.shape), np.float32) for site in sites}
+        for t in range(rows):
+            for site in sites:
+                uniform[site.mask_input][t] = rng.random(site.shape, dtype=np.float32)
     masks = {}
     for site in sites:
         keep = 1.0 - site.ratio
-        masks[site.mask_input] = (rng.random((rows, *site.shape), dtype=np.float32) < keep).astype(np.float32) / keep
+        masks[site.mask_input] = (uniform[site.mask_input] < keep).astype(np.float32) / keep
     return masks

@@ -231,3 +231,14 @@ def test_other_placements_split_and_match_whole_model_mc(placed: Placed, model_i
     sampled = model.sample(x, SAMPLES, np.random.default_rng(4)).probabilities
     assert np.sqrt(whole.var(axis=1)).max() > NOISE
     assert _mc_mismatch(whole, sampled) < 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=4), st.integers(1, 3), st.integers(0, 2**31))
+def test_masks_do_not_depend_on_how_samples_are_chunked(chunks: list[int], sites_count: int, seed: int) -> None:
+    sites = tuple(DropoutSite(f"m{i}", (2, 3 + i), 0.1 * (i + 2)) for i in range(sites_count))
+    whole = draw_masks(sites, sum(chunks), np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    parts = [draw_masks(sites, n, rng) for n in chunks]
+    for site in sites:
+        assert np.array_equal(whole[site.mask_input], np.concatenate([p[site.mask_input] for p in parts]))
