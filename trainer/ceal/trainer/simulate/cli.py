@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_STRATEGIES, SimConfig, SimulationError, parse_strategies
+from .config import DEFAULT_STRATEGIES, SYNTHESIS_SUFFIX, SimConfig, SimulationError, parse_strategies
 
 __all__ = ["register"]
 
@@ -31,7 +31,8 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
         "--strategies",
         type=parse_strategies,
         default=DEFAULT_STRATEGIES,
-        help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)}; cost = cost_sensitive)",
+        help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)}; cost = cost_sensitive); the suffix "
+        f"{SYNTHESIS_SUFFIX} (e.g. bald{SYNTHESIS_SUFFIX}) adds synthetic pairs from a mask → image generator",
     )
     p.add_argument("--seeds", type=int, default=d.seeds, help="repetitions with other initial sets")
     p.add_argument("--initial", type=int, default=d.initial, help="random human labels before round 1")
@@ -82,6 +83,18 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
         help="suggestive: shortlist of the most "
         "uncertain images to cover the pool from (default: the service's 4·k; 0: the whole pool)",
     )
+    p.add_argument(
+        "--synth-per-image",
+        type=int,
+        default=d.synth_per_image,
+        help=f"{SYNTHESIS_SUFFIX} arms: synthetic (image, edited mask) pairs per queried image, rebuilt each round",
+    )
+    p.add_argument(
+        "--synth-steps",
+        type=int,
+        default=d.synth_steps,
+        help=f"{SYNTHESIS_SUFFIX} arms: training steps of the mask → image generator, trained afresh each round",
+    )
     p.set_defaults(func=_simulate)
 
 
@@ -114,6 +127,8 @@ def _simulate(args: argparse.Namespace) -> int:
             pseudo_quantile=args.pseudo_quantile,
             pseudo_decay=args.pseudo_decay,
             suggestive_candidates=args.suggestive_candidates,
+            synth_per_image=args.synth_per_image,
+            synth_steps=args.synth_steps,
         )
         data = load_sim_data(args.images, args.masks, cfg)
         rows = run_simulation(args.out, data, cfg)

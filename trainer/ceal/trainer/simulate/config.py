@@ -2,6 +2,9 @@
 
 The recipe (every field except `strategies` and `seeds`) fixes what one (strategy, seed) arm computes, so a
 run folder can be resumed, or extended with more strategies or seeds, only with the same recipe.
+
+A strategy name with the suffix `+syn` (`bald+syn`) runs that strategy and adds synthetic training pairs
+every round (`synthesis.py`): `registry_name` strips the suffix, `uses_synthesis` tells it is there.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ __all__ = [
     "CEILING",
     "DEFAULT_STRATEGIES",
     "STRATEGY_ALIASES",
+    "SYNTHESIS_SUFFIX",
     "SimConfig",
     "SimulationError",
     "parse_strategies",
     "registry_name",
+    "uses_synthesis",
 ]
 
 # The full-data ceiling is recorded in results.csv as one more arm under this name.
@@ -29,25 +34,39 @@ CEILING: Final = "full_data"
 DEFAULT_STRATEGIES: Final = ("random", "entropy", "bald", "ceal", "suggestive", "cost")
 # Short names on the command line → the service's selection registry.
 STRATEGY_ALIASES: Final[dict[str, str]] = {"cost": "cost_sensitive"}
+# `<strategy>+syn`: the same strategy, with synthetic pairs around its queried images in every round's training.
+SYNTHESIS_SUFFIX: Final = "+syn"
+# Recipe fields added after runs were saved without them; such a run ran with the default (they only act on
+# `+syn` arms, which did not exist then), so a missing one compares as its default and the run still resumes.
+_DEFAULT_WHEN_MISSING: Final = ("synth_per_image", "synth_steps")
 
 
 class SimulationError(ValueError):
     """A simulation that cannot run as asked; the message says what to change."""
 
 
+def uses_synthesis(strategy: str) -> bool:
+    """Whether an arm adds synthetic pairs to its training ('bald+syn')."""
+    return strategy.endswith(SYNTHESIS_SUFFIX)
+
+
 def registry_name(strategy: str) -> str:
-    """The service registry's name for a command-line strategy name ('cost' → 'cost_sensitive')."""
-    return STRATEGY_ALIASES.get(strategy, strategy)
+    """The service registry's name for a command-line strategy name ('cost' → 'cost_sensitive', 'bald+syn' →
+    'bald')."""
+    base = strategy.removesuffix(SYNTHESIS_SUFFIX)
+    return STRATEGY_ALIASES.get(base, base)
 
 
 def parse_strategies(text: str) -> tuple[str, ...]:
-    """'random, ceal,cost' → ('random', 'ceal', 'cost'), checked against the service's registry."""
+    """'random, ceal,cost, bald+syn' → ('random', 'ceal', 'cost', 'bald+syn'), checked against the service's
+    registry (any of them may carry the suffix '+syn')."""
     names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     valid = sorted({*STRATEGIES, *STRATEGY_ALIASES})
     unknown = [name for name in names if registry_name(name) not in STRATEGIES]
     if unknown or not names:
         raise SimulationError(
-            f"unknown strategies {unknown or [text]}; pass a comma-separated list of {', '.join(valid)}"
+            f"unknown strategies {unknown or [text]}; pass a comma-separated list of {', '.join(valid)}, each "
+            f"optionally with the suffix {SYNTHESIS_SUFFIX} (synthetic training pairs)"
         )
     return names
 
@@ -59,7 +78,9 @@ class SimConfig:
     Each round trains for `steps` optimizer steps with a one-cycle learning rate peaking at `learning_rate`
     (the same compute whatever the number of labels, and converged at the end of the round), from the previous
     round's weights (`warm_start`, as `ceal loop` fine-tunes) or from a fresh initialisation; it then exports the
-    model to ONNX and scores the unlabelled pool with `samples` Monte-Carlo passes. `workers` (how many arms run
+    model to ONNX and scores the unlabelled pool with `samples` Monte-Carlo passes. A `+syn` arm also trains a
+    mask → image generator for `synth_steps` steps on its human labels each round and adds `synth_per_image`
+    synthetic pairs per image it has queried to that round's training. `workers` (how many arms run
     at once, each in its own process) is not part of the recipe: it changes the wall time, not the rows.
     """
 
@@ -87,6 +108,8 @@ class SimConfig:
     # 0 = the whole free pool (pure representativeness).
     suggestive_candidates: int | None = None
     split_seed: int = 0  # the held-out test split; the same for every seed so all arms meet the same test set
+    synth_per_image: int = 2  # `+syn` arms: synthetic pairs per queried image, rebuilt every round
+    synth_steps: int = 300  # `+syn` arms: generator training steps per round (a fresh generator each round)
     workers: int = 1  # arms run at once (processes); not part of the recipe
 
     def __post_init__(self) -> None:
@@ -103,6 +126,7 @@ class SimConfig:
             "base_filters": self.base_filters,
             "depth": self.depth,
             "workers": self.workers,
+            "synth_steps": self.synth_steps,
         }
         bad = {name: value for name, value in positive.items() if value < 1}
         if bad or self.rounds < 0:
@@ -127,6 +151,8 @@ class SimConfig:
             raise SimulationError(f"suggestive_candidates must be >= 0 or None; got {self.suggestive_candidates}")
         if self.max_pseudo is not None and self.max_pseudo < 0:
             raise SimulationError(f"max_pseudo must be >= 0 or None (no cap); got {self.max_pseudo}")
+        if self.synth_per_image < 0:
+            raise SimulationError(f"synth_per_image must be >= 0; got {self.synth_per_image}")
 
     def recipe(self) -> dict[str, Any]:
         """Every field that changes what an arm computes (all but `strategies`, `seeds` and `workers`)."""
@@ -138,6 +164,9 @@ class SimConfig:
         return json.dumps({**dataclasses.asdict(self), "strategies": list(self.strategies)}, indent=2)
 
     def recipe_differences(self, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-        """{field: (saved, now)} for recipe fields that differ from a saved config.json's."""
+        """{field: (saved, now)} for recipe fields that differ from a saved config.json's (a field added since
+        the run was saved counts as its default there, see _DEFAULT_WHEN_MISSING)."""
+        defaults = SimConfig().recipe()
+        saved = {**{k: defaults[k] for k in _DEFAULT_WHEN_MISSING if k not in saved}, **saved}
         now = self.recipe()
         return {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}

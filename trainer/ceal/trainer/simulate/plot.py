@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CEILING
+from .config import CEILING, registry_name, uses_synthesis
 from .report import arms, ceiling_by_round
 from .results import ResultRow
 
@@ -16,7 +16,7 @@ __all__ = ["plot_learning_curves"]
 def plot_learning_curves(rows: list[ResultRow], path: Path) -> None:
     """Three panels, one line per strategy (seed mean, band ± 1 sd): Dice vs % of the pool labelled by a human
     with the final full-data ceiling and 98 % of it; Dice as a share of the same round's full-data Dice; Dice vs
-    annotation minutes."""
+    annotation minutes. A `+syn` arm is drawn dashed in its base strategy's colour, so the pair reads at a glance."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,7 +26,12 @@ def plot_learning_curves(rows: list[ResultRow], path: Path) -> None:
     ceiling = ceiling_by_round(rows)  # (R,)
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 5))
     colours = plt.get_cmap("tab10")
-    for n, (name, by_seed) in enumerate(sorted((k, v) for k, v in by_arm.items() if k != CEILING)):
+    names = sorted(k for k in by_arm if k != CEILING)
+    bases = sorted({registry_name(name) for name in names})
+    for name in names:
+        by_seed = by_arm[name]
+        colour = colours(bases.index(registry_name(name)) % colours.N)
+        style = "--" if uses_synthesis(name) else "-"
         rounds = min(len(seed_rows) for seed_rows in by_seed.values())
         share = np.array([[100 * r.human_fraction for r in rs[:rounds]] for rs in by_seed.values()]).mean(axis=0)
         minutes = np.array([[r.annotation_seconds / 60 for r in rs[:rounds]] for rs in by_seed.values()]).mean(0)
@@ -35,8 +40,8 @@ def plot_learning_curves(rows: list[ResultRow], path: Path) -> None:
         for ax, x, y in ((left, share, dice), (middle, share, relative), (right, minutes, dice)):
             mean = y.mean(axis=0)
             sd = y.std(axis=0, ddof=1) if len(y) > 1 else np.zeros(rounds)
-            ax.plot(x, mean, marker="o", markersize=3, color=colours(n), label=f"{name} ({len(y)} seeds)")
-            ax.fill_between(x, mean - sd, mean + sd, color=colours(n), alpha=0.15, linewidth=0)
+            ax.plot(x, mean, style, marker="o", markersize=3, color=colour, label=f"{name} ({len(y)} seeds)")
+            ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.15, linewidth=0)
     final = float(ceiling[-1])
     for ax in (left, right):
         ax.axhline(final, color="black", linewidth=1.2, label=f"full data, last round: {final:.3f}")

@@ -106,6 +106,9 @@ class StrategySummary:
     auc_gain: tuple[float, float] | None  # paired gain over random: mean, sd; None for random or without it
     final_dice: tuple[float, float]
     final_labels: float
+    # Masks in the last round's training that no human drew (seed mean): CEAL's pseudo-labels, `+syn` pairs.
+    final_pseudo: float = 0.0
+    final_synthetic: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ def _strategy_summary(
         auc_gain=gain,
         final_dice=_mean_sd([rows[-1].test_dice for rows in by_seed.values()]),
         final_labels=float(x[-1]),
+        final_pseudo=float(_seed_mean(by_seed, "pseudo_labels")[-1]),
+        final_synthetic=float(_seed_mean(by_seed, "synthetic_labels")[-1]),
     )
 
 
@@ -212,8 +217,9 @@ def summary_markdown(summary: Summary) -> str:
         f"By round (the same training, every pool image labelled): {by_round}.",
         "",
         "| strategy | seeds | human labels to 95 % | to 98 % | to 98 % of the final ceiling "
-        "| annotation min to 98 % | AUC (mean ± sd) | AUC gain vs random (paired) | final Dice | final labels |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| annotation min to 98 % | AUC (mean ± sd) | AUC gain vs random (paired) | final Dice | final labels "
+        "| pseudo / synthetic, last round |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in summary.strategies:
         minutes = s.minutes_to[0.98]
@@ -221,14 +227,17 @@ def summary_markdown(summary: Summary) -> str:
         lines.append(
             f"| {s.strategy} | {s.seeds} | {_labels(s, 0.95)} | {_labels(s, 0.98)} | {_labels(s, 0.98, final=True)} "
             f"| {'—' if minutes is None else f'{minutes:.1f}'} | {s.auc[0]:.4f} ± {s.auc[1]:.4f} | {gain} | "
-            f"{s.final_dice[0]:.4f} ± {s.final_dice[1]:.4f} | {s.final_labels:.0f} |"
+            f"{s.final_dice[0]:.4f} ± {s.final_dice[1]:.4f} | {s.final_labels:.0f} | "
+            f"{s.final_pseudo:.0f} / {s.final_synthetic:.0f} |"
         )
     lines += [
         "",
         "Human labels to q %: the first round whose seed-mean Dice reaches q % of the full-data Dice of the same "
         "round (same training, all labels), with the share of the pool in brackets; the next column measures "
         "against the final ceiling instead. AUC: mean Dice over the share of the pool labelled by a human "
-        "(trapezoids, divided by the range); the gain is paired by seed (same initial set).",
+        "(trapezoids, divided by the range); the gain is paired by seed (same initial set). Pseudo / synthetic: "
+        "masks no human drew in the last round's training (CEAL's pseudo-labels; a `+syn` arm's generated pairs, "
+        "which never count as human labels), seed mean.",
         "",
         "## Target of the issue",
         "",

@@ -22,7 +22,9 @@ class ResultRow:
     human_labels: images the oracle (a human) has labelled so far, initial set included;
     pseudo_labels: model masks used in this round's training (CEAL); annotation_seconds: the oracle's
     predicted time for all human labels so far; test_dice: mean per-image Dice of the served mask (the
-    thresholded Monte-Carlo mean); pool_size: images that could be queried.
+    thresholded Monte-Carlo mean); pool_size: images that could be queried; synthetic_labels: generated
+    (image, edited mask) pairs in this round's training (`+syn` arms; neither human nor pseudo labels). It is
+    last, with a default, so rows and CSVs written before it existed still read (as 0).
     """
 
     strategy: str
@@ -33,6 +35,7 @@ class ResultRow:
     annotation_seconds: float
     test_dice: float
     pool_size: int
+    synthetic_labels: int = 0
 
     @property
     def human_fraction(self) -> float:
@@ -43,11 +46,16 @@ class ResultRow:
 COLUMNS: Final = tuple(f.name for f in dataclasses.fields(ResultRow))
 _CONVERT: Final = {"int": int, "float": float, "str": str}  # annotations are strings (postponed evaluation)
 _TYPES: Final = {f.name: _CONVERT[str(f.type)] for f in dataclasses.fields(ResultRow)}
+# Columns a results.csv written before they existed lacks: read as their default.
+_DEFAULTS: Final = {f.name: f.default for f in dataclasses.fields(ResultRow) if f.default is not dataclasses.MISSING}
 
 
 def _parse(raw: dict[str, str], where: str) -> ResultRow:
     try:
-        values = {name: _TYPES[name](raw[name]) for name in COLUMNS}
+        values = {
+            name: _TYPES[name](raw[name]) if name in raw or name not in _DEFAULTS else _DEFAULTS[name]
+            for name in COLUMNS
+        }
     except (KeyError, TypeError, ValueError) as exc:
         raise SimulationError(f"{where} is not a row of results.csv ({exc}); columns are {', '.join(COLUMNS)}") from exc
     return ResultRow(**values)

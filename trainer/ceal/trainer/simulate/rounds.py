@@ -3,7 +3,8 @@
 Round 0 trains on `initial` random pool images (the same ones for every strategy of a seed, so arms are
 paired, and shared: trained once per seed). Each later round: score the free pool with the previous round's
 served model, let the strategy choose, take the oracle's masks for the query (and, for CEAL, the model's own
-masks for the confident images), fine-tune the previous weights, export, and measure test Dice.
+masks for the confident images; for a `+syn` arm, generated pairs around every image it queried so far),
+fine-tune the previous weights, export, and measure test Dice.
 
 Every round is `steps` optimizer steps with a one-cycle learning rate (`ceal.trainer.steps.fit_steps`): the
 same compute for 20 labels as for 200, and a model that has converged on its labels when it is measured, so
@@ -40,6 +41,7 @@ from .data import SimData
 from .results import ResultRow
 from .scoring import arm_seed, choose, score_pool, serve, served_masks
 from .state import ArmState, RunFolder, Weights
+from .synthesis import synthetic_pairs
 
 __all__ = ["ROUND0", "RoundHook", "run_arm", "run_simulation"]
 
@@ -75,6 +77,17 @@ def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: 
     return model
 
 
+def _extend(train: Dataset, more: Dataset) -> Dataset:
+    """`train` followed by `more` (pseudo-labels or synthetic pairs: this round's training only)."""
+    if not more.ids:
+        return train
+    return Dataset(
+        [*train.ids, *more.ids],
+        np.concatenate([train.images, more.images]),
+        np.concatenate([train.masks, more.masks]),
+    )
+
+
 def _finish_round(
     run: RunFolder,
     model: UNet,
@@ -86,6 +99,7 @@ def _finish_round(
     round_index: int,
     human: IndexArray,
     pseudo: int,
+    synthetic: int = 0,
 ) -> ArmState:
     """Evaluate the trained model on the test set through the served path and persist the round."""
     loaded = serve(model, cfg, round_index + 1)
@@ -101,6 +115,7 @@ def _finish_round(
         round(float(data.seconds[human].sum()), 3),
         round(dice_score(masks != 0, data.masks[data.test] != 0), 6),
         len(data.pool),
+        synthetic,
     )
     state = ArmState(strategy, seed, round_index, tuple(int(i) for i in human), (*(prior.rows if prior else ()), row))
     run.save(state, _weights(model))
@@ -159,15 +174,14 @@ def run_arm(
         pseudo = scores.rows[list(selection.pseudo)]
         _check_no_leak(data, np.concatenate([query, pseudo]))
         human = np.concatenate([human, query])
-        train = data.dataset(human)
-        if pseudo.size:  # CEAL: the model's served masks stand in for the confident images, this round only
-            train = Dataset(
-                [*train.ids, *(data.ids[i] for i in pseudo)],
-                np.concatenate([train.images, data.images[pseudo]]),
-                np.concatenate([train.masks, scores.masks[list(selection.pseudo)]]),
-            )
+        # CEAL: the model's served masks stand in for the confident images, this round only.
+        pseudo_set = Dataset([data.ids[i] for i in pseudo], data.images[pseudo], scores.masks[list(selection.pseudo)])
+        synthetic = synthetic_pairs(data, cfg, strategy, seed, r, human)  # `+syn` arms only, rebuilt each round
+        train = _extend(_extend(data.dataset(human), pseudo_set), synthetic)
         model = _train(model, train, cfg, seed, r)
-        state = _finish_round(run, model, data, cfg, state, strategy, seed, r, human, int(pseudo.size))
+        state = _finish_round(
+            run, model, data, cfg, state, strategy, seed, r, human, int(pseudo.size), len(synthetic.ids)
+        )
         if on_round is not None:
             on_round(state.rows[-1])
     return state
