@@ -250,7 +250,8 @@ def run_simulation(
     torch.set_num_threads(1)  # a shared 2-core machine: one steady thread beats two that fight for a core
     run = RunFolder(out, cfg)
     total = cfg.seeds * (len(cfg.strategies) + 1) * (cfg.rounds + 1)
-    done = len(run.write_results())
+    asked = {CEILING, *cfg.strategies}  # the folder may hold other arms and seeds: they are not this run's work
+    done = sum(r.strategy in asked and r.seed < cfg.seeds and r.round <= cfg.rounds for r in run.write_results())
     bar = tqdm(total=total, initial=min(done, total), desc="simulate", unit="round", disable=not progress)
 
     def after(row: ResultRow) -> None:
