@@ -44,21 +44,7 @@ from ceal.trainer.simulate.report import first_reaching, normalized_auc
 from ceal.trainer.simulate.rounds import ROUND0
 from ceal.trainer.simulate.scoring import strategy_params
 from ceal.trainer.simulate.state import RunFolder
-
-TINY = SimConfig(
-    strategies=("random", "ceal"),
-    seeds=1,
-    initial=4,
-    per_round=3,
-    rounds=2,
-    steps=3,
-    height=32,
-    width=32,
-    samples=3,
-    test_fraction=0.2,
-    base_filters=4,
-    depth=2,
-)
+from tests.unit.trainer.sim_configs import TINY
 
 
 class Crash(RuntimeError):

@@ -37,26 +37,12 @@ from ceal.trainer.simulate.plot import plot_learning_curves
 from ceal.trainer.simulate.state import RunFolder
 from ceal.trainer.simulate.synthesis import edit_mask, generate, synthesize, train_generator
 from ceal.trainer.train import Dataset
+from tests.unit.trainer.sim_configs import TINY
 
 Masks = npt.NDArray[np.uint8]
 Images = npt.NDArray[np.uint8]
 
-SYN = SimConfig(
-    strategies=("random", "random+syn"),
-    seeds=1,
-    initial=4,
-    per_round=3,
-    rounds=2,
-    steps=3,
-    height=32,
-    width=32,
-    samples=3,
-    test_fraction=0.2,
-    base_filters=4,
-    depth=2,
-    synth_per_image=2,
-    synth_steps=4,
-)
+SYN = dataclasses.replace(TINY, strategies=("random", "random+syn"), synth_per_image=2, synth_steps=4)
 
 
 @pytest.fixture(autouse=True, scope="module")
