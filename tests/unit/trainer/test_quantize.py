@@ -14,12 +14,16 @@ import torch
 from ceal.service.engine.loaded import load_model
 from ceal.service.metadata import METADATA_FILE, MODEL_FILE
 from ceal.trainer.export import ExportError, export_model
-from ceal.trainer.quantize import Int8Converter, Int8Settings
+from ceal.trainer.quantize import Fidelity, Int8Converter, Int8Settings
 from ceal.trainer.train import Dataset, TrainConfig, fit
 from ceal.trainer.unet import UNet, UNetConfig
 from tests.support.models import HEIGHT, WIDTH, synth_dataset
 
-SETTINGS = Int8Settings(calibration_images=16, samples=10)
+# The tiny 8-filter model's mutual-information ranking over 12 validation images is fragile under int8: its
+# images' scores lie close together, and the Spearman ρ measured here ranged 0.83-0.96 across CPUs and training
+# lengths. The default gate (0.95) is measured on the CEAL-size model by `benchmarks/perf_bench.py` (ρ 0.977);
+# here the plumbing is under test (the gate runs, records its figures, refuses bad calibration), at 0.8.
+SETTINGS = Int8Settings(calibration_images=16, samples=10, min_spearman=0.8)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def test_int8_export_passes_the_gate_keeps_dropout_and_serves(
     meta = json.loads((target / METADATA_FILE).read_text())
     figures = meta["extra"]["int8"]
     assert meta["precision"] == "int8"
-    assert figures["spearman_mutual_information"] >= 0.95 and figures["spearman_entropy"] >= 0.95
+    assert figures["spearman_mutual_information"] >= 0.8 and figures["spearman_entropy"] >= 0.8
     assert figures["dice_fp32"] > 0.1  # a model that segments something, so the Dice gate means something
     assert figures["dice_drop"] <= 0.01 and figures["calibration_images"] == 16
     graph = onnx.load(target / MODEL_FILE).graph
@@ -81,3 +85,19 @@ def test_gate_needs_enough_validation_images(data: tuple[Dataset, Dataset]) -> N
     train, val = data
     with pytest.raises(ExportError, match="at least 3 validation images"):
         Int8Converter(train, val.subset([0, 1]))
+
+
+@pytest.mark.parametrize(
+    ("mi", "entropy", "dice_int8", "refused"),
+    [
+        (0.96, 0.99, 0.495, []),
+        (0.94, 0.99, 0.495, ["mutual information scores 0.940 < 0.95"]),
+        (0.96, float("nan"), 0.495, ["entropy scores nan < 0.95"]),
+        (0.96, 0.99, 0.480, ["Dice drops by 0.0200"]),
+    ],
+)
+def test_default_gate_thresholds(mi: float, entropy: float, dice_int8: float, refused: list[str]) -> None:
+    fid = Fidelity(mi, entropy, dice_fp32=0.5, dice_int8=dice_int8, images=32, samples=20)
+    failures = fid.failures(Int8Settings())
+    assert len(failures) == len(refused)
+    assert all(want in got for want, got in zip(refused, failures, strict=True))
