@@ -4,7 +4,9 @@ cancellation. A "slow model" is the real one with its prefix run held at a gate 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -73,14 +75,28 @@ def test_expired_deadline_stops_between_monte_carlo_chunks(models_dir: Path, ima
         suffix = model.suffix
         chunks: list[int] = []
         past_deadline = threading.Event()
+        deadlines: list[float] = []
+        submit = running.engine.batcher.submit
+
+        def recording_submit(*args: Any, **kwargs: Any) -> Any:
+            deadlines.append(args[4])  # the server's own deadline (its clock, set when the call arrived)
+            return submit(*args, **kwargs)
+
+        running.engine.batcher.submit = recording_submit  # type: ignore[method-assign]
 
         class HeldSuffix:
-            """The real suffix session; its first chunk returns only after the client's deadline passed."""
+            """The real suffix session; its first chunk returns only once both deadlines have passed.
+
+            The server's deadline can be later than the client's by the call's transit time, so the chunk also
+            waits for the server's clock to pass it (otherwise a loaded machine draws a few more chunks).
+            """
 
             def run(self, *args: object) -> object:
                 chunks.append(1)
                 if len(chunks) == 1:
                     assert past_deadline.wait(WAIT)
+                    while time.monotonic() <= deadlines[0]:
+                        time.sleep(0.01)
                 return suffix.run(*args)  # type: ignore[arg-type]
 
             def __getattr__(self, name: str) -> object:
