@@ -273,12 +273,14 @@ def test_label_efficiency_arithmetic_on_a_hand_made_table(tmp_path: Path) -> Non
     assert ceal.auc[0] == pytest.approx((0.835 + 0.82125) / 2)
     assert ceal.auc_gain == pytest.approx((0.1425, 0.0125 / np.sqrt(2)))
     assert rand.auc_gain is None and entropy.auc_gain[1] == 0.0  # one seed: no spread
+    assert ceal.seed_gains == pytest.approx({0: 0.835 - 0.68625, 1: 0.82125 - 0.685}) and rand.seed_gains is None
     assert ceal.final_dice == (1.0, 0.0) and ceal.final_labels == 50.0
     text = summary_markdown(summary)
     assert "ceal reached 98 % with 20 human labels, random with 50 → met" in text
     assert "a margin of +0.1425" in text and text.count("→ met") == 2
     assert "| entropy | 1 | not reached (> 50) |" in text
     assert "| ceal | 2 | 20 (20 %) | 20 (20 %) | 40 (40 %) | 10.0 |" in text
+    assert "- ceal: seed 0 +0.1487, seed 1 +0.1362" in text and "- random:" not in text
 
 
 def test_a_summary_needs_the_ceiling() -> None:

@@ -109,6 +109,7 @@ class StrategySummary:
     # Masks in the last round's training that no human drew (seed mean): CEAL's pseudo-labels, `+syn` pairs.
     final_pseudo: float = 0.0
     final_synthetic: float = 0.0
+    seed_gains: dict[int, float] | None = None  # paired AUC gain over random, per seed; None as for auc_gain
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,10 @@ def _strategy_summary(
         seed: normalized_auc([r.human_fraction for r in rows], [r.test_dice for r in rows])
         for seed, rows in by_seed.items()
     }
-    gain = None
+    gain, seed_gains = None, None
     if random_auc is not None and name != "random":
-        paired = [aucs[s] - random_auc[s] for s in aucs if s in random_auc]
-        gain = _mean_sd(paired) if paired else None
+        seed_gains = {s: aucs[s] - random_auc[s] for s in sorted(aucs) if s in random_auc}
+        gain = _mean_sd(list(seed_gains.values())) if seed_gains else None
     return StrategySummary(
         strategy=name,
         seeds=len(by_seed),
@@ -147,6 +148,7 @@ def _strategy_summary(
         final_labels=float(x[-1]),
         final_pseudo=float(_seed_mean(by_seed, "pseudo_labels")[-1]),
         final_synthetic=float(_seed_mean(by_seed, "synthetic_labels")[-1]),
+        seed_gains=seed_gains or None,
     )
 
 
@@ -206,6 +208,16 @@ def verdict(summary: Summary) -> list[str]:
     ]
 
 
+def _seed_gain_lines(summary: Summary) -> list[str]:
+    """'Per-seed AUC gains over random' as one line per strategy (where the seed spread is read)."""
+    lines = [
+        f"- {s.strategy}: " + ", ".join(f"seed {k} {v:+.4f}" for k, v in s.seed_gains.items())
+        for s in summary.strategies
+        if s.seed_gains
+    ]
+    return ["Per-seed AUC gains over random (paired by seed):", "", *lines, ""] if lines else []
+
+
 def summary_markdown(summary: Summary) -> str:
     """summary.md: the ceiling, one table row per strategy (best AUC first), and the verdict."""
     c_mean, c_sd = summary.ceiling
@@ -239,6 +251,7 @@ def summary_markdown(summary: Summary) -> str:
         "masks no human drew in the last round's training (CEAL's pseudo-labels; a `+syn` arm's generated pairs, "
         "which never count as human labels), seed mean.",
         "",
+        *_seed_gain_lines(summary),
         "## Target of the issue",
         "",
         *verdict(summary),
