@@ -50,7 +50,7 @@ def test_score_pool_scores_only_what_is_missing(address: str, data: np.ndarray) 
     assert stats.scored_fresh == 8 and stats.scored_stale == 0
 
 
-@pytest.mark.parametrize("strategy", ["random", "entropy", "bald", "variance", "ceal", "suggestive"])
+@pytest.mark.parametrize("strategy", ["random", "entropy", "bald", "variance", "ceal", "suggestive", "power_bald"])
 def test_every_strategy_ranks_the_pool(address: str, data: np.ndarray, strategy: str) -> None:
     with Client(address) as client:
         ids = _scored_pool(client, data)
@@ -58,6 +58,18 @@ def test_every_strategy_ranks_the_pool(address: str, data: np.ndarray, strategy:
     assert len(ql.items) == 5 and [i.rank for i in ql.items] == [1, 2, 3, 4, 5]
     assert {i.image_id for i in ql.items} <= set(ids) and all(i.reason for i in ql.items)
     assert not {i.image_id for i in ql.items} & {p for p, _ in ql.pseudo_labels}
+
+
+def test_power_bald_is_seeded_through_the_api(address: str, data: np.ndarray) -> None:
+    with Client(address) as client:
+        _scored_pool(client, data)
+        picks = {
+            seed: [i.image_id for i in client.query_list(pool=POOL, strategy="power_bald", k=4, seed=seed).items]
+            for seed in (1, 2, 3)
+        }
+        again = client.query_list(pool=POOL, strategy="power_bald", k=4, seed=1)
+    assert len({tuple(p) for p in picks.values()}) > 1  # other seeds, other draws (three equal draws: ~never)
+    assert [i.image_id for i in again.items] == picks[1] and "PowerBALD, seed 1" in again.items[0].reason
 
 
 def test_cost_sensitive_needs_a_budget_and_respects_it(address: str, data: np.ndarray) -> None:

@@ -28,6 +28,7 @@ STRATEGIES = {
     "ceal": al_pb.STRATEGY_CEAL,
     "suggestive": al_pb.STRATEGY_SUGGESTIVE,
     "cost_sensitive": al_pb.STRATEGY_COST_SENSITIVE,
+    "power_bald": al_pb.STRATEGY_POWER_BALD,
 }
 SOURCES = {"human": al_pb.LABEL_SOURCE_HUMAN, "pseudo": al_pb.LABEL_SOURCE_PSEUDO}
 

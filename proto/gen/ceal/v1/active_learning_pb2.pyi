@@ -21,6 +21,7 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_CEAL: _ClassVar[Strategy]
     STRATEGY_SUGGESTIVE: _ClassVar[Strategy]
     STRATEGY_COST_SENSITIVE: _ClassVar[Strategy]
+    STRATEGY_POWER_BALD: _ClassVar[Strategy]
 
 class QueryLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -41,6 +42,7 @@ STRATEGY_VARIANCE: Strategy
 STRATEGY_CEAL: Strategy
 STRATEGY_SUGGESTIVE: Strategy
 STRATEGY_COST_SENSITIVE: Strategy
+STRATEGY_POWER_BALD: Strategy
 QUERY_LEVEL_UNSPECIFIED: QueryLevel
 QUERY_LEVEL_IMAGE: QueryLevel
 QUERY_LEVEL_SERIES: QueryLevel

@@ -88,7 +88,7 @@ def fit_cost_model(store: PoolStore, pool: str) -> AnnotationCostModel:
 
 
 def _strategy_params(req: QueryRequest, table: ScoreTable, free: np.ndarray) -> dict[str, Any]:
-    if req.strategy == "random":
+    if req.strategy in ("random", "power_bald"):
         return {"seed": req.seed}
     if req.strategy == "cost_sensitive":
         if req.budget_seconds <= 0:

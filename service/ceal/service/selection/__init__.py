@@ -3,6 +3,7 @@
 from .ceal import ceal_selection, ceal_threshold
 from .cost import AnnotationCostModel, knapsack
 from .cost_sensitive import cost_sensitive_selection
+from .power_bald import power_bald_selection
 from .registry import STRATEGIES, Strategy, get_strategy
 from .series import SeriesSelection, aggregate_series, rank_series
 from .suggestive import greedy_representative, representativeness, suggestive_selection, unit_rows
@@ -26,6 +27,7 @@ __all__ = [
     "get_strategy",
     "greedy_representative",
     "knapsack",
+    "power_bald_selection",
     "random_selection",
     "rank_series",
     "representativeness",

@@ -9,6 +9,7 @@ from ceal.service.errors import InvalidInput
 
 from .ceal import ceal_selection
 from .cost_sensitive import cost_sensitive_selection
+from .power_bald import power_bald_selection
 from .suggestive import suggestive_selection
 from .table import Selection
 from .uncertainty_sampling import bald_selection, entropy_selection, random_selection, variance_selection
@@ -25,6 +26,7 @@ STRATEGIES: Final[dict[str, Strategy]] = {
     "ceal": ceal_selection,
     "suggestive": suggestive_selection,
     "cost_sensitive": cost_sensitive_selection,
+    "power_bald": power_bald_selection,
 }
 
 

@@ -25,6 +25,7 @@ STRATEGIES = {
     pb.STRATEGY_CEAL: "ceal",
     pb.STRATEGY_SUGGESTIVE: "suggestive",
     pb.STRATEGY_COST_SENSITIVE: "cost_sensitive",
+    pb.STRATEGY_POWER_BALD: "power_bald",
 }
 SOURCES: dict[int, str] = {pb.LABEL_SOURCE_HUMAN: "human", pb.LABEL_SOURCE_PSEUDO: "pseudo"}
 _SOURCE_ENUM: dict[str, Any] = {v: k for k, v in SOURCES.items()}

@@ -23,6 +23,7 @@ def test_the_registry_names_every_strategy() -> None:
         "ceal",
         "suggestive",
         "cost_sensitive",
+        "power_bald",
     }
     assert get_strategy(" BALD ") is STRATEGIES["bald"]
 
@@ -69,6 +70,7 @@ def test_the_public_names_are_the_ones_we_meant() -> None:
             "get_strategy",
             "greedy_representative",
             "knapsack",
+            "power_bald_selection",
             "random_selection",
             "rank_series",
             "representativeness",

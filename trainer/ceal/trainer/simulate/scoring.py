@@ -148,7 +148,7 @@ def strategy_params(
 ) -> tuple[int, dict[str, Any]]:
     """(k, keyword arguments) for `strategy` on a table of free images, as the query servicer sets them.
 
-    random: a seed per (seed, round). ceal: entropy threshold δ_0 at cfg.pseudo_quantile of the free pool
+    random and power_bald: a seed per (seed, round). ceal: entropy threshold δ_0 at cfg.pseudo_quantile of the free pool
     (the service: PSEUDO_QUANTILE), tightening by cfg.pseudo_decay · δ_0 a round (the service: 0.1), at most
     cfg.max_pseudo pseudo-labels, none before round PSEUDO_WARMUP_ROUNDS and at most PSEUDO_PER_LABEL per human
     label (the labelled rows are in the table as excluded context). cost: a budget of `per_round` images
@@ -157,8 +157,8 @@ def strategy_params(
     """
     name = registry_name(strategy)
     k = cfg.per_round
-    if name == "random":
-        return k, {"seed": arm_seed(seed, round_index, "random")}
+    if name in ("random", "power_bald"):
+        return k, {"seed": arm_seed(seed, round_index, name)}
     if name == "ceal":
         entropy = np.delete(table.entropy, list(exclude))  # the free pool's, as the servicer's
         entropy = entropy[np.isfinite(entropy)]
