@@ -31,7 +31,7 @@ __all__ = [
 
 # The full-data ceiling is recorded in results.csv as one more arm under this name.
 CEILING: Final = "full_data"
-DEFAULT_STRATEGIES: Final = ("random", "entropy", "bald", "ceal", "suggestive", "cost")
+DEFAULT_STRATEGIES: Final = ("random", "entropy", "bald", "power_bald", "ceal", "suggestive", "cost")
 # Short names on the command line → the service's selection registry.
 STRATEGY_ALIASES: Final[dict[str, str]] = {"cost": "cost_sensitive"}
 # `<strategy>+syn`: the same strategy, with synthetic pairs around its queried images in every round's training.
