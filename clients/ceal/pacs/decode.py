@@ -97,7 +97,9 @@ def percentile_window(
         lo, hi = float(x.min()), float(x.max())
     if hi <= lo:
         return np.zeros(x.shape, dtype=np.float32)
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    with np.errstate(over="ignore"):  # a tiny window (even subnormal) sends far values to ±inf: clipped to 0 or 1
+        scaled = (x - lo) / (hi - lo)
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
 
 
 def positions_along_normal(

@@ -175,6 +175,13 @@ def test_percentile_window_is_in_unit_range_and_order_preserving(values: np.ndar
     assert (np.diff(out.ravel()[order]) >= 0).all()
 
 
+def test_percentile_window_survives_a_subnormal_window() -> None:
+    values = np.zeros((3, 5, 7))
+    values[0, 0, :2] = [5e-324, 1.0]  # the 99th percentile lands between 0 and the subnormal: a window of ~5e-324
+    out = percentile_window(values)
+    assert out[0, 0, 1] == 1.0 and out[0, 0, 0] == 1.0 and out[1].max() == 0.0
+
+
 def test_window_width_below_one_is_refused() -> None:
     with pytest.raises(DicomDecodeError, match="below 1"):
         window_linear(np.zeros(3), 0.0, 0.5)

@@ -23,6 +23,7 @@ __all__ = [
     "estimate_seconds",
     "rank_descending",
     "rank_phrase",
+    "ranked_selection",
     "top_uncertain",
 ]
 
@@ -94,6 +95,31 @@ def estimate_seconds(
     return tuple(float(s) for s in seconds)
 
 
+def ranked_selection(
+    table: ScoreTable,
+    query: IndexArray,
+    values: FloatArray,
+    reasons: tuple[str, ...],
+    *,
+    strategy: str,
+    cost_model: AnnotationCostModel | None,
+    pseudo: tuple[int, ...] = (),
+    pseudo_scores: tuple[float, ...] = (),
+    pseudo_reasons: tuple[str, ...] = (),
+) -> Selection:
+    """The `Selection` for rows `query` (ranked), scored by `values[query]`, with the cost model's seconds."""
+    return Selection(
+        query=tuple(int(i) for i in query),
+        scores=tuple(float(values[i]) for i in query),
+        reasons=reasons,
+        estimated_seconds=estimate_seconds(table, query, cost_model),
+        pseudo=pseudo,
+        pseudo_scores=pseudo_scores,
+        pseudo_reasons=pseudo_reasons,
+        strategy=strategy,
+    )
+
+
 def describe(label: str, value: float) -> str:
     """'mutual information 0.031', or what to say when the value is missing."""
     if math.isnan(value):
@@ -126,10 +152,4 @@ def top_uncertain(
     reasons = tuple(
         f"{describe(MEASURES[measure], float(values[i]))}, {rank_phrase(p + 1, pool.size)}" for p, i in enumerate(query)
     )
-    return Selection(
-        query=tuple(int(i) for i in query),
-        scores=tuple(float(values[i]) for i in query),
-        reasons=reasons,
-        estimated_seconds=estimate_seconds(table, query, cost_model),
-        strategy=strategy,
-    )
+    return ranked_selection(table, query, values, reasons, strategy=strategy, cost_model=cost_model)

@@ -23,9 +23,9 @@ from ._ranking import (
     available_indices,
     check_k,
     describe,
-    estimate_seconds,
     rank_descending,
     rank_phrase,
+    ranked_selection,
 )
 from .cost import AnnotationCostModel
 from .table import MEASURES, ScoreTable, Selection
@@ -103,13 +103,14 @@ def ceal_selection(
         f"threshold {threshold:.3g}; not queried and not already labelled, so the model's mask may stand in"
         for i in pseudo
     )
-    return Selection(
-        query=tuple(int(i) for i in query),
-        scores=tuple(float(entropy[i]) for i in query),
-        reasons=reasons,
-        estimated_seconds=estimate_seconds(table, query, cost_model),
+    return ranked_selection(
+        table,
+        query,
+        entropy,
+        reasons,
+        strategy="ceal",
+        cost_model=cost_model,
         pseudo=tuple(int(i) for i in pseudo),
         pseudo_scores=tuple(float(confidence[i]) for i in pseudo),
         pseudo_reasons=pseudo_reasons,
-        strategy="ceal",
     )

@@ -18,7 +18,7 @@ import numpy as np
 
 from ceal.service.errors import InvalidInput
 
-from ._ranking import available_indices, check_k, describe, estimate_seconds, rank_descending, rank_phrase
+from ._ranking import available_indices, check_k, describe, rank_descending, rank_phrase, ranked_selection
 from .cost import AnnotationCostModel
 from .table import MEASURES, ScoreTable, Selection
 
@@ -58,10 +58,4 @@ def power_bald_selection(
         f"(PowerBALD, seed {seed}); by MI alone {rank_phrase(by_mi[int(i)], pool.size)}"
         for i in query
     )
-    return Selection(
-        query=tuple(int(i) for i in query),
-        scores=tuple(float(mi[i]) for i in query),
-        reasons=reasons,
-        estimated_seconds=estimate_seconds(table, query, cost_model),
-        strategy="power_bald",
-    )
+    return ranked_selection(table, query, mi, reasons, strategy="power_bald", cost_model=cost_model)

@@ -9,9 +9,9 @@ import numpy as np
 from ._ranking import (
     available_indices,
     check_k,
-    estimate_seconds,
     rank_descending,
     rank_phrase,
+    ranked_selection,
     top_uncertain,
 )
 from .cost import AnnotationCostModel
@@ -41,13 +41,7 @@ def random_selection(
         f"drawn at random (seed {seed}) as a baseline that ignores uncertainty, {rank_phrase(p + 1, pool.size)}"
         for p in range(query.size)
     )
-    return Selection(
-        query=tuple(int(i) for i in query),
-        scores=tuple(float(draws[i]) for i in query),
-        reasons=reasons,
-        estimated_seconds=estimate_seconds(table, query, cost_model),
-        strategy="random",
-    )
+    return ranked_selection(table, query, draws, reasons, strategy="random", cost_model=cost_model)
 
 
 def entropy_selection(
