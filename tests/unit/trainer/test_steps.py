@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ceal.trainer.steps import StepSchedule, fit_steps
+from ceal.trainer.steps import StepSchedule, batch_indices, fit_steps
 from ceal.trainer.train import Dataset
 from ceal.trainer.unet import UNet, UNetConfig
 
@@ -67,3 +67,22 @@ def test_bad_schedules_say_what_to_change(kwargs: dict[str, float]) -> None:
 def test_an_empty_labelled_set_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         fit_steps(_model(), _data(0), StepSchedule(steps=2))
+
+
+def test_weighted_batches_follow_the_weights() -> None:
+    """Zero-weight rows are never drawn; the others in proportion (χ² over 8,000 draws)."""
+    gen = torch.Generator().manual_seed(0)
+    weights = torch.tensor([0.0, 1.0, 3.0, 0.0, 4.0], dtype=torch.float64)
+    draws = torch.cat([batch_indices(5, 8, gen, weights) for _ in range(1000)])
+    counts = np.bincount(draws.numpy(), minlength=5)
+    assert counts[0] == counts[3] == 0
+    expected = 8000 * np.array([1.0, 3.0, 4.0]) / 8
+    assert float(((counts[[1, 2, 4]] - expected) ** 2 / expected).sum()) < 13.8  # 2 dof, p = 0.001
+    uniform = batch_indices(5, 8, torch.Generator().manual_seed(1))  # no weights: the unweighted draw
+    assert torch.equal(uniform, torch.randint(0, 5, (8,), generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize("weights", [np.zeros(4), np.ones(3), np.array([1.0, -1.0, 1.0, 1.0]), np.full(4, np.nan)])
+def test_bad_weights_are_refused(weights: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="weights must be 4 finite values"):
+        fit_steps(_model(), _data(4), StepSchedule(steps=2, batch_size=2), weights)

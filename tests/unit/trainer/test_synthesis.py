@@ -34,6 +34,7 @@ from ceal.trainer.simulate import rounds as rounds_mod
 from ceal.trainer.simulate.cli import register
 from ceal.trainer.simulate.config import registry_name, uses_synthesis
 from ceal.trainer.simulate.plot import plot_learning_curves
+from ceal.trainer.simulate.rounds import synthetic_weights
 from ceal.trainer.simulate.state import RunFolder
 from ceal.trainer.simulate.synthesis import edit_mask, generate, synthesize, train_generator
 from ceal.trainer.train import Dataset
@@ -174,10 +175,37 @@ def test_the_syn_suffix_names_the_same_strategy_with_synthesis(tmp_path: Path) -
         SimConfig(synth_steps=0)
     # A run saved before the synthesis fields existed still resumes (they only act on +syn arms) ...
     saved = json.loads(SimConfig().to_json())
-    del saved["synth_per_image"], saved["synth_steps"]
+    del saved["synth_per_image"], saved["synth_steps"], saved["synth_share"]
     assert SimConfig().recipe_differences(saved) == {}
     # ... unless it is resumed with other values for them.
     assert SimConfig(synth_steps=50).recipe_differences(saved) == {"synth_steps": (300, 50)}
+    assert SimConfig(synth_share=0.2).recipe_differences(saved) == {"synth_share": (None, 0.2)}
+    for share in (0.0, 1.0, -0.1):
+        with pytest.raises(SimulationError, match="synth_share"):
+            SimConfig(synth_share=share)
+
+
+def test_synthetic_weights_hold_the_synthetic_share_of_the_draws() -> None:
+    weights = synthetic_weights(50, 40, 0.2)  # 10 real, 40 synthetic
+    assert weights is not None and weights.shape == (50,)
+    assert weights[:10].sum() == pytest.approx(0.8) and weights[10:].sum() == pytest.approx(0.2)
+    assert np.ptp(weights[:10]) == 0 and np.ptp(weights[10:]) == 0
+    assert synthetic_weights(50, 40, None) is None and synthetic_weights(50, 0, 0.2) is None
+    assert synthetic_weights(40, 40, 0.2) is None  # nothing real to weigh against
+    with pytest.raises(ValueError, match="41 synthetic pairs in a training set of 40"):
+        synthetic_weights(40, 41, 0.2)
+
+
+def test_a_synthetic_share_weights_the_round_s_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[np.ndarray | None] = []
+    monkeypatch.setattr(rounds_mod, "fit_steps", lambda model, train, schedule, weights=None: seen.append(weights))
+    pairs = Dataset([f"i{i}" for i in range(6)], np.zeros((6, 8, 8, 3), np.uint8), np.zeros((6, 8, 8), np.uint8))
+    model = torch.nn.Identity()
+    rounds_mod._train(model, pairs, dataclasses.replace(SYN, synth_share=0.25), 0, 1, 4)  # type: ignore[arg-type]
+    rounds_mod._train(model, pairs, SYN, 0, 1, 4)  # type: ignore[arg-type]
+    capped, uniform = seen
+    assert capped is not None and capped[:2].sum() == pytest.approx(0.75) and capped[2:].sum() == pytest.approx(0.25)
+    assert uniform is None
 
 
 def test_the_cli_passes_the_synthesis_options() -> None:
@@ -185,11 +213,17 @@ def test_the_cli_passes_the_synthesis_options() -> None:
     register(parser.add_subparsers(dest="command"))
     common = ["simulate", "--images", "i", "--masks", "m", "--out", "o"]
     args = parser.parse_args(
-        [*common, "--strategies", "random,random+syn", "--synth-per-image", "3", "--synth-steps", "7"]
+        [
+            *common,
+            *("--strategies", "random,random+syn", "--synth-per-image", "3", "--synth-steps", "7"),
+            *("--synth-share", "0.25"),
+        ]
     )
     assert args.strategies == ("random", "random+syn") and args.synth_per_image == 3 and args.synth_steps == 7
+    assert args.synth_share == 0.25
     defaults = parser.parse_args(common)
     assert (defaults.synth_per_image, defaults.synth_steps) == (SimConfig().synth_per_image, SimConfig().synth_steps)
+    assert defaults.synth_share is None
 
 
 def test_results_without_the_synthetic_column_still_read(tmp_path: Path) -> None:
@@ -211,6 +245,7 @@ class SynRun:
     rows: list[ResultRow]
     out: Path
     trained: dict[tuple[str, int], Dataset]  # (arm, round) → its training set, for the strategy arms
+    synthetic: dict[tuple[str, int], int]  # (arm, round) → how many of those pairs _train was told are synthetic
 
 
 @pytest.fixture(scope="module")
@@ -220,12 +255,13 @@ def syn_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynRun]:
     data = load_sim_data(root / "images", root / "masks", SYN, progress=False)
     out = tmp_path_factory.mktemp("run")
     trained: dict[tuple[str, int], Dataset] = {}
+    synthetic: dict[tuple[str, int], int] = {}
     real = rounds_mod.run_arm
 
     def recording_arm(run, data_, cfg, strategy, seed, *, on_round=None):  # type: ignore[no-untyped-def]
-        def train(model, dataset, cfg_, seed_, round_index):  # type: ignore[no-untyped-def]
-            trained[strategy, round_index] = dataset
-            return real_train(model, dataset, cfg_, seed_, round_index)
+        def train(model, dataset, cfg_, seed_, round_index, made=0):  # type: ignore[no-untyped-def]
+            trained[strategy, round_index], synthetic[strategy, round_index] = dataset, made
+            return real_train(model, dataset, cfg_, seed_, round_index, made)
 
         with pytest.MonkeyPatch.context() as inner:
             inner.setattr(rounds_mod, "_train", train)
@@ -235,7 +271,7 @@ def syn_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynRun]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rounds_mod, "run_arm", recording_arm)
         rows = run_simulation(out, data, SYN, progress=False)
-    yield SynRun(data, rows, out, trained)
+    yield SynRun(data, rows, out, trained, synthetic)
 
 
 def test_a_syn_arm_trains_on_its_synthetic_pairs_and_records_them(syn_run: SynRun) -> None:
@@ -250,6 +286,8 @@ def test_a_syn_arm_trains_on_its_synthetic_pairs_and_records_them(syn_run: SynRu
         syn, plain = syn_run.trained["random+syn", r], syn_run.trained["random", r]
         made = [i for i in syn.ids if i.startswith("synthetic-")]
         assert len(made) == by_key["random+syn", r].synthetic_labels and len(syn.ids) == len(plain.ids) + len(made)
+        assert syn_run.synthetic["random+syn", r] == len(made) and syn_run.synthetic["random", r] == 0
+        assert syn.ids[-len(made) :] == made  # the synthetic pairs come last, as synthetic_weights assumes
         # random chooses by seed alone, so the arms are paired: the same human labels, plus the pairs.
         assert syn.ids[: len(plain.ids)] == plain.ids
         assert np.array_equal(syn.images[: len(plain.ids)], plain.images)

@@ -17,7 +17,7 @@ import torch
 from ceal.trainer.train import DEFAULT_MEAN, DEFAULT_STD, Dataset, augment, segmentation_loss, to_tensor
 from ceal.trainer.unet import UNet
 
-__all__ = ["StepSchedule", "fit_steps"]
+__all__ = ["StepSchedule", "batch_indices", "fit_steps"]
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,28 @@ class StepSchedule:
             raise ValueError(f"need steps >= 1, batch_size >= 2 (BatchNorm), max_lr > 0 and 0 < warmup < 1; got {self}")
 
 
-def fit_steps(model: UNet, train: Dataset, schedule: StepSchedule) -> list[float]:
+def batch_indices(n: int, batch_size: int, gen: torch.Generator, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """One batch of row indices in [0, n), with replacement: uniform, or with probability ∝ `weights` (n,)."""
+    if weights is None:
+        return torch.randint(0, n, (batch_size,), generator=gen)
+    return torch.multinomial(weights, batch_size, replacement=True, generator=gen)
+
+
+def fit_steps(model: UNet, train: Dataset, schedule: StepSchedule, weights: np.ndarray | None = None) -> list[float]:
     """Train `model` in place for schedule.steps steps (flips as augmentation); returns the loss of each step.
 
-    Batches are drawn with replacement, so a labelled set smaller than a batch still trains; the model is
-    left in eval mode.
+    Batches are drawn with replacement, so a labelled set smaller than a batch still trains; `weights` (one
+    per training pair, >= 0, not all 0) makes a pair's chance of each draw proportional to its weight. The
+    model is left in eval mode.
     """
     if len(train.ids) == 0:
         raise ValueError("nothing to train on: the labelled set is empty")
+    valid = weights is None or (
+        weights.shape == (len(train.ids),) and np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0
+    )
+    if not valid:
+        raise ValueError(f"weights must be {len(train.ids)} finite values >= 0, not all 0")
+    draw_weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
     torch.manual_seed(schedule.seed)
     gen = torch.Generator().manual_seed(schedule.seed)
     x_all = to_tensor(train.images, schedule.mean, schedule.std)
@@ -56,7 +70,7 @@ def fit_steps(model: UNet, train: Dataset, schedule: StepSchedule) -> list[float
     losses = []
     model.train()
     for _ in range(schedule.steps):
-        idx = torch.randint(0, len(x_all), (schedule.batch_size,), generator=gen)
+        idx = batch_indices(len(x_all), schedule.batch_size, gen, draw_weights)
         x, y = augment(x_all[idx], y_all[idx], gen)
         loss = segmentation_loss(model(x), y, model.config.num_classes)
         opt.zero_grad()

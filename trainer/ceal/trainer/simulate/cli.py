@@ -95,6 +95,13 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
         default=d.synth_steps,
         help=f"{SYNTHESIS_SUFFIX} arms: training steps of the mask → image generator, trained afresh each round",
     )
+    p.add_argument(
+        "--synth-share",
+        type=float,
+        default=d.synth_share,
+        help=f"{SYNTHESIS_SUFFIX} arms: the synthetic pairs' average share of each training batch (default: drawn "
+        "like the real pairs, so their share grows with their number)",
+    )
     p.set_defaults(func=_simulate)
 
 
@@ -129,6 +136,7 @@ def _simulate(args: argparse.Namespace) -> int:
             suggestive_candidates=args.suggestive_candidates,
             synth_per_image=args.synth_per_image,
             synth_steps=args.synth_steps,
+            synth_share=args.synth_share,
         )
         data = load_sim_data(args.images, args.masks, cfg)
         rows = run_simulation(args.out, data, cfg)

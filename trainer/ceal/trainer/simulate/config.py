@@ -38,7 +38,7 @@ STRATEGY_ALIASES: Final[dict[str, str]] = {"cost": "cost_sensitive"}
 SYNTHESIS_SUFFIX: Final = "+syn"
 # Recipe fields added after runs were saved without them; such a run ran with the default (they only act on
 # `+syn` arms, which did not exist then), so a missing one compares as its default and the run still resumes.
-_DEFAULT_WHEN_MISSING: Final = ("synth_per_image", "synth_steps")
+_DEFAULT_WHEN_MISSING: Final = ("synth_per_image", "synth_steps", "synth_share")
 
 
 class SimulationError(ValueError):
@@ -110,6 +110,9 @@ class SimConfig:
     split_seed: int = 0  # the held-out test split; the same for every seed so all arms meet the same test set
     synth_per_image: int = 2  # `+syn` arms: synthetic pairs per queried image, rebuilt every round
     synth_steps: int = 300  # `+syn` arms: generator training steps per round (a fresh generator each round)
+    # `+syn` arms: the synthetic pairs' share of each training batch, on average (drawn with weights); None: every
+    # pair, real or synthetic, is drawn alike (their share then grows with their number).
+    synth_share: float | None = None
     workers: int = 1  # arms run at once (processes); not part of the recipe
 
     def __post_init__(self) -> None:
@@ -153,6 +156,8 @@ class SimConfig:
             raise SimulationError(f"max_pseudo must be >= 0 or None (no cap); got {self.max_pseudo}")
         if self.synth_per_image < 0:
             raise SimulationError(f"synth_per_image must be >= 0; got {self.synth_per_image}")
+        if self.synth_share is not None and not 0.0 < self.synth_share < 1.0:
+            raise SimulationError(f"synth_share must be in (0, 1) or None (no cap); got {self.synth_share}")
 
     def recipe(self) -> dict[str, Any]:
         """Every field that changes what an arm computes (all but `strategies`, `seeds` and `workers`)."""

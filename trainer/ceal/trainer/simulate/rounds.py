@@ -62,7 +62,7 @@ def _new_model(cfg: SimConfig, seed: int) -> UNet:
     return UNet(UNetConfig(base_filters=cfg.base_filters, depth=cfg.depth))
 
 
-def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: int) -> UNet:
+def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: int, synthetic: int = 0) -> UNet:
     """One round's training: cfg.steps steps of the trainer's loss (Dice + BCE, Adam, flips) with a one-cycle
     learning rate peaking at cfg.learning_rate; from `model`'s weights, or afresh without warm start."""
     if round_index > 0 and not cfg.warm_start:
@@ -73,8 +73,19 @@ def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: 
         batch_size=cfg.batch_size,
         seed=arm_seed(seed, round_index, "train"),
     )
-    fit_steps(model, train, schedule)
+    fit_steps(model, train, schedule, synthetic_weights(len(train.ids), synthetic, cfg.synth_share))
     return model
+
+
+def synthetic_weights(total: int, synthetic: int, share: float | None) -> np.ndarray | None:
+    """Draw weights for a training set whose last `synthetic` of `total` pairs are synthetic, so that they make
+    up `share` of the draws on average; None (uniform) without a share or without both kinds of pair."""
+    real = total - synthetic
+    if not 0 <= synthetic <= total:
+        raise ValueError(f"{synthetic} synthetic pairs in a training set of {total}")
+    if share is None or synthetic == 0 or real == 0:
+        return None
+    return np.concatenate([np.full(real, (1 - share) / real), np.full(synthetic, share / synthetic)])
 
 
 def _extend(train: Dataset, more: Dataset) -> Dataset:
@@ -178,7 +189,7 @@ def run_arm(
         pseudo_set = Dataset([data.ids[i] for i in pseudo], data.images[pseudo], scores.masks[list(selection.pseudo)])
         synthetic = synthetic_pairs(data, cfg, strategy, seed, r, human)  # `+syn` arms only, rebuilt each round
         train = _extend(_extend(data.dataset(human), pseudo_set), synthetic)
-        model = _train(model, train, cfg, seed, r)
+        model = _train(model, train, cfg, seed, r, len(synthetic.ids))
         state = _finish_round(
             run, model, data, cfg, state, strategy, seed, r, human, int(pseudo.size), len(synthetic.ids)
         )
