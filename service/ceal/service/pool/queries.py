@@ -10,6 +10,7 @@ import numpy as np
 from ceal.service import postprocess
 from ceal.service.errors import InvalidInput
 from ceal.service.selection import AnnotationCostModel, ScoreTable, get_strategy, rank_series
+from ceal.service.selection.registry import SEEDED_STRATEGIES
 from ceal.service.store.base import ImageRecord, PoolStore, ScoreRow
 
 DEFAULT_K = 10
@@ -88,7 +89,7 @@ def fit_cost_model(store: PoolStore, pool: str) -> AnnotationCostModel:
 
 
 def _strategy_params(req: QueryRequest, table: ScoreTable, free: np.ndarray) -> dict[str, Any]:
-    if req.strategy in ("random", "power_bald"):
+    if req.strategy in SEEDED_STRATEGIES:
         return {"seed": req.seed}
     if req.strategy == "cost_sensitive":
         if req.budget_seconds <= 0:

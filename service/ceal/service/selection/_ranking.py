@@ -24,6 +24,7 @@ __all__ = [
     "rank_descending",
     "rank_phrase",
     "ranked_selection",
+    "ranking_positions",
     "top_uncertain",
 ]
 
@@ -65,6 +66,25 @@ def rank_descending(scores: FloatArray, indices: IndexArray, k: int | None = Non
     order = np.lexsort((indices, key, missing))  # last key is the primary one
     ranked: IndexArray = indices[order]
     return ranked
+
+
+def ranking_positions(scores: FloatArray, indices: IndexArray, rows: IndexArray) -> list[int]:
+    """1-based positions of `rows` in `rank_descending(scores, indices)`, without sorting `indices`.
+
+    O(len(rows) · M): for a short list out of a large pool (a query list's reasons), cheaper than the full order.
+    """
+    values = scores[indices]
+    missing = np.isnan(values)
+    scored = int((~missing).sum())
+    positions = []
+    for row in rows:
+        v, before = scores[row], indices < row
+        if np.isnan(v):
+            positions.append(scored + int((missing & before).sum()) + 1)
+        else:
+            ahead = (values > v) | ((values == v) & before)  # NaN compares False: never ahead of a score
+            positions.append(int(ahead.sum()) + 1)
+    return positions
 
 
 def _top_k(values: FloatArray, indices: IndexArray, missing: npt.NDArray[np.bool_], k: int) -> IndexArray:

@@ -18,7 +18,15 @@ import numpy as np
 
 from ceal.service.errors import InvalidInput
 
-from ._ranking import available_indices, check_k, describe, rank_descending, rank_phrase, ranked_selection
+from ._ranking import (
+    available_indices,
+    check_k,
+    describe,
+    rank_descending,
+    rank_phrase,
+    ranked_selection,
+    ranking_positions,
+)
 from .cost import AnnotationCostModel
 from .table import MEASURES, ScoreTable, Selection
 
@@ -48,14 +56,14 @@ def power_bald_selection(
     pool = available_indices(len(table), exclude)
     keys = np.full(len(table), np.nan)  # (N,) NaN stays NaN: ranked last
     values = mi[pool]
-    log_mi = np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), _LOG_ZERO)
+    log_mi = np.log(values, out=np.full(pool.size, _LOG_ZERO), where=values > 0)
     gumbel = np.random.default_rng(seed).gumbel(size=pool.size)
     keys[pool] = np.where(np.isnan(values), np.nan, beta * log_mi + gumbel)
     query = rank_descending(keys, pool, k)
-    by_mi = {int(i): p + 1 for p, i in enumerate(rank_descending(mi, pool))}
+    by_mi = ranking_positions(mi, pool, query)
     reasons = tuple(
         f"{describe(MEASURES['mutual_information'], float(mi[i]))}, drawn with probability ∝ MI^{beta:g} "
-        f"(PowerBALD, seed {seed}); by MI alone {rank_phrase(by_mi[int(i)], pool.size)}"
-        for i in query
+        f"(PowerBALD, seed {seed}); by MI alone {rank_phrase(position, pool.size)}"
+        for i, position in zip(query, by_mi, strict=True)
     )
     return ranked_selection(table, query, mi, reasons, strategy="power_bald", cost_model=cost_model)

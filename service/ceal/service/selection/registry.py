@@ -14,7 +14,7 @@ from .suggestive import suggestive_selection
 from .table import Selection
 from .uncertainty_sampling import bald_selection, entropy_selection, random_selection, variance_selection
 
-__all__ = ["STRATEGIES", "Strategy", "get_strategy"]
+__all__ = ["SEEDED_STRATEGIES", "STRATEGIES", "Strategy", "get_strategy"]
 
 Strategy = Callable[..., Selection]
 
@@ -28,6 +28,8 @@ STRATEGIES: Final[dict[str, Strategy]] = {
     "cost_sensitive": cost_sensitive_selection,
     "power_bald": power_bald_selection,
 }
+# Strategies that draw at random and take a `seed` keyword (the request's seed in the service).
+SEEDED_STRATEGIES: Final = frozenset({"random", "power_bald"})
 
 
 def get_strategy(name: str) -> Strategy:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ceal.service.selection import bald_selection
-from ceal.service.selection._ranking import rank_descending
+from ceal.service.selection._ranking import rank_descending, ranking_positions
 from ceal.service.selection.table import ScoreTable
 
 _values = st.sampled_from([0.0, -0.0, 0.25, 0.5, 1.0, -1.0, np.inf, -np.inf, np.nan])
@@ -21,6 +21,17 @@ def test_top_k_is_the_prefix_of_the_full_ranking(values: list[float], k: int, rn
     rnd.shuffle(indices)  # type: ignore[attr-defined]  # callers may pass indices in any order
     full = rank_descending(scores, indices)
     assert rank_descending(scores, indices, k).tolist() == full[:k].tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_values, min_size=1, max_size=40), st.randoms(use_true_random=False))
+def test_ranking_positions_are_the_full_ranking_s(values: list[float], rnd: object) -> None:
+    scores = np.array(values, dtype=np.float64)
+    indices = np.arange(scores.size, dtype=np.int64)
+    rnd.shuffle(indices)  # type: ignore[attr-defined]
+    full = rank_descending(scores, indices).tolist()
+    rows = indices[: max(1, indices.size // 2)]
+    assert ranking_positions(scores, indices, rows) == [full.index(r) + 1 for r in rows]
 
 
 def test_top_k_keeps_ties_to_the_lower_index_across_the_cut() -> None:

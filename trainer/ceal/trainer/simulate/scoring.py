@@ -22,6 +22,7 @@ from ceal.service.metadata import ModelMetadata
 from ceal.service.pool.queries import PSEUDO_PER_LABEL, PSEUDO_WARMUP_ROUNDS, build_table
 from ceal.service.pool.scoring import score_row
 from ceal.service.selection import AnnotationCostModel, ScoreTable, Selection, get_strategy
+from ceal.service.selection.registry import SEEDED_STRATEGIES
 from ceal.service.store.base import ImageRecord
 from ceal.trainer.export import to_onnx_bytes
 from ceal.trainer.train import DEFAULT_MEAN, DEFAULT_STD
@@ -148,16 +149,17 @@ def strategy_params(
 ) -> tuple[int, dict[str, Any]]:
     """(k, keyword arguments) for `strategy` on a table of free images, as the query servicer sets them.
 
-    random and power_bald: a seed per (seed, round). ceal: entropy threshold δ_0 at cfg.pseudo_quantile of the free pool
-    (the service: PSEUDO_QUANTILE), tightening by cfg.pseudo_decay · δ_0 a round (the service: 0.1), at most
-    cfg.max_pseudo pseudo-labels, none before round PSEUDO_WARMUP_ROUNDS and at most PSEUDO_PER_LABEL per human
-    label (the labelled rows are in the table as excluded context). cost: a budget of `per_round` images
-    of the free pool's mean predicted annotation time, and k = the pool (the budget decides how many).
+    SEEDED_STRATEGIES (random, power_bald): a seed per (seed, round). ceal: entropy threshold δ_0 at
+    cfg.pseudo_quantile of the free pool (the service: PSEUDO_QUANTILE), tightening by cfg.pseudo_decay · δ_0 a
+    round (the service: 0.1), at most cfg.max_pseudo pseudo-labels, none before round PSEUDO_WARMUP_ROUNDS and
+    at most PSEUDO_PER_LABEL per human label (the labelled rows are in the table as excluded context). cost: a
+    budget of `per_round` images of the free pool's mean predicted annotation time, and k = the pool (the budget
+    decides how many).
     suggestive: the service's shortlist unless cfg.suggestive_candidates says otherwise (0: the whole pool).
     """
     name = registry_name(strategy)
     k = cfg.per_round
-    if name in ("random", "power_bald"):
+    if name in SEEDED_STRATEGIES:
         return k, {"seed": arm_seed(seed, round_index, name)}
     if name == "ceal":
         entropy = np.delete(table.entropy, list(exclude))  # the free pool's, as the servicer's
