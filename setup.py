@@ -17,4 +17,4 @@ for root in ROOTS:
         packages.append(pkg)
         package_dir[pkg] = f"{root}/{pkg.replace('.', '/')}"
 
-setup(packages=packages, package_dir=package_dir, package_data={"ceal.v1": ["*.pyi"]})
+setup(packages=packages, package_dir=package_dir, package_data={"ceal.v1": ["*.pyi"], "ceal.console": ["static/*.*", "static/js/*.js"]})

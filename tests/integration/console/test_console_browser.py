@@ -1,0 +1,172 @@
+"""The labelling console in a real headless Chromium, against a real ceal server with tokens.
+
+Sign in, take the worklist, paint a stroke, undo and redo it, submit, and read the label back through the
+SDK's ExportLabels; a double click stores one label; a viewer is refused with a visible message; nothing
+but the console is reachable from the browser, and the page still works.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from ceal.client import Client, LabelRecord
+from tests.integration.console.conftest import POOL, TOKENS, Console
+from tests.integration.console.pages import (
+    error_text,
+    painted,
+    sign_in,
+    tid,
+    until,
+    visible,
+    wait_image,
+)
+
+pytestmark = pytest.mark.slow
+ANNOTATOR = TOKENS["dr-ada"]["token"]
+
+
+def _labels(console: Console) -> dict[str, LabelRecord]:
+    with Client(console.grpc, token=ANNOTATOR) as client:
+        return {r.image_id: r for r in client.export_labels(pool=POOL)}
+
+
+def _select_pool(driver: WebDriver) -> None:
+    select = visible(driver, "pool-select")
+    until(driver, lambda d: POOL in select.text, "the pool list never arrived")
+    select.find_element(By.CSS_SELECTOR, f"option[value='{POOL}']").click()
+
+
+def test_sign_in_shows_name_role_and_the_worklist(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console.url, ANNOTATOR)
+    assert browser.find_element(By.ID, "who").text == "dr-ada"
+    assert browser.find_element(By.ID, "role").text.lower() == "annotator"
+    _select_pool(browser)
+    items = until(browser, lambda d: d.find_elements(*tid("worklist-item")), "no worklist items")
+    assert len(items) == 10  # k defaults to 10; the pool holds 14
+    assert "#1" in items[0].text and "lease" in items[0].text
+    first = wait_image(browser)
+    assert first == items[0].get_attribute("data-image-id")
+    cookie = browser.get_cookie("ceal_session")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert browser.execute_script("return document.cookie") == ""  # the session is out of the page's reach
+
+
+def test_stroke_undo_redo_submit_reaches_the_store(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console.url, ANNOTATOR)
+    _select_pool(browser)
+    image_id = wait_image(browser)
+    browser.find_element(By.ID, "clear").click()
+    until(browser, lambda d: painted(d) == 0, "clear left pixels")
+    canvas = visible(browser, "mask-canvas")
+    # On screen the canvas is scaled by the view's zoom: its bounding box, not its CSS size, says how big.
+    width = browser.execute_script("return arguments[0].getBoundingClientRect().width", canvas)
+    # A horizontal stroke across the middle, from 20 % to 80 % of the width (offsets from the centre).
+    (
+        ActionChains(browser)
+        .move_to_element_with_offset(canvas, int(-0.3 * width), 0)
+        .click_and_hold()
+        .move_by_offset(int(0.3 * width), 0)
+        .move_by_offset(int(0.3 * width), 0)
+        .release()
+        .perform()
+    )
+    until(browser, lambda d: painted(d) > 0, "the stroke painted nothing")
+    stroke = painted(browser)
+    browser.find_element(*tid("undo")).click()
+    until(browser, lambda d: painted(d) == 0, "undo did not remove the stroke")
+    browser.find_element(By.ID, "redo").click()
+    until(browser, lambda d: painted(d) == stroke, "redo did not bring the stroke back")
+    browser.find_element(*tid("submit-label")).click()
+    wait_image(browser, other_than=image_id)
+
+    record = _labels(console)[image_id]
+    h, w = record.mask.shape
+    row = record.mask[h // 2 - 1 : h // 2 + 2]
+    assert row[:, int(0.3 * w) : int(0.7 * w)].any(axis=0).all()  # every column the stroke crossed
+    assert not record.mask[: h // 4].any() and not record.mask[-h // 4 :].any()  # nothing far from it
+    assert int((record.mask != 0).sum()) == stroke
+    assert record.annotator == "dr-ada" and record.version == 1 and record.seconds_spent > 0
+
+
+def test_double_click_on_submit_stores_one_label(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console.url, ANNOTATOR)
+    _select_pool(browser)
+    image_id = wait_image(browser)
+    ActionChains(browser).double_click(visible(browser, "submit-label")).perform()
+    wait_image(browser, other_than=image_id)
+    record = _labels(console)[image_id]
+    assert record.version == 1  # a second stored label would be version 2
+
+
+def test_skip_gives_the_image_back(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console.url, ANNOTATOR)
+    _select_pool(browser)
+    image_id = wait_image(browser)
+    visible(browser, "skip").click()
+    wait_image(browser, other_than=image_id)
+    with Client(console.grpc, token=TOKENS["ops"]["token"]) as client:
+        view = client.pool_image(image_id, pool=POOL)
+    assert view.lease_annotator == "" and view.label is None
+
+
+def test_dashboard_counts_the_human_labels(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console.url, ANNOTATOR)
+    _select_pool(browser)
+    wait_image(browser)
+    browser.find_element(By.ID, "tab-dashboard").click()
+    stat = visible(browser, "stat-human-labels")
+    expected = str(len(_labels(console)))
+    until(browser, lambda d: d.find_element(*tid("stat-human-labels")).text == expected, f"count is not {expected}")
+    board = browser.find_element(*tid("dashboard")).text.lower()
+    assert "dr-ada" in board and "learning curve" in board and "lesion v1" in board
+    assert stat.text == expected
+
+
+def test_viewer_is_refused_with_a_visible_message(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console.url, TOKENS["vic-viewer"]["token"])
+    assert browser.find_element(By.ID, "role").text.lower() == "viewer"
+    until(browser, lambda d: "viewer" in error_text(d), "no visible refusal for the viewer")
+    assert "annotator role" in error_text(browser)
+    assert not browser.find_element(*tid("submit-label")).is_enabled()
+    assert browser.find_element(By.ID, "viewer-note").is_displayed()
+
+
+def test_an_unknown_token_is_refused_on_the_sign_in_page(browser: WebDriver, console: Console) -> None:
+    sign_in(browser, console.url, "not-a-token")
+    until(browser, lambda d: "not known" in error_text(d), "no visible refusal for a wrong token")
+    assert not browser.find_element(By.ID, "app").is_displayed()
+    assert "Traceback" not in browser.page_source
+
+
+def test_the_page_needs_nothing_but_the_console(browser: WebDriver, console: Console) -> None:
+    # The browser resolves no host name but 127.0.0.1 (see conftest); the page must still load fully.
+    browser.delete_all_cookies()
+    browser.get(console.url + "/")
+    until(browser, lambda d: d.find_element(By.ID, "server-name").text == console.grpc, "the page's modules never ran")
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert resources and all(r.startswith(console.url + "/") for r in resources), resources
+    assert {r.rsplit("/", 1)[-1] for r in resources} >= {"console.css", "main.js", "editor.js", "raster.js"}
+    reached = browser.execute_async_script(
+        "const done = arguments[0]; fetch('http://example.org/').then(() => done(true), () => done(false));"
+    )
+    assert reached is False
+
+
+def test_without_tokens_the_console_says_so_and_works(browser: WebDriver, open_console: Console) -> None:
+    browser.delete_all_cookies()
+    browser.get(open_console.url + "/")
+    until(browser, lambda d: d.find_element(By.ID, "no-auth").is_displayed(), "no word about the open server")
+    sign_in(browser, open_console.url, "", name="Dr Grace")
+    assert browser.find_element(By.ID, "auth-note").is_displayed()
+    _select_pool(browser)
+    image_id = wait_image(browser)
+    visible(browser, "submit-label").click()
+    wait_image(browser, other_than=image_id)
+    with Client(open_console.grpc) as client:
+        stored = {r.image_id: r for r in client.export_labels(pool=POOL)}
+    assert stored[image_id].annotator == "Dr Grace"
+    assert np.array_equal(stored[image_id].mask.shape, (48, 64))
