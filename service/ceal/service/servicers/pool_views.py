@@ -22,8 +22,8 @@ def pool_image(store: PoolStore, pool: str, image_id: str) -> pb.GetPoolImageRes
         out.dicom.CopyFrom(ref)
     history = store.label_history(pool, image_id)
     human = [label for label in history if label.source == "human"]
-    newest = (human or history or [None])[-1]
-    if newest is not None:
+    if human or history:
+        newest = (human or history)[-1]
         out.label.CopyFrom(numpy_to_tensor(newest.mask))
         out.label_version = newest.version
         out.label_source = _SOURCES[newest.source]
@@ -46,4 +46,5 @@ def release_lease(store: PoolStore, pool: str, image_id: str, annotator: str) ->
 
 def who_am_i() -> pb.WhoAmIResponse:
     caller = current_caller()
-    return pb.WhoAmIResponse(name=caller.name, role=int(caller.role), authentication=caller.authenticated)
+    role = {1: pb.ROLE_VIEWER, 2: pb.ROLE_ANNOTATOR, 3: pb.ROLE_ADMIN}[int(caller.role)]
+    return pb.WhoAmIResponse(name=caller.name, role=role, authentication=caller.authenticated)
