@@ -20,8 +20,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    from ceal.trainer.train import Dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {
@@ -32,29 +38,51 @@ TOKENS = {
 H, W = 96, 128
 
 
-def train_versions(out: Path) -> Path:
-    """models/lesion/1 (16 labels) and /2 (48 labels), each with its validation Dice."""
+def _data() -> Dataset:
     from ceal.trainer.data.synth import case_rng, make_case
-    from ceal.trainer.export import export_model
-    from ceal.trainer.train import Dataset, TrainConfig, train_and_save
-    from ceal.trainer.unet import UNetConfig, load_checkpoint
+    from ceal.trainer.train import Dataset
 
     cases = [make_case(case_rng(1, i), H, W) for i in range(64)]
-    data = Dataset(
+    return Dataset(
         [f"c{i}" for i in range(64)],
         np.stack([c.image for c in cases]),
         np.stack([(c.mask > 127).astype(np.uint8) for c in cases]),
     )
-    models = out / "models"
-    val = data.subset(range(48, 64))
-    for n, epochs in ((16, 12), (48, 16)):
-        cfg = TrainConfig(height=H, width=W, epochs=epochs, batch_size=8, seed=0)
-        ckpt = out / f"ckpt-{n}"
-        train_and_save(data.subset(range(n)), val, ckpt, cfg, UNetConfig(base_filters=8, depth=3), progress=False)
-        model, training = load_checkpoint(ckpt)
-        export_model(model, training, models, "lesion")
-        time.sleep(1.1)  # versions get distinct creation times (the dashboard's learning curve orders by them)
-    return models
+
+
+def train_first(out: Path) -> Path:
+    """A checkpoint trained on 48 synthetic cases (reused when `out` already holds it)."""
+    from ceal.trainer.train import TrainConfig, train_and_save
+    from ceal.trainer.unet import UNetConfig
+
+    ckpt = out / "ckpt-48"
+    if not (ckpt / "config.json").exists() and not any(ckpt.glob("*.pt")):
+        data = _data()
+        cfg = TrainConfig(height=H, width=W, epochs=16, batch_size=8, seed=0)
+        unet = UNetConfig(base_filters=8, depth=3)
+        train_and_save(data.subset(list(range(48))), data.subset(list(range(48, 64))), ckpt, cfg, unet, progress=False)
+    return ckpt
+
+
+def export(ckpt: Path, models: Path) -> None:
+    from ceal.trainer.export import export_model
+    from ceal.trainer.unet import load_checkpoint
+
+    model, training = load_checkpoint(ckpt)
+    export_model(model, training, models, "lesion")
+
+
+def fine_tune(ckpt: Path, out: Path) -> Path:
+    """The next version: `ckpt` trained 12 epochs more (what `ceal loop` does once labels arrive)."""
+    from ceal.trainer.train import TrainConfig, train_and_save
+    from ceal.trainer.unet import load_checkpoint
+
+    data = _data()
+    model, _ = load_checkpoint(ckpt)
+    cfg = TrainConfig(height=H, width=W, epochs=12, batch_size=8, seed=1)
+    nxt = out / "ckpt-v2"
+    train_and_save(data.subset(list(range(48))), data.subset(list(range(48, 64))), nxt, cfg, init=model, progress=False)
+    return nxt
 
 
 def pool_images(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +92,7 @@ def pool_images(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([c.image for c in cases]), np.stack([(c.mask > 127).astype(np.uint8) for c in cases])
 
 
-def browser(profile: Path) -> object:
+def browser(profile: Path) -> WebDriver:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -93,7 +121,6 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "console-tour")
     parser.add_argument("--shots", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--latency", type=int, default=50, help="submissions timed (0: none)")
-    parser.add_argument("--models", type=Path, help="reuse a models folder instead of training")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import uvicorn
@@ -107,7 +134,9 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     args.shots.mkdir(parents=True, exist_ok=True)
-    models = args.models or train_versions(args.out)
+    ckpt = train_first(args.out)
+    models = args.out / f"models-{int(time.time())}"
+    export(ckpt, models)
     tokens = args.out / "tokens.json"
     tokens.write_text(json.dumps(TOKENS))
     state = args.out / f"state-{int(time.time())}"
@@ -123,6 +152,13 @@ def main() -> int:
         with Client(address, token=token) as c:
             for i in picks:
                 c.submit_label(ids[i], truth[i], annotator=who, pool="dermatology", seconds_spent=40 + 7 * i)
+    print("14 labels in; training version 2 (the server hot-loads it and rescores the pool)", flush=True)
+    export(fine_tune(ckpt, args.out), models)
+    with Client(address, token=TOKENS["ops"]["token"]) as admin:
+        while len(admin.list_models()) < 2:
+            time.sleep(0.5)
+        while (s := admin.pool_stats(pool="dermatology")).scored_fresh < s.images:
+            time.sleep(1.0)
     server = uvicorn.Server(uvicorn.Config(create_app(address), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -144,12 +180,13 @@ def main() -> int:
         driver.find_element(*tid("login-token")).send_keys("tour-annotator")
         driver.find_element(*tid("login-submit")).click()
         wait.until(lambda d: d.find_elements(*tid("worklist-item")) and shown())
-        driver.find_element(By.ID, "opacity").send_keys("")  # focus nothing in particular
+        driver.find_element(By.ID, "show-heat").click()  # the worklist shot: image and proposal only
         driver.save_screenshot(str(args.shots / "console-worklist.png"))
+        driver.find_element(By.ID, "show-heat").click()
 
         canvas = driver.find_element(*tid("mask-canvas"))
         box = driver.execute_script("return arguments[0].getBoundingClientRect().width", canvas)
-        chain = ActionChains(driver).move_to_element_with_offset(canvas, int(-0.32 * box), int(0.12 * box))
+        chain = ActionChains(driver).move_to_element_with_offset(canvas, int(-0.40 * box), int(-0.30 * box))
         chain.click_and_hold()
         for dx, dy in ((0.06, -0.02), (0.06, -0.01), (0.05, 0.0)):
             chain.move_by_offset(int(dx * box), int(dy * box))
@@ -167,8 +204,8 @@ def main() -> int:
             for n in range(args.latency):
                 before = shown()
                 driver.find_element(*tid("submit-label")).click()
-                wait.until(lambda d, b=before: shown() not in ("", b))
-                wait.until(lambda d, n=n: d.execute_script("return window.cealTimings.length") > n)
+                wait.until(lambda d: shown() not in ("", before))  # noqa: B023 - waited on at once
+                wait.until(lambda d: d.execute_script("return window.cealTimings.length") > n)  # noqa: B023
             timings = [float(t) for t in driver.execute_script("return Array.from(window.cealTimings)")]
 
         driver.find_element(By.ID, "tab-dashboard").click()

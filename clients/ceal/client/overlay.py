@@ -19,11 +19,10 @@ from ceal.client.results import Prediction
 __all__ = ["RAMP", "heat_colours", "outline", "overlay"]
 
 RAMP: tuple[tuple[float, tuple[int, int, int]], ...] = (
-    (0.0, (40, 11, 84)),
-    (0.25, (101, 21, 110)),
-    (0.5, (183, 55, 121)),
-    (0.75, (245, 125, 21)),
-    (1.0, (252, 255, 164)),
+    (0.0, (35, 70, 210)),
+    (0.35, (140, 50, 220)),
+    (0.65, (235, 40, 140)),
+    (1.0, (255, 30, 30)),
 )
 OUTLINE = np.array([0, 220, 255], np.float32)  # the console's class-1 colour
 MIN_HEIGHT = 256  # small images are enlarged (nearest neighbour) so outline and legend stay legible

@@ -153,6 +153,7 @@ class Console:
             raise ConsoleError(400, "This server checks no tokens: type your name, so your labels carry it.")
         session = Session(who.name, who.role, who.authentication, annotator, client)
         await self.sessions.drop(request.cookies.get(COOKIE))
+        await self.sessions.expire()
         sid = self.sessions.add(session)
         response = JSONResponse(session.public())
         response.set_cookie(

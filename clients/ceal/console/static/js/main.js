@@ -146,13 +146,13 @@ async function open(id) {
     state.visibleSince = document.visibilityState === "visible" ? performance.now() : null;
     $("#editor").classList.remove("empty");
     $("[data-testid=image-canvas]").dataset.imageId = id;
-    $("#image-title").textContent = `${id.slice(0, 12)}… · ${item.model} · score ${item.score.toFixed(4)}`;
+    $("#image-title").textContent = `image ${id.slice(0, 12)}… · proposal by ${item.model} · mean mutual information ${item.score.toFixed(4)} nats`;
     $("#wl-controls").hidden = item.channels !== 1;
     if (item.channels === 1) setWindowSliders(item);
     renderClasses(item.classes);
     $("#scale-max").textContent = `${item.uncertainty_max.toFixed(2)} ${item.uncertainty_unit}`;
     $("#scale-mid").textContent = (item.uncertainty_max / 2).toFixed(2);
-    notice(item.label_version ? `Shown: ${item.label_source} label v${item.label_version}${item.label_annotator ? "" : ""}; submitting stores v${item.label_version + 1}.` : "Shown: the model's proposal. Correct it, then submit.");
+    notice(item.label_version ? `Shown: the ${item.label_source} label v${item.label_version}; submitting stores v${item.label_version + 1}.` : "Shown: the model's proposal (editable). Correct it, then submit.");
     renderWorklist();
     updateStatus();
     prefetchAfter(id);

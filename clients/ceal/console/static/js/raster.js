@@ -118,14 +118,14 @@ export function rgbInto(rgb, image) {
   }
 }
 
-// The uncertainty colour ramp (magma-like: dark violet → red → pale yellow), shared with the colour bar and
-// with the PNG overlays `ceal predict` writes (ceal.client.overlay uses the same stops).
+// The uncertainty colour ramp (blue → violet → magenta → red), shared with the colour bar and with the PNG
+// overlays `ceal predict` writes (ceal.client.overlay uses the same stops). Saturated all the way up: a pale
+// top end vanishes on skin and on bright tissue. Low values are also nearly transparent (heatInto).
 export const RAMP = [
-  [0.0, [40, 11, 84]],
-  [0.25, [101, 21, 110]],
-  [0.5, [183, 55, 121]],
-  [0.75, [245, 125, 21]],
-  [1.0, [252, 255, 164]],
+  [0.0, [35, 70, 210]],
+  [0.35, [140, 50, 220]],
+  [0.65, [235, 40, 140]],
+  [1.0, [255, 30, 30]],
 ];
 
 /** [r, g, b] of t in [0, 1] on RAMP. */
@@ -167,7 +167,7 @@ export function maskInto(mask, width, height, image) {
       const edge = x === 0 || y === 0 || x === width - 1 || y === height - 1 || mask[i - 1] !== v ||
         mask[i + 1] !== v || mask[i - width] !== v || mask[i + width] !== v;
       d[j] = c[0]; d[j + 1] = c[1]; d[j + 2] = c[2];
-      d[j + 3] = edge ? 255 : 70;
+      d[j + 3] = edge ? 255 : 40;
     }
   }
 }
