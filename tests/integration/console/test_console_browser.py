@@ -7,6 +7,8 @@ but the console is reachable from the browser, and the page still works.
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -170,3 +172,26 @@ def test_without_tokens_the_console_says_so_and_works(browser: WebDriver, open_c
         stored = {r.image_id: r for r in client.export_labels(pool=POOL)}
     assert stored[image_id].annotator == "Dr Grace"
     assert np.array_equal(stored[image_id].mask.shape, (48, 64))
+
+
+def test_polygon_fill_holes_and_eraser_in_the_page(browser: WebDriver, console: Console) -> None:
+    browser.delete_all_cookies()
+    browser.get(console.url + "/")
+    visible(browser, "login-token")
+    out = browser.execute_async_script(
+        """
+        const done = arguments[0];
+        import('/static/js/raster.js').then((R) => {
+          const w = 10, h = 8, m = new Uint8Array(w * h);
+          const square = R.fillPolygon(m, w, h, [[2, 2], [8, 2], [8, 6], [2, 6]], 1);   // 6 x 4 pixels
+          m[3 * w + 4] = 0; m[4 * w + 5] = 0;                                          // two holes
+          const holes = R.fillHoles(m, w, h, 1);
+          const erased = R.stamp(m, w, h, 2.5, 2.5, 1, 0);                               // one pixel
+          done({square, holes, erased, total: m.reduce((n, v) => n + v, 0), b64: R.base64Of(m)});
+        }, (e) => done({error: String(e)}));
+        """
+    )
+    assert out.get("error") is None, out
+    assert (out["square"], out["holes"], out["erased"], out["total"]) == (24, 2, 1, 23)
+    mask = np.frombuffer(base64.b64decode(out["b64"]), np.uint8).reshape(8, 10)
+    assert mask[2:6, 2:8].sum() == 23 and mask[2, 2] == 0 and mask.sum() == 23

@@ -141,14 +141,15 @@ export function rampColour(t) {
   return RAMP[RAMP.length - 1][1];
 }
 
-/** The heat overlay: value / vmax on RAMP (absolute scale), alpha rising with it so calm pixels stay clear. */
+/** The heat overlay: value / vmax on RAMP (absolute scale); alpha rises linearly with it, so calm pixels stay
+ * clear and the image still shows through moderate uncertainty. */
 export function heatInto(values, vmax, image, opacity) {
   const d = image.data, lut = [];
   for (let k = 0; k < 256; k++) lut.push(rampColour(k / 255));
   for (let i = 0, j = 0; i < values.length; i++, j += 4) {
     const t = Math.max(0, Math.min(1, values[i] / vmax)), c = lut[Math.round(t * 255)];
     d[j] = c[0]; d[j + 1] = c[1]; d[j + 2] = c[2];
-    d[j + 3] = Math.round(255 * opacity * Math.min(1, Math.sqrt(t) * 1.4));
+    d[j + 3] = Math.round(255 * opacity * t);
   }
 }
 
