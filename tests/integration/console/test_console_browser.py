@@ -186,7 +186,7 @@ def test_polygon_fill_holes_and_eraser_in_the_page(browser: WebDriver, console: 
           const square = R.fillPolygon(m, w, h, [[2, 2], [8, 2], [8, 6], [2, 6]], 1);   // 6 x 4 pixels
           m[3 * w + 4] = 0; m[4 * w + 5] = 0;                                          // two holes
           const holes = R.fillHoles(m, w, h, 1);
-          const erased = R.stamp(m, w, h, 2.5, 2.5, 1, 0);                               // one pixel
+          const erased = R.stamp(m, w, h, 2.5, 2.5, 0.5, 0);                             // one pixel
           done({square, holes, erased, total: m.reduce((n, v) => n + v, 0), b64: R.base64Of(m)});
         }, (e) => done({error: String(e)}));
         """
