@@ -60,10 +60,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers={"cache-control": "no-store"})
 
 
-def _from_ceal(exc: CealError) -> JSONResponse:
+def _from_ceal(exc: CealError, server: str) -> JSONResponse:
     """The service's message, without the trailing "[CODE]", under the matching HTTP status."""
     name = getattr(exc.code, "name", "UNKNOWN")
     message = str(exc).removesuffix(f" [{name}]")
+    if name == "UNAVAILABLE":
+        return _error(503, f"The ceal service at {server} is unavailable (is `ceal serve` running?): {message}")
     return _error(_STATUS.get(name, 502), f"The ceal service says: {message}")
 
 
@@ -280,7 +282,7 @@ async def _console_error(request: Request, exc: Exception) -> Response:
 
 async def _ceal_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CealError)
-    return _from_ceal(exc)
+    return _from_ceal(exc, request.app.state.console.server)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
