@@ -315,6 +315,12 @@ async function showDashboard() {
   try { await renderDashboard($("[data-testid=dashboard]"), pool()); } catch (err) { showError(err); }
 }
 $("#tab-dashboard").addEventListener("click", showDashboard);
+// While the dashboard is open it follows the pool (rescoring progress, new labels, new versions).
+setInterval(() => {
+  if (!$("#dashboard-view").hidden && document.visibilityState === "visible") {
+    renderDashboard($("[data-testid=dashboard]"), pool()).catch(showError);
+  }
+}, 5000);
 $("#tab-label").addEventListener("click", () => {
   $("#label-view").hidden = false;
   $("#dashboard-view").hidden = true;
