@@ -195,3 +195,25 @@ def test_polygon_fill_holes_and_eraser_in_the_page(browser: WebDriver, console: 
     assert (out["square"], out["holes"], out["erased"], out["total"]) == (24, 2, 1, 23)
     mask = np.frombuffer(base64.b64decode(out["b64"]), np.uint8).reshape(8, 10)
     assert mask[2:6, 2:8].sum() == 23 and mask[2, 2] == 0 and mask.sum() == 23
+
+
+def test_window_level_changes_a_grayscale_image(browser: WebDriver, console: Console) -> None:
+    rng = np.random.default_rng(0)
+    ct = (rng.integers(0, 400, size=(40, 52)) + np.linspace(0, 3000, 52)[None, :]).astype(np.uint16)
+    with Client(console.grpc, token=TOKENS["ops"]["token"]) as admin:
+        admin.register_images([ct], pool="ct-slices")
+        admin.score_pool(pool="ct-slices", samples=4)
+    sign_in(browser, console.url, ANNOTATOR)
+    select = visible(browser, "pool-select")
+    until(browser, lambda d: "ct-slices" in select.text, "the new pool is not listed")
+    select.find_element(By.CSS_SELECTOR, "option[value='ct-slices']").click()
+    until(browser, lambda d: d.find_element(By.ID, "wl-controls").is_displayed(), "no window/level for grayscale")
+    read = "const c = arguments[0]; return Array.from(c.getContext('2d').getImageData(26, 20, 1, 1).data);"
+    canvas = browser.find_element(*tid("image-canvas"))
+    until(browser, lambda d: canvas.get_attribute("width") == "52", "the grayscale image was not drawn")
+    before = browser.execute_script(read, canvas)
+    browser.execute_script(
+        "const l = document.getElementById('level'); l.value = l.min; l.dispatchEvent(new Event('input'));"
+    )
+    after = browser.execute_script(read, canvas)
+    assert before[0] == before[1] == before[2] and after[0] > before[0]  # gray; a lower level brightens it
