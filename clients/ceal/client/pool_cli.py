@@ -30,7 +30,7 @@ from ceal.client.errors import CealError
 from ceal.client.requests import STRATEGIES, pool_image
 from ceal.client.results import QueryList, readable
 
-__all__ = ["register"]
+__all__ = ["import_folder", "register"]
 
 BATCH = 32  # images per RegisterImages call
 Action = Callable[[Any, argparse.Namespace], int]
@@ -141,16 +141,26 @@ def _register(client: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _import(client: Any, args: argparse.Namespace) -> int:
-    images = files.find_images([args.images])
-    pairs, unmatched = files.match_masks(images, args.masks)
-    ids = _register_files(client, args.pool, [image for image, _ in pairs])
-    for (image, mask_path), (image_id, _) in zip(pairs, ids, strict=True):
+def import_folder(client: Any, images: Path, masks: Path, pool: str, annotator: str) -> tuple[int, int]:
+    """Register every image under `images` (named by path) and store each mask of `masks` that matches one by
+    name as its human label. Returns (images registered, masks stored). Raises FolderError, CealError (naming
+    the mask file a refused label came from)."""
+    found = files.find_images([images])
+    pairs, _ = files.match_masks(found, masks)
+    ids = dict(zip((f.name for f in found), (i for i, _ in _register_files(client, pool, found)), strict=True))
+    for image, mask_path in pairs:
         try:
-            client.submit_label(image_id, files.read_mask(mask_path), annotator=args.annotator, pool=args.pool)
+            client.submit_label(ids[image.name], files.read_mask(mask_path), annotator=annotator, pool=pool)
         except CealError as exc:
-            raise CealError(f"{mask_path} (mask of {image.name}): {exc}") from exc
-    print(f"imported {len(pairs)} masks as human labels in pool {args.pool!r}; {len(unmatched)} images have no mask")
+            raise type(exc)(f"{mask_path} (mask of {image.name}): {exc}") from exc
+    return len(found), len(pairs)
+
+
+def _import(client: Any, args: argparse.Namespace) -> int:
+    registered, labelled = import_folder(client, args.images, args.masks, args.pool, args.annotator)
+    print(
+        f"imported {labelled} masks as human labels in pool {args.pool!r}; {registered - labelled} images have no mask"
+    )
     return 0
 
 

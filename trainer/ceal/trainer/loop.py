@@ -7,6 +7,7 @@ stale, and the pool is rescored.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,46 @@ from ceal.trainer.train import Dataset, TrainConfig, train_and_save
 from ceal.trainer.unet import load_checkpoint
 
 log = logging.getLogger(__name__)
+EXPORTED_FILE = "exported.json"  # in a checkpoint folder: the model name and version it was exported as
+
+
+class LoopError(ValueError):
+    """`ceal loop` cannot run as asked; the message says what to change."""
+
+
+def remember_export(checkpoint: Path, version_dir: Path) -> None:
+    """Record in the checkpoint folder which model (models/<name>/<version>/) it was exported as."""
+    record = {"name": version_dir.parent.name, "version": int(version_dir.name)}
+    (checkpoint / EXPORTED_FILE).write_text(json.dumps(record))
+
+
+def exported_name(checkpoint: Path) -> str | None:
+    """The model name the checkpoint was exported under (`remember_export`), or None if it never was."""
+    try:
+        record = json.loads((checkpoint / EXPORTED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    name = record.get("name") if isinstance(record, dict) else None
+    return str(name) if name else None
+
+
+def model_name_for(checkpoint: Path, given: str | None) -> str:
+    """The model name `ceal loop` exports to: the one given, else the one the checkpoint was exported as, so
+    the loop never starts a second model by accident. Raises LoopError when neither is known."""
+    if given:
+        known = exported_name(checkpoint)
+        if known and known != given:
+            log.warning(
+                "checkpoint %s was exported as %r; exporting as %r starts another model", checkpoint, known, given
+            )
+        return given
+    known = exported_name(checkpoint)
+    if known is None:
+        raise LoopError(
+            f"{checkpoint} was never exported with `ceal export`, so its model name is unknown: pass --name, "
+            "the model name the server serves"
+        )
+    return known
 
 
 @dataclass(frozen=True)
@@ -53,7 +94,11 @@ def labels_dataset(
         masks.append(y)
         counts[record.source] += 1
     if not ids:
-        raise SystemExit("the service holds no labels yet: submit some with SubmitLabel first")
+        which = " or ".join(sources)
+        raise LoopError(
+            f"pool {pool or 'default'!r} holds no {which} labels: label some there (ceal pool import, ceal pool "
+            "label), or pass --pool with the pool that has them"
+        )
     return Dataset(ids, np.stack(images), np.stack(masks)), counts["human"], counts["pseudo"]
 
 
@@ -80,4 +125,5 @@ def run_loop(
     log.info("fine-tuning on %d human and %d pseudo labels", human, n_pseudo)
     record = train_and_save(data, val, out, cfg, init=model)
     target = export_model(model, record, models, name)
+    remember_export(out, target)
     return LoopResult(human, n_pseudo, target, float(record["validation_dice"]))  # type: ignore[arg-type]

@@ -103,8 +103,8 @@ def find_pairs(images: Path, masks: Path, allow_unlabelled: bool = False) -> lis
         raise DatasetError(
             f"{len(missing)} of {len(pairs)} images in {images} have no mask in {masks} ({shown}). "
             f"A mask for X.jpg is X{MASK_SUFFIX}.png (ISIC 2017) or X.png/.bmp/.tif (same stem). Add the "
-            "missing masks, point masks at the right folder, or pass allow_unlabelled=True to keep them "
-            "as unlabelled images"
+            "missing masks, point --masks at the right folder, or pass --allow-unlabelled (allow_unlabelled=True) "
+            "to train on the labelled ones"
         )
     return pairs
 
