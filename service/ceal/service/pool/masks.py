@@ -47,8 +47,10 @@ def normalise_mask(mask: np.ndarray, classes: int, class_names: Sequence[str] = 
     if classes == 2:
         if set(found) <= {0, BINARY_WHITE}:
             return np.asarray(mask8 == BINARY_WHITE, dtype=np.uint8)
+        wrong = [v for v in found if v > 1]
         raise InvalidInput(
-            f"mask values {_listed(found)} do not fit the model's 2 classes{names}: send 0 for background and 1 "
+            f"mask values {_listed(found)} do not fit the model's 2 classes{names} ({_listed(wrong)} neither 0 "
+            f"nor 1): send 0 for background and 1 "
             f"for the foreground (0/{BINARY_WHITE} is accepted too); no other value, so no anti-aliased edges"
         )
     wrong = [v for v in found if v >= classes]
