@@ -111,7 +111,15 @@ def test_query_explains_an_empty_list(address: str, folders: Path, capsys: pytes
     assert code == 0 and "has no images" in err and "ceal pool register" in err
     run(["pool", "register", str(folders / "scans"), "--server", address, "--pool", "q"], capsys)
     code, _, err = run(["pool", "query", "--server", address, "--pool", "q"], capsys)
-    assert code == 0 and "ceal pool score" in err
+    assert code == 0 and "ScorePool" in err
+    run(["pool", "score", "--server", address, "--pool", "q", "--samples", "4"], capsys)
+    budget = ["--strategy", "cost_sensitive", "--budget-seconds", "0.5"]
+    code, out, err = run(["pool", "query", "--server", address, "--pool", "q", *budget], capsys)
+    assert code == 0 and out.count("\n") == 1  # the header alone
+    assert "no free image fits the 0.5 s budget" in err and "raise budget_seconds" in err
+    with Client(address) as client:
+        ql = client.query_list(pool="q", strategy="bald", k=100, annotator="dr-a")
+    assert len(ql.items) == N_IMAGES and f"{N_IMAGES} of 100 items" in ql.note
 
 
 def test_series_leases_over_the_api(address: str) -> None:

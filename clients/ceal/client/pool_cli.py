@@ -198,7 +198,9 @@ def _query(client: Any, args: argparse.Namespace) -> int:
                 f"{item.estimated_seconds:.0f}\t{len(item.slice_image_ids) or 1}\t{item.reason}"
             )
     if not ql.items:
-        print(_why_empty(client, args, ql), file=sys.stderr)
+        print(f"nothing to label: {ql.note}" if ql.note else _why_empty(client, args, ql), file=sys.stderr)
+    elif ql.note:
+        print(f"note: {ql.note}", file=sys.stderr)
     elif ql.unscored:
         print(f"note: {ql.unscored} images are not scored yet; run `ceal pool score` to include them", file=sys.stderr)
     return 0

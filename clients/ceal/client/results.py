@@ -116,6 +116,7 @@ class QueryList:
     items: tuple[QueryItem, ...]
     pseudo_labels: tuple[tuple[str, float], ...]  # (image_id, confidence)
     unscored: int
+    note: str = ""  # why the list is shorter than asked for (empty when it is not)
 
     @classmethod
     def from_proto(cls, r: al_pb.GetQueryListResponse) -> QueryList:
@@ -136,7 +137,7 @@ class QueryList:
             for i in r.items
         )
         pseudo = tuple((p.image_id, p.confidence) for p in r.pseudo_labels)
-        return cls(r.model_name, r.model_version, items, pseudo, r.unscored)
+        return cls(r.model_name, r.model_version, items, pseudo, r.unscored, r.note)
 
 
 @dataclass(frozen=True)

@@ -189,18 +189,20 @@ class PseudoLabelCandidate(_message.Message):
     def __init__(self, image_id: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class GetQueryListResponse(_message.Message):
-    __slots__ = ("model_name", "model_version", "items", "pseudo_labels", "unscored")
+    __slots__ = ("model_name", "model_version", "items", "pseudo_labels", "unscored", "note")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     PSEUDO_LABELS_FIELD_NUMBER: _ClassVar[int]
     UNSCORED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: int
     items: _containers.RepeatedCompositeFieldContainer[QueryItem]
     pseudo_labels: _containers.RepeatedCompositeFieldContainer[PseudoLabelCandidate]
     unscored: int
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[QueryItem, _Mapping]]] = ..., pseudo_labels: _Optional[_Iterable[_Union[PseudoLabelCandidate, _Mapping]]] = ..., unscored: _Optional[int] = ...) -> None: ...
+    note: str
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[QueryItem, _Mapping]]] = ..., pseudo_labels: _Optional[_Iterable[_Union[PseudoLabelCandidate, _Mapping]]] = ..., unscored: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SubmitLabelRequest(_message.Message):
     __slots__ = ("pool", "image_id", "mask", "annotator", "source", "seconds_spent", "idempotency_key")

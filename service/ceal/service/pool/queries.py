@@ -10,6 +10,7 @@ import numpy as np
 from ceal.service import postprocess
 from ceal.service.errors import InvalidInput
 from ceal.service.selection import AnnotationCostModel, ScoreTable, get_strategy, rank_series
+from ceal.service.selection._ranking import estimate_seconds
 from ceal.service.selection.registry import SEEDED_STRATEGIES
 from ceal.service.store.base import GroupLevel, ImageRecord, PoolStore, ScoreRow
 
@@ -56,9 +57,12 @@ class QueryItem:
 
 @dataclass(frozen=True)
 class QueryResult:
+    """note: why the list is shorter than asked (empty when it is not)."""
+
     items: list[QueryItem]
     pseudo: list[tuple[str, float]] = field(default_factory=list)
     unscored: int = 0
+    note: str = ""
 
 
 def build_table(rows: list[ScoreRow], records: dict[str, ImageRecord], group: str = "series") -> ScoreTable:
@@ -153,7 +157,37 @@ def query_list(store: PoolStore, model_name: str, model_version: int, req: Query
         limit,
     )
     pseudo = [(table.image_ids[i], s) for i, s in zip(selection.pseudo, selection.pseudo_scores, strict=True)]
-    return QueryResult(items, pseudo, unscored)
+    return QueryResult(items, pseudo, unscored, _note(req, k, len(items), len(records), table, free, cost_model))
+
+
+def _note(
+    req: QueryRequest,
+    k: int,
+    got: int,
+    images: int,
+    table: ScoreTable,
+    free: np.ndarray,
+    cost_model: AnnotationCostModel,
+) -> str:
+    """Why `got` items came back where `k` were asked for (a full list, or a budget's, needs no note)."""
+    budgeted = req.strategy == "cost_sensitive" and req.level == "image"
+    if got >= k or (budgeted and got > 0):
+        return ""
+    short = "no items" if got == 0 else f"{got} of {k} items"
+    if images == 0:
+        return f"{short}: pool {req.pool!r} has no images; register some (RegisterImages, `ceal pool register`)"
+    if len(table) == 0:
+        return f"{short}: no image of pool {req.pool!r} is scored by this model version; run ScorePool first"
+    if budgeted:
+        quickest = min(estimate_seconds(table, free, cost_model), default=float("nan"))
+        return (
+            f"{short}: no free image fits the {req.budget_seconds:g} s budget; the quickest is predicted to take "
+            f"{quickest:.0f} s; raise budget_seconds"
+        )
+    unscored = images - len(table)
+    return f"{short}: the other images of pool {req.pool!r} are labelled by a human, leased to another annotator" + (
+        f", or not scored yet ({unscored}: run ScorePool)" if unscored else ""
+    )
 
 
 def _group_items(

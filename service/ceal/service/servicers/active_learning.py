@@ -148,6 +148,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             items=[msg.query_item(i) for i in result.items],
             pseudo_labels=[pb.PseudoLabelCandidate(image_id=i, confidence=c) for i, c in result.pseudo],
             unscored=result.unscored,
+            note=result.note,
         )
 
     @unary
