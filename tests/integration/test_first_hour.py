@@ -248,3 +248,37 @@ def test_malformed_addresses_are_refused(bad: str, scan: Path, capsys: pytest.Ca
     assert code == 2 and "host:port" in err
     code, _, err = run(["pool", "stats", "--server", bad], capsys)
     assert code == 2 and "host:port" in err
+
+
+def test_predict_against_ceal_serve_with_tokens_and_tls(
+    models_dir: Path, tokens_file: Path, certs: Certs, scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ceal serve --tokens FILE --tls-cert ... --tls-key ...` in its own process, `ceal predict --token ...`."""
+    from tests.support.server import ServerProcess
+
+    tls = ["--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key)]
+    server = ServerProcess(models_dir, tmp_path / "state", tmp_path / "serve.log", "--tokens", str(tokens_file), *tls)
+    try:
+        base = ["predict", str(scan), "--server", server.address, "--tls-ca", str(certs.ca), "--out", str(tmp_path)]
+        code, out, err = run([*base, "--token", TOKEN], capsys)
+        assert code == 0, err
+        assert "scan.png\tscore=" in out
+        code, _, err = run(base, capsys)
+        assert code == 1
+    finally:
+        assert server.terminate() == 0
+    assert "without TLS" not in (tmp_path / "serve.log").read_text()  # TLS is on: no warning
+
+
+def test_tokens_without_tls_beyond_loopback_warn_once(
+    models_dir: Path, tokens_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from ceal.service.server import ServerConfig, _interceptors
+
+    with caplog.at_level(logging.WARNING, logger="ceal.service.server"):
+        _interceptors(ServerConfig(models=models_dir, address="0.0.0.0:50051", tokens=tokens_file), None)
+        _interceptors(ServerConfig(models=models_dir, address="127.0.0.1:50051", tokens=tokens_file), None)
+    warnings = [r.getMessage() for r in caplog.records if "without TLS" in r.getMessage()]
+    assert len(warnings) == 1 and "0.0.0.0" in warnings[0]
