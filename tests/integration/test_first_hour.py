@@ -282,3 +282,26 @@ def test_tokens_without_tls_beyond_loopback_warn_once(
         _interceptors(ServerConfig(models=models_dir, address="127.0.0.1:50051", tokens=tokens_file), None)
     warnings = [r.getMessage() for r in caplog.records if "without TLS" in r.getMessage()]
     assert len(warnings) == 1 and "0.0.0.0" in warnings[0]
+
+
+def test_register_a_dicom_series_folder_and_lease_it_whole(
+    address: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.pacs.samples import ct_series
+
+    series = ct_series(4)
+    folder = tmp_path / "dicom" / "ct"
+    folder.mkdir(parents=True)
+    for i, ds in enumerate(series):
+        ds.save_as(folder / (f"IM{i}" if i == 0 else f"IM{i}.dcm"), enforce_file_format=True)  # IM0: no suffix
+    pool = ["--server", address, "--pool", "dcm"]
+    code, out, err = run(["pool", "register", str(tmp_path / "dicom"), *pool], capsys)
+    assert code == 0 and "registered 4 images" in out, err
+    assert run(["pool", "score", *pool, "--samples", "4"], capsys)[0] == 0
+    code, out, err = run(["pool", "query", *pool, "--series", "--annotator", "dr-a", "--json"], capsys)
+    assert code == 0, err
+    (item,) = [json.loads(line) for line in out.splitlines()]
+    assert item["series_key"] == series[0].SeriesInstanceUID and item["study_key"] == series[0].StudyInstanceUID
+    assert len(item["slice_image_ids"]) == 4 and item["name"].startswith("ct/IM")
+    code, out, _ = run(["pool", "query", *pool, "--series", "--annotator", "dr-b", "--json"], capsys)
+    assert code == 0 and out == ""  # the only series is dr-a's, every slice of it
