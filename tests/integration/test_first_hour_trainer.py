@@ -85,3 +85,54 @@ def test_every_option_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             for action in p._actions:
                 if action.option_strings and action.dest != "help":
                     assert action.help, f"ceal {name} {action.option_strings[0]} has no help text"
+
+
+def test_resize_pair_keeps_the_aspect() -> None:
+    from ceal.trainer.data.folders import resize_pair
+
+    image = np.full((40, 40, 3), 200, np.uint8)
+    mask = np.ones((40, 40), np.uint8)
+    x, y = resize_pair(image, mask, 32, 64, "pad")
+    assert x.shape == (32, 64, 3) and y.shape == (32, 64)
+    assert np.all(x[:, :16] == 0) and np.all(x[:, 16:48] == 200) and np.all(x[:, 48:] == 0)
+    assert int(y.sum()) == 32 * 32  # the mask pads with background, its square stays square
+    stretched, _ = resize_pair(image, mask, 32, 64)
+    assert np.all(stretched == 200)
+
+
+def test_train_records_pad_and_the_server_serves_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Square images, a 1:2 training size: trained padded, exported `resize: pad`, served at the image's size."""
+    from ceal.service.metadata import ModelMetadata
+    from ceal.trainer.unet import load_checkpoint
+    from tests.support.server import in_process
+
+    data = synth_dataset(6, seed=3, height=40, width=40)
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for i in range(6):
+        PILImage.fromarray(data.images[i]).save(tmp_path / "images" / f"s{i}.png")
+        PILImage.fromarray(data.masks[i]).save(tmp_path / "masks" / f"s{i}.png")
+    ckpt, models = tmp_path / "ckpt", tmp_path / "models"
+    size = ["--height", "32", "--width", "64"]  # after TINY's 32 x 32: the later flags win
+    code = main(
+        [
+            "train",
+            "--images",
+            str(tmp_path / "images"),
+            "--masks",
+            str(tmp_path / "masks"),
+            "--out",
+            str(ckpt),
+            *TINY,
+            *size,
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert load_checkpoint(ckpt)[1]["train_config"]["resize"] == "pad"  # type: ignore[index]
+    assert main(["export", str(ckpt), "--models", str(models), "--name", "sq"]) == 0
+    assert ModelMetadata.read(models / "sq" / "1").resize == "pad"
+    assert exported_name(ckpt) == "sq"
+    with in_process(models) as running, Client(f"127.0.0.1:{running.port}") as client:
+        p = client.predict(data.images[0], samples=4, maps=("probability", "entropy"))
+    assert p.probability is not None and p.probability.shape == (40, 40)
+    assert p.entropy is not None and p.entropy.shape == (40, 40)

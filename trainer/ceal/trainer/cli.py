@@ -58,6 +58,13 @@ def register_train(sub: Sub) -> None:
     )
     p.add_argument("--height", type=int, default=96, help="training height (multiple of 2**depth)")
     p.add_argument("--width", type=int, default=128, help="training width (multiple of 2**depth)")
+    p.add_argument(
+        "--resize",
+        choices=["pad", "stretch"],
+        default="pad",
+        help="pad: keep each image's aspect (fit, centre, pad); stretch: resize to --height x --width. "
+        "Recorded in the model, so the server resizes the same way",
+    )
     p.add_argument("--epochs", type=int, default=20, help="passes over the training images")
     p.add_argument("--batch-size", type=int, default=8, help="images per optimiser step")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
@@ -99,10 +106,14 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        resize=args.resize,
     )
     try:
-        data = load_folder(args.images, args.masks, cfg.height, cfg.width, allow_unlabelled=args.allow_unlabelled)
-        _warn_if_squashed(args.images, cfg.height, cfg.width)
+        data = load_folder(
+            args.images, args.masks, cfg.height, cfg.width, allow_unlabelled=args.allow_unlabelled, resize=cfg.resize
+        )
+        if cfg.resize == "stretch":
+            _warn_if_squashed(args.images, cfg.height, cfg.width)
     except DatasetError as exc:
         print(f"ceal train: {exc}", file=sys.stderr)
         return 2
@@ -195,7 +206,8 @@ def _int8_converter(args: argparse.Namespace, training: dict[str, object]) -> In
 
     cfg = training.get("train_config", {})
     assert isinstance(cfg, dict)
-    data = load_folder(args.images, args.masks, int(cfg.get("height", 96)), int(cfg.get("width", 128)))
+    size = int(cfg.get("height", 96)), int(cfg.get("width", 128))
+    data = load_folder(args.images, args.masks, *size, resize=str(cfg.get("resize", "stretch")))
     train_ids, val_ids = split_ids(data.ids, args.val_fraction, args.seed)
     index = {image_id: i for i, image_id in enumerate(data.ids)}
     settings = Int8Settings(calibration_images=args.calibration, samples=args.gate_samples, seed=args.seed)

@@ -71,9 +71,10 @@ class LoopResult:
 
 
 def labels_dataset(
-    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True
+    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True, resize: str = "stretch"
 ) -> tuple[Dataset, int, int]:
-    """The service's labels with their images, resized for training; (dataset, human count, pseudo count)."""
+    """The service's labels with their images, resized for training (`resize_pair` mode `resize`);
+    (dataset, human count, pseudo count)."""
     sources = ("human", "pseudo") if pseudo else ("human",)
     ids, images, masks, counts = [], [], [], {"human": 0, "pseudo": 0}
     for record in client.export_labels(pool=pool, sources=sources, include_images=True):
@@ -88,7 +89,7 @@ def labels_dataset(
             )
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
-        x, y = resize_pair(image, record.mask, height, width)
+        x, y = resize_pair(image, record.mask, height, width, resize)
         ids.append(record.image_id)
         images.append(x)
         masks.append(y)
@@ -120,8 +121,9 @@ def run_loop(
     model, training = load_checkpoint(init)
     cfg_raw = training.get("train_config", {})
     assert isinstance(cfg_raw, dict)
+    # a checkpoint from before `resize` was recorded has none: it was trained stretched, TrainConfig's default
     cfg = TrainConfig(**{**cfg_raw, "epochs": epochs, "learning_rate": learning_rate})
-    data, human, n_pseudo = labels_dataset(client, cfg.height, cfg.width, pool=pool, pseudo=pseudo)
+    data, human, n_pseudo = labels_dataset(client, cfg.height, cfg.width, pool=pool, pseudo=pseudo, resize=cfg.resize)
     log.info("fine-tuning on %d human and %d pseudo labels", human, n_pseudo)
     record = train_and_save(data, val, out, cfg, init=model)
     target = export_model(model, record, models, name)
