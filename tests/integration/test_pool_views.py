@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ceal.client import Client, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from ceal.client import Client, InvalidArgument, NotFound, PermissionDenied, Unauthenticated, pool_image
 from tests.support.models import synth_dataset
 from tests.support.server import in_process
 
@@ -42,7 +42,10 @@ def test_pool_image_returns_pixels_label_and_lease(address: str) -> None:
 
 def test_pool_image_names_what_is_wrong(address: str) -> None:
     with Client(address) as client:
-        client.register_images(list(synth_dataset(1, seed=4).images), pool=POOL)
+        [(image_id, _)] = client.register_images(
+            [pool_image(synth_dataset(1, seed=4).images[0], name="a/b.png")], pool=POOL
+        )
+        assert client.pool_image(image_id, pool=POOL).name == "a/b.png"
         with pytest.raises(NotFound):
             client.pool_image("0" * 16, pool=POOL)
         with pytest.raises(InvalidArgument, match="image_id"):

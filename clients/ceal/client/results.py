@@ -202,6 +202,7 @@ class PoolImageView:
     label_annotator: str
     lease_annotator: str
     lease_expires_at: datetime | None
+    name: str = ""  # as registered: a file name or UID
 
     @classmethod
     def from_proto(cls, r: al_pb.GetPoolImageResponse) -> PoolImageView:
@@ -218,4 +219,5 @@ class PoolImageView:
             label_annotator=r.label_annotator,
             lease_annotator=r.lease_annotator,
             lease_expires_at=r.lease_expires_at.ToDatetime() if r.HasField("lease_expires_at") else None,
+            name=r.name,
         )

@@ -44,6 +44,7 @@ def worklist(ql: QueryList) -> dict[str, object]:
         "items": [
             {
                 "image_id": i.image_id,
+                "name": i.name,
                 "rank": i.rank,
                 "score": i.score,
                 "reason": i.reason,
@@ -80,6 +81,7 @@ def image(view: PoolImageView, prediction: Prediction, model: ModelInfo | None) 
     num_classes = max(2, model.num_classes if model else 2)
     out: dict[str, object] = {
         "image_id": view.image_id,
+        "name": view.name,
         "height": height,
         "width": width,
         "channels": channels,

@@ -358,7 +358,7 @@ class GetPoolImageRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., image_id: _Optional[str] = ...) -> None: ...
 
 class GetPoolImageResponse(_message.Message):
-    __slots__ = ("image_id", "image", "dicom", "series_key", "label", "label_version", "label_source", "label_annotator", "lease_annotator", "lease_expires_at")
+    __slots__ = ("image_id", "image", "dicom", "series_key", "label", "label_version", "label_source", "label_annotator", "lease_annotator", "lease_expires_at", "name")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     DICOM_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +369,7 @@ class GetPoolImageResponse(_message.Message):
     LABEL_ANNOTATOR_FIELD_NUMBER: _ClassVar[int]
     LEASE_ANNOTATOR_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     image: _tensor_pb2.Tensor
     dicom: _tensor_pb2.DicomReference
@@ -379,7 +380,8 @@ class GetPoolImageResponse(_message.Message):
     label_annotator: str
     lease_annotator: str
     lease_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, image_id: _Optional[str] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., label: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., label_version: _Optional[int] = ..., label_source: _Optional[_Union[LabelSource, str]] = ..., label_annotator: _Optional[str] = ..., lease_annotator: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    name: str
+    def __init__(self, image_id: _Optional[str] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., label: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., label_version: _Optional[int] = ..., label_source: _Optional[_Union[LabelSource, str]] = ..., label_annotator: _Optional[str] = ..., lease_annotator: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ReleaseLeaseRequest(_message.Message):
     __slots__ = ("pool", "image_id", "annotator")

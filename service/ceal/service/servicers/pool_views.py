@@ -15,7 +15,10 @@ def pool_image(store: PoolStore, pool: str, image_id: str) -> pb.GetPoolImageRes
     """The image's pixels, newest label (human labels win) and lease. Raises NotFound for an unknown id."""
     record = store.get_image(pool, image_id)
     out = pb.GetPoolImageResponse(
-        image_id=image_id, image=numpy_to_tensor(store.load_pixels(pool, image_id)), series_key=record.series_key
+        image_id=image_id,
+        image=numpy_to_tensor(store.load_pixels(pool, image_id)),
+        series_key=record.series_key,
+        name=record.name,
     )
     ref = msg.dicom_proto(record.dicom)
     if ref is not None:

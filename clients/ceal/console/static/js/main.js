@@ -98,7 +98,8 @@ function renderWorklist() {
     li.dataset.imageId = item.image_id;
     li.className = item.image_id === state.current?.image_id ? "active" : "";
     const expired = item.lease_expires_at && Date.parse(item.lease_expires_at) <= Date.now();
-    li.innerHTML = `<div class="row"><span class="rank">#${item.rank}</span><span class="score" title="the value the strategy ranked by">${item.score.toFixed(4)}</span><span class="lease ${expired ? "expired" : ""}"></span></div><div class="reason"></div>`;
+    li.innerHTML = `<div class="row"><span class="rank">#${item.rank}</span><span class="name"></span><span class="score" title="the value the strategy ranked by">${item.score.toFixed(4)}</span><span class="lease ${expired ? "expired" : ""}"></span></div><div class="reason"></div>`;
+    li.querySelector(".name").textContent = item.name || "";
     li.querySelector(".lease").textContent = leaseText(item);
     li.querySelector(".reason").textContent = item.reason;
     li.addEventListener("click", () => open(item.image_id));
@@ -146,7 +147,7 @@ async function open(id) {
     state.visibleSince = document.visibilityState === "visible" ? performance.now() : null;
     $("#editor").classList.remove("empty");
     $("[data-testid=image-canvas]").dataset.imageId = id;
-    $("#image-title").textContent = `image ${id.slice(0, 12)}… · proposal by ${item.model} · mean mutual information ${item.score.toFixed(4)} nats`;
+    $("#image-title").textContent = `${item.name || `image ${id.slice(0, 12)}…`} · proposal by ${item.model} · mean mutual information ${item.score.toFixed(4)} nats`;
     $("#wl-controls").hidden = item.channels !== 1;
     if (item.channels === 1) setWindowSliders(item);
     renderClasses(item.classes);
