@@ -130,7 +130,7 @@ def main() -> int:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from ceal.client import Client
+    from ceal.client import Client, pool_image
     from ceal.console import create_app
     from ceal.service.server import ServerConfig, create_server
 
@@ -148,7 +148,8 @@ def main() -> int:
     address = f"127.0.0.1:{running.port}"
     images, truth = pool_images(60 + args.latency)
     with Client(address, token=TOKENS["ops"]["token"]) as admin:
-        ids = [i for i, _ in admin.register_images(list(images), pool="dermatology")]
+        named = [pool_image(img, name=f"derm/case_{i:03d}.jpg") for i, img in enumerate(images)]
+        ids = [i for i, _ in admin.register_images(named, pool="dermatology")]
         admin.score_pool(pool="dermatology", samples=8)
     for who, token, picks in (("dr-ben", "tour-annotator-2", range(0, 9)), ("dr-ada", "tour-annotator", range(9, 14))):
         with Client(address, token=token) as c:

@@ -98,10 +98,10 @@ function renderWorklist() {
     li.dataset.imageId = item.image_id;
     li.className = item.image_id === state.current?.image_id ? "active" : "";
     const expired = item.lease_expires_at && Date.parse(item.lease_expires_at) <= Date.now();
-    li.innerHTML = `<div class="row"><span class="rank">#${item.rank}</span><span class="name"></span><span class="score" title="the value the strategy ranked by">${item.score.toFixed(4)}</span><span class="lease ${expired ? "expired" : ""}"></span></div><div class="reason"></div>`;
+    li.innerHTML = `<div class="row"><span class="rank">#${item.rank}</span><span class="name"></span><span class="lease ${expired ? "expired" : ""}"></span></div><div class="reason"><span class="score" title="the value the strategy ranked by">${item.score.toFixed(4)}</span> <span class="why"></span></div>`;
     li.querySelector(".name").textContent = item.name || "";
     li.querySelector(".lease").textContent = leaseText(item);
-    li.querySelector(".reason").textContent = item.reason;
+    li.querySelector(".why").textContent = item.reason;
     li.addEventListener("click", () => open(item.image_id));
     return li;
   }));
