@@ -25,7 +25,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-samples", type=int, default=100, help="largest T a request may ask for")
     p.add_argument("--max-batch", type=int, default=8, help="dynamic batcher: images per engine run")
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before RESOURCE_EXHAUSTED")
-    p.add_argument("--max-concurrent-rpcs", type=int, help="calls in progress before RESOURCE_EXHAUSTED (no cap)")
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        help="calls in progress before RESOURCE_EXHAUSTED (default: from the machine's memory and the RPC "
+        "worker threads; 0: no cap)",
+    )
     p.add_argument("--port-file", type=Path, help="write the bound port here once serving")
     p.add_argument(
         "--shutdown-delay",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,12 +81,18 @@ class LoadedModel:
         *,
         deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        abandoned: Callable[[], bool] | None = None,
     ) -> np.ndarray:
-        """Stochastic part: T samples of each of N images as the batch axis → (N, T, C, h, w)."""
+        """Stochastic part: T samples of each of N images as the batch axis → (N, T, C, h, w).
+
+        Between chunks of `max_rows` rows: DeadlineExceeded once `deadline` passed, CancelledError once
+        `abandoned()` is true (the caller left: its remaining samples are not drawn)."""
         n = next(iter(features.values())).shape[0]
         rows = n * samples
         out: list[np.ndarray] = []
         for start in range(0, rows, self.max_rows):
+            if abandoned is not None and abandoned():
+                raise CancelledError(f"the call was cancelled after {start} of {rows} Monte-Carlo samples")
             if deadline is not None and clock() > deadline:
                 raise DeadlineExceeded(f"deadline passed after {start} of {rows} Monte-Carlo samples")
             stop = min(rows, start + self.max_rows)

@@ -55,7 +55,7 @@ class Blocker:
         return np.zeros((len(features["features"]), 4), np.float32)
 
     def run_suffix(
-        self, features: dict[str, F32], samples: int, rng: np.random.Generator, *, deadline: float | None = None
+        self, features: dict[str, F32], samples: int, rng: np.random.Generator, **_: object
     ) -> F32:
         return np.zeros((len(features["features"]), samples, 1, 2, 2), np.float32)
 
