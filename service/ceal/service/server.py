@@ -183,10 +183,19 @@ def create_server(config: ServerConfig) -> Running:
         maximum_concurrent_rpcs=concurrent_rpc_cap(config),
     )
     segmentation = SegmentationServicer(
-        registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+        registry,
+        engine,
+        default_samples=config.default_samples,
+        max_pixels=config.max_pixels,
+        max_message_bytes=config.max_message_bytes,
     )
     active = ActiveLearningServicer.create(
-        config.state, registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+        config.state,
+        registry,
+        engine,
+        default_samples=config.default_samples,
+        max_pixels=config.max_pixels,
+        max_message_bytes=config.max_message_bytes,
     )
     segmentation_pb2_grpc.add_SegmentationServicer_to_server(segmentation, server)
     active_learning_pb2_grpc.add_ActiveLearningServicer_to_server(active, server)
