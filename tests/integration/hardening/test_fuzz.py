@@ -1,8 +1,9 @@
 """Fuzzing a live server: random request messages to every method, random raw bytes through a channel with no
-serializer, malformed PNG/JPEG/DICOM files, and the inputs the adversarial run of issue 21 found (overflowing shapes, formats
-declared as others, DICOM slopes NaN/1e308, unknown enums, NaN floats). Every call gets a status, the wrong ones a clean refusal such as
-INVALID_ARGUMENT (never INTERNAL or UNKNOWN), and the server is still SERVING at the end (and can still stop: an
-undecodable stream message once left gRPC unable to). The last test prints the run's size."""
+serializer, malformed PNG/JPEG/DICOM files, and the inputs the adversarial run of issue 21 found (overflowing
+shapes, formats declared as others, DICOM slopes NaN/1e308, unknown enums, NaN floats). Every call gets a status,
+the wrong ones a clean refusal such as INVALID_ARGUMENT (never INTERNAL or UNKNOWN), and the server is still
+SERVING at the end (and can still stop: an undecodable stream message once left gRPC unable to). The last test
+prints the run's size."""
 
 from __future__ import annotations
 
