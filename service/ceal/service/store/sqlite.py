@@ -73,8 +73,8 @@ def check_state_file(path: Path) -> None:
         header = fh.read(len(_SQLITE_HEADER))
     if header != _SQLITE_HEADER:
         raise StoreError(
-            f"{path} is not an SQLite database (it is some other file): point --state at the folder of a ceal "
-            "pool, or move the file away to start a new pool"
+            f"{path} is not an SQLite database, so not a ceal pool database (it is some other file): point "
+            "--state at the folder of a ceal pool, or move the file away to start a new pool"
         )
 
 
