@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MIN_RETRY_AFTER = 0.05  # seconds: the smallest retry delay suggested to a refused caller
 UNKNOWN_RETRY_AFTER = 1.0  # seconds: suggested when no engine run has been measured yet
+DEFAULT_HEADROOM = 1.5  # expected finish × this must fall before the deadline
 
 
 class JobFuture(Future[Samples]):
@@ -103,9 +104,12 @@ class DynamicBatcher:
         max_queue: int = 64,
         rate: ServiceRate | None = None,
         clock: Callable[[], float] = time.monotonic,
+        headroom: float = DEFAULT_HEADROOM,
     ) -> None:
         """max_queue: jobs waiting before `Overloaded`; rate: the service-rate estimate (measured by default);
-        clock: monotonic seconds, the clock deadlines are given in (injected by tests)."""
+        clock: monotonic seconds, the clock deadlines are given in (injected by tests); headroom: a job is
+        admitted only if its expected finish times this still falls before its deadline (the estimate comes
+        from past runs, and a burst slows the engine down before the average catches up)."""
         self.max_images = max_images
         self.max_delay = max_delay
         self.max_queue = max_queue
@@ -113,6 +117,7 @@ class DynamicBatcher:
         self.stats = BatcherStats()
         self.rate = rate if rate is not None else ServiceRate()
         self.clock = clock
+        self.headroom = headroom
         self._backlog = 0  # Monte-Carlo samples of the jobs queued or running
         self._backlog_lock = threading.Lock()  # taken inside `_closing`, never the other way round
         self._closed = False
@@ -155,7 +160,7 @@ class DynamicBatcher:
         if now >= deadline:
             raise DeadlineExceeded("the deadline passed before the request reached the inference queue")
         finish = drain + samples * per
-        if now + finish > deadline:
+        if now + finish * self.headroom > deadline:
             raise Overloaded(
                 f"the server is busy: this request would finish in about {finish:.2f} s, after its deadline "
                 f"(in {deadline - now:.2f} s); retry after {retry_after:.2f} s, give it a longer deadline, "
@@ -163,6 +168,14 @@ class DynamicBatcher:
                 retry_after=retry_after,
                 reason="deadline",
             )
+
+    def check_admission(self, samples: int, deadline: float | None) -> None:
+        """The decision `submit` would take now, without queueing: lets a caller refuse before it spends
+        time decoding an image that would be refused anyway. `submit` decides again."""
+        with self._closing:
+            if self._closed:
+                raise Unavailable("the server is shutting down; retry on another replica")
+            self._admit(samples, deadline)
 
     def _finished(self, job: _Job) -> None:
         with self._backlog_lock:  # not `_closing`: close() holds it while waiting for the worker

@@ -182,6 +182,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         opts = decode_options(request.options, self.default_samples)
         self.engine.check_options(opts)
         model = self.registry.get(request.model_name, request.model_version)
+        self.engine.batcher.check_admission(opts.samples, deadline)  # overload refused before the decode
         with child_span("decode"):
             pixels = decode_image(request.image, max_pixels=self.max_pixels)
         check_response_size(opts, model.meta, pixels.shape[0], pixels.shape[1], self.max_message_bytes)

@@ -42,8 +42,10 @@ def blocker() -> Iterator[Blocker]:
     gate.release()
 
 
-def _batcher(per: float | None, max_queue: int = 8) -> DynamicBatcher:
-    return DynamicBatcher(max_images=1, max_delay=0.0, max_queue=max_queue, rate=FixedRate(per), clock=lambda: NOW)
+def _batcher(per: float | None, max_queue: int = 8, headroom: float = 1.0) -> DynamicBatcher:
+    return DynamicBatcher(
+        max_images=1, max_delay=0.0, max_queue=max_queue, rate=FixedRate(per), clock=lambda: NOW, headroom=headroom
+    )
 
 
 def _submit(batcher: DynamicBatcher, blocker: Blocker, samples: int, deadline: float | None) -> object:
@@ -70,6 +72,19 @@ def test_a_request_that_would_miss_its_deadline_is_refused_at_once_with_a_retry_
             future.result(timeout=WAIT)  # type: ignore[attr-defined]
         _wait_until(lambda: batcher.backlog == 0, "the backlog to drain")
     finally:
+        batcher.close()
+
+
+def test_headroom_refuses_a_request_that_would_finish_just_before_its_deadline(blocker: Blocker) -> None:
+    batcher = _batcher(per=0.5, headroom=1.5)
+    try:
+        blocker.hold(batcher)  # backlog 1 sample (0.5 s)
+        with pytest.raises(Overloaded):  # 0.5 s + 1 s = 1.5 s expected; × 1.5 = 2.25 s > 2 s
+            _submit(batcher, blocker, 2, NOW + 2.0)
+        _submit(batcher, blocker, 2, NOW + 2.5)  # 2.25 s <= 2.5 s: admitted
+        assert batcher.backlog == 3
+    finally:
+        blocker.release()
         batcher.close()
 
 
