@@ -92,10 +92,10 @@ class LoadedModel:
         rows = n * samples
         out: list[np.ndarray] = []
         for start in range(0, rows, self.max_rows):
+            if deadline is not None and clock() > deadline:  # first: a call that timed out is also cancelled
+                raise DeadlineExceeded(f"deadline passed after {start} of {rows} Monte-Carlo samples")
             if abandoned is not None and abandoned():
                 raise CancelledError(f"the call was cancelled after {start} of {rows} Monte-Carlo samples")
-            if deadline is not None and clock() > deadline:
-                raise DeadlineExceeded(f"deadline passed after {start} of {rows} Monte-Carlo samples")
             stop = min(rows, start + self.max_rows)
             image_of_row = np.arange(start, stop) // samples
             feeds = {name: features[name][image_of_row] for name in self.split.prefix_outputs}
