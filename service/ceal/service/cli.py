@@ -20,7 +20,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
     p.add_argument("--state", help="pool store: a folder (SQLite) or a postgresql:// URL")
-    p.add_argument("--default-model", help="model used when a request names none")
+    p.add_argument(
+        "--default-model",
+        help="model used when a request names none; needed for that when more than one model is served",
+    )
     p.add_argument("--samples", type=int, default=20, help="default Monte-Carlo samples T")
     p.add_argument("--max-samples", type=int, default=100, help="largest T a request may ask for")
     p.add_argument("--max-batch", type=int, default=8, help="dynamic batcher: images per engine run")
