@@ -151,6 +151,7 @@ class LabelRecord:
     image: np.ndarray | None = None
     extra: dict[str, str] = field(default_factory=dict)
     name: str = ""  # as registered: a file name or UID
+    image_omitted: str = ""  # why the image was left out of this record (too large to send), if it was
     seconds_spent: float = 0.0  # annotation time as submitted
     created_at: datetime | None = None
 
@@ -168,6 +169,7 @@ class LabelRecord:
             mask,
             as_numpy(r.image),
             name=r.name,
+            image_omitted=r.image_omitted,
             seconds_spent=r.seconds_spent,
             created_at=r.created_at.ToDatetime() if r.HasField("created_at") else None,
         )
