@@ -217,3 +217,27 @@ def test_window_level_changes_a_grayscale_image(browser: WebDriver, console: Con
     )
     after = browser.execute_script(read, canvas)
     assert before[0] == before[1] == before[2] and after[0] > before[0]  # gray; a lower level brightens it
+
+
+def test_two_posts_with_one_idempotency_key_store_one_label(browser: WebDriver, console: Console) -> None:
+    # Past the page's in-flight guard: the same submission sent twice at once, as a retry would.
+    sign_in(browser, console.url, ANNOTATOR)
+    _select_pool(browser)
+    image_id = wait_image(browser)
+    out = browser.execute_async_script(
+        """
+        const [id, pool, done] = arguments;
+        const c = document.querySelector('[data-testid=image-canvas]');
+        import('/static/js/api.js').then(async (api) => {
+          const body = {pool, image_id: id, height: c.height, width: c.width, seconds: 3,
+                        mask: btoa('\\u0000'.repeat(c.width * c.height)), idempotency_key: 'retry-' + id};
+          const both = await Promise.all([api.post('/api/label', body), api.post('/api/label', body)]);
+          done(both);
+        }).catch((e) => done({error: String(e)}));
+        """,
+        image_id,
+        POOL,
+    )
+    assert isinstance(out, list), out
+    assert out[0] == out[1] and out[0]["version"] == 1
+    assert _labels(console)[image_id].version == 1
