@@ -44,14 +44,38 @@ def sign_in(driver: WebDriver, url: str, token: str, name: str = "") -> None:
     until(driver, lambda d: d.find_element(By.ID, "app").is_displayed() or error_text(d), "sign-in never finished")
 
 
-def shown_image(driver: WebDriver) -> str:
-    """The id of the image on the canvas ('' when none)."""
-    return driver.find_element(*tid("image-canvas")).get_attribute("data-image-id") or ""
+def shown_image(driver: WebDriver, pool: str | None = None) -> str:
+    """The id of the image on the canvas ('' when none, or when it is not from `pool`)."""
+    canvas = driver.find_element(*tid("image-canvas"))
+    if pool is not None and canvas.get_attribute("data-pool") != pool:
+        return ""
+    return canvas.get_attribute("data-image-id") or ""
 
 
-def wait_image(driver: WebDriver, other_than: str = "") -> str:
-    until(driver, lambda d: shown_image(d) not in ("", other_than), f"no image other than {other_than!r} opened")
-    return shown_image(driver)
+def wait_image(driver: WebDriver, other_than: str = "", pool: str | None = None) -> str:
+    """Wait for an image (of `pool`, when given) other than `other_than` on the canvas; its id."""
+
+    def opened(d: WebDriver) -> str | bool:
+        shown = shown_image(d, pool)
+        return shown if shown not in ("", other_than) else False
+
+    return until(driver, opened, f"no image other than {other_than!r} opened")  # type: ignore[no-any-return]
+
+
+def select_pool(driver: WebDriver, pool: str) -> str:
+    """Choose `pool` in the pool picker once it is listed; returns the id of its first image once shown."""
+    until(
+        driver,
+        lambda d: d.execute_script(
+            "const s = document.querySelector('[data-testid=pool-select]');"
+            "if (![...s.options].some(o => o.value === arguments[0])) return false;"
+            "if (s.value !== arguments[0]) { s.value = arguments[0]; s.dispatchEvent(new Event('change')); }"
+            "return true;",
+            pool,
+        ),
+        f"pool {pool!r} never listed",
+    )
+    return wait_image(driver, pool=pool)
 
 
 def painted(driver: WebDriver) -> int:

@@ -20,6 +20,7 @@ from tests.integration.console.conftest import POOL, TOKENS, Console
 from tests.integration.console.pages import (
     error_text,
     painted,
+    select_pool,
     sign_in,
     tid,
     until,
@@ -36,21 +37,18 @@ def _labels(console: Console) -> dict[str, LabelRecord]:
         return {r.image_id: r for r in client.export_labels(pool=POOL)}
 
 
-def _select_pool(driver: WebDriver) -> None:
-    select = visible(driver, "pool-select")
-    until(driver, lambda d: POOL in select.text, "the pool list never arrived")
-    select.find_element(By.CSS_SELECTOR, f"option[value='{POOL}']").click()
+def _select_pool(driver: WebDriver) -> str:
+    return select_pool(driver, POOL)
 
 
 def test_sign_in_shows_name_role_and_the_worklist(browser: WebDriver, console: Console) -> None:
     sign_in(browser, console.url, ANNOTATOR)
     assert browser.find_element(By.ID, "who").text == "dr-ada"
     assert browser.find_element(By.ID, "role").text.lower() == "annotator"
-    _select_pool(browser)
+    first = _select_pool(browser)
     items = until(browser, lambda d: d.find_elements(*tid("worklist-item")), "no worklist items")
     assert len(items) == 10  # k defaults to 10; the pool holds 14
     assert "#1" in items[0].text and "lease" in items[0].text
-    first = wait_image(browser)
     assert first == items[0].get_attribute("data-image-id")
     cookie = browser.get_cookie("ceal_session")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -59,8 +57,7 @@ def test_sign_in_shows_name_role_and_the_worklist(browser: WebDriver, console: C
 
 def test_stroke_undo_redo_submit_reaches_the_store(browser: WebDriver, console: Console) -> None:
     sign_in(browser, console.url, ANNOTATOR)
-    _select_pool(browser)
-    image_id = wait_image(browser)
+    image_id = _select_pool(browser)
     browser.find_element(By.ID, "clear").click()
     until(browser, lambda d: painted(d) == 0, "clear left pixels")
     canvas = visible(browser, "mask-canvas")
@@ -83,7 +80,7 @@ def test_stroke_undo_redo_submit_reaches_the_store(browser: WebDriver, console: 
     browser.find_element(By.ID, "redo").click()
     until(browser, lambda d: painted(d) == stroke, "redo did not bring the stroke back")
     browser.find_element(*tid("submit-label")).click()
-    wait_image(browser, other_than=image_id)
+    wait_image(browser, other_than=image_id, pool=POOL)
 
     record = _labels(console)[image_id]
     h, w = record.mask.shape
@@ -96,20 +93,18 @@ def test_stroke_undo_redo_submit_reaches_the_store(browser: WebDriver, console: 
 
 def test_double_click_on_submit_stores_one_label(browser: WebDriver, console: Console) -> None:
     sign_in(browser, console.url, ANNOTATOR)
-    _select_pool(browser)
-    image_id = wait_image(browser)
+    image_id = _select_pool(browser)
     ActionChains(browser).double_click(visible(browser, "submit-label")).perform()
-    wait_image(browser, other_than=image_id)
+    wait_image(browser, other_than=image_id, pool=POOL)
     record = _labels(console)[image_id]
     assert record.version == 1  # a second stored label would be version 2
 
 
 def test_skip_gives_the_image_back(browser: WebDriver, console: Console) -> None:
     sign_in(browser, console.url, ANNOTATOR)
-    _select_pool(browser)
-    image_id = wait_image(browser)
+    image_id = _select_pool(browser)
     visible(browser, "skip").click()
-    wait_image(browser, other_than=image_id)
+    wait_image(browser, other_than=image_id, pool=POOL)
     with Client(console.grpc, token=TOKENS["ops"]["token"]) as client:
         view = client.pool_image(image_id, pool=POOL)
     assert view.lease_annotator == "" and view.label is None
@@ -118,7 +113,6 @@ def test_skip_gives_the_image_back(browser: WebDriver, console: Console) -> None
 def test_dashboard_counts_the_human_labels(browser: WebDriver, console: Console) -> None:
     sign_in(browser, console.url, ANNOTATOR)
     _select_pool(browser)
-    wait_image(browser)
     browser.find_element(By.ID, "tab-dashboard").click()
     stat = visible(browser, "stat-human-labels")
     expected = str(len(_labels(console)))
@@ -164,10 +158,9 @@ def test_without_tokens_the_console_says_so_and_works(browser: WebDriver, open_c
     until(browser, lambda d: d.find_element(By.ID, "no-auth").is_displayed(), "no word about the open server")
     sign_in(browser, open_console.url, "", name="Dr Grace")
     assert browser.find_element(By.ID, "auth-note").is_displayed()
-    _select_pool(browser)
-    image_id = wait_image(browser)
+    image_id = _select_pool(browser)
     visible(browser, "submit-label").click()
-    wait_image(browser, other_than=image_id)
+    wait_image(browser, other_than=image_id, pool=POOL)
     with Client(open_console.grpc) as client:
         stored = {r.image_id: r for r in client.export_labels(pool=POOL)}
     assert stored[image_id].annotator == "Dr Grace"
@@ -204,9 +197,7 @@ def test_window_level_changes_a_grayscale_image(browser: WebDriver, console: Con
         admin.register_images([ct], pool="ct-slices")
         admin.score_pool(pool="ct-slices", samples=4)
     sign_in(browser, console.url, ANNOTATOR)
-    select = visible(browser, "pool-select")
-    until(browser, lambda d: "ct-slices" in select.text, "the new pool is not listed")
-    select.find_element(By.CSS_SELECTOR, "option[value='ct-slices']").click()
+    select_pool(browser, "ct-slices")
     until(browser, lambda d: d.find_element(By.ID, "wl-controls").is_displayed(), "no window/level for grayscale")
     read = "const c = arguments[0]; return Array.from(c.getContext('2d').getImageData(26, 20, 1, 1).data);"
     canvas = browser.find_element(*tid("image-canvas"))
@@ -222,8 +213,7 @@ def test_window_level_changes_a_grayscale_image(browser: WebDriver, console: Con
 def test_two_posts_with_one_idempotency_key_store_one_label(browser: WebDriver, console: Console) -> None:
     # Past the page's in-flight guard: the same submission sent twice at once, as a retry would.
     sign_in(browser, console.url, ANNOTATOR)
-    _select_pool(browser)
-    image_id = wait_image(browser)
+    image_id = _select_pool(browser)
     out = browser.execute_async_script(
         """
         const [id, pool, done] = arguments;

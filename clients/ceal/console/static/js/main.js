@@ -69,17 +69,25 @@ async function loadPools() {
 
 const pool = () => $("[data-testid=pool-select]").value;
 
+let worklistRequest = 0;
 async function loadWorklist() {
   showError(null);
   state.cache.clear();
+  const ticket = ++worklistRequest; // a later request (another pool, strategy) wins over this one
   try {
     const list = await get(`/api/worklist?${query({ pool: pool(), strategy: $("#strategy-select").value, k: $("#k-input").value })}`);
+    if (ticket !== worklistRequest) return;
     state.items = list.items;
     $("#worklist-meta").textContent = `${list.items.length} image(s) leased to you · ${list.model}` + (list.unscored ? ` · ${list.unscored} unscored` : "");
     renderWorklist();
     if (state.items.length) await open(state.items[0].image_id);
     else { state.current = null; notice("Nothing left to label in this pool with this strategy."); $("#editor").classList.add("empty"); }
-  } catch (err) { state.items = []; renderWorklist(); showError(err); }
+  } catch (err) {
+    if (ticket !== worklistRequest) return;
+    state.items = [];
+    renderWorklist();
+    showError(err);
+  }
 }
 
 function leaseText(item) {
@@ -138,8 +146,10 @@ function newKey() {
 
 async function open(id) {
   showError(null);
+  const from = pool(), ticket = worklistRequest;
   try {
     const item = await fetchImage(id);
+    if (ticket !== worklistRequest || from !== pool()) return; // the list changed while this image loaded
     editor.load(item);
     state.current = item;
     state.key = newKey(); // one key per image view: a double click or a retry stores one label
@@ -147,6 +157,7 @@ async function open(id) {
     state.visibleSince = document.visibilityState === "visible" ? performance.now() : null;
     $("#editor").classList.remove("empty");
     $("[data-testid=image-canvas]").dataset.imageId = id;
+    $("[data-testid=image-canvas]").dataset.pool = from;
     $("#image-title").textContent = `${item.name || `image ${id.slice(0, 12)}…`} · proposal by ${item.model} · mean mutual information ${item.score.toFixed(4)} nats`;
     $("#wl-controls").hidden = item.channels !== 1;
     if (item.channels === 1) setWindowSliders(item);
