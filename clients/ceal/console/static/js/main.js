@@ -2,7 +2,7 @@
 import { get, post, query, setCsrf } from "./api.js";
 import { Editor } from "./editor.js";
 import { renderDashboard } from "./dashboard.js";
-import { RAMP } from "./raster.js";
+import { heatGradient } from "./raster.js";
 
 const $ = (sel) => document.querySelector(sel);
 const state = { me: null, items: [], current: null, cache: new Map(), busy: false, visibleMs: 0, visibleSince: null, key: "", timings: [] };
@@ -280,7 +280,11 @@ $("#level").addEventListener("input", applyWindow);
 $("#window").addEventListener("input", applyWindow);
 $("#wl-reset").addEventListener("click", () => { if (state.current) { setWindowSliders(state.current); applyWindow(); } });
 
-$("#opacity").addEventListener("input", (e) => { editor.setOpacity(Number(e.target.value) / 100); $("#opacity-value").textContent = `${e.target.value} %`; });
+$("#opacity").addEventListener("input", (e) => {
+  editor.setOpacity(Number(e.target.value) / 100);
+  paintColourBar(Number(e.target.value) / 100);
+  $("#opacity-value").textContent = `${e.target.value} %`;
+});
 for (const layer of ["image", "heat", "mask"]) {
   $(`#show-${layer}`).addEventListener("change", (e) => editor.toggle(layer, e.target.checked));
 }
@@ -340,8 +344,10 @@ $("#tab-label").addEventListener("click", () => {
   $("#tab-dashboard").classList.remove("on");
 });
 
-// The colour bar: the same ramp as the overlay, on the absolute scale (0 … log C nats).
-$("#colour-bar").style.background = `linear-gradient(to right, ${RAMP.map(([t, c]) => `rgb(${c.join(",")}) ${t * 100}%`).join(", ")})`;
+// The colour bar: the overlay's colours and opacity (clear where certain) over a checker, on the absolute scale
+// (0 … log C nats); it follows the opacity slider.
+function paintColourBar(opacity) { $("#colour-bar").style.setProperty("--heat", heatGradient(opacity)); }
+paintColourBar(Number($("#opacity").value) / 100);
 
 setSize(4);
 setTool("brush");

@@ -120,7 +120,7 @@ export function rgbInto(rgb, image) {
 
 // The uncertainty colour ramp (blue → violet → magenta → red), shared with the colour bar and with the PNG
 // overlays `ceal predict` writes (ceal.client.overlay uses the same stops). Saturated all the way up: a pale
-// top end vanishes on skin and on bright tissue. Low values are also nearly transparent (heatInto).
+// top end vanishes on skin and on bright tissue. Low values are transparent (heatAlpha).
 export const RAMP = [
   [0.0, [35, 70, 210]],
   [0.35, [140, 50, 220]],
@@ -141,16 +141,41 @@ export function rampColour(t) {
   return RAMP[RAMP.length - 1][1];
 }
 
-/** The heat overlay: value / vmax on RAMP (absolute scale); alpha rises linearly with it, so calm pixels stay
- * clear and the image still shows through moderate uncertainty. */
+// How the heat layer's opacity follows the uncertainty: nothing below HEAT_FLOOR of the scale (a confident pixel
+// leaves the image untouched), then alpha = opacity × s^HEAT_GAMMA with s the rest of the scale mapped to 0 … 1,
+// reaching the slider's opacity at the top (ln 2 nats binary, ln C for C classes). The colour bar uses it too.
+export const HEAT_FLOOR = 0.1;
+export const HEAT_GAMMA = 0.7;
+
+/** Alpha in [0, opacity] of t = value / vmax in [0, 1] (absolute scale). */
+export function heatAlpha(t, opacity) {
+  const s = (Math.max(0, Math.min(1, t)) - HEAT_FLOOR) / (1 - HEAT_FLOOR);
+  return s <= 0 ? 0 : opacity * Math.pow(s, HEAT_GAMMA);
+}
+
+/** The heat overlay: value / vmax on RAMP (absolute scale, so a confident image looks calm beside an uncertain
+ * one); alpha from heatAlpha, so certain pixels stay clear and only where the model is unsure is tinted. */
 export function heatInto(values, vmax, image, opacity) {
-  const d = image.data, lut = [];
-  for (let k = 0; k < 256; k++) lut.push(rampColour(k / 255));
-  for (let i = 0, j = 0; i < values.length; i++, j += 4) {
-    const t = Math.max(0, Math.min(1, values[i] / vmax)), c = lut[Math.round(t * 255)];
-    d[j] = c[0]; d[j + 1] = c[1]; d[j + 2] = c[2];
-    d[j + 3] = Math.round(255 * opacity * t);
+  const d = image.data, lut = [], alpha = [];
+  for (let k = 0; k < 256; k++) {
+    lut.push(rampColour(k / 255));
+    alpha.push(Math.round(255 * heatAlpha(k / 255, opacity)));
   }
+  for (let i = 0, j = 0; i < values.length; i++, j += 4) {
+    const k = Math.round(Math.max(0, Math.min(1, values[i] / vmax)) * 255), c = lut[k];
+    d[j] = c[0]; d[j + 1] = c[1]; d[j + 2] = c[2];
+    d[j + 3] = alpha[k];
+  }
+}
+
+/** CSS gradient of the colour bar: RAMP's colours with heatAlpha's opacity, left (0) to right (vmax). */
+export function heatGradient(opacity, steps = 24) {
+  const stops = [];
+  for (let k = 0; k <= steps; k++) {
+    const t = k / steps, c = rampColour(t);
+    stops.push(`rgba(${c.join(",")}, ${heatAlpha(t, opacity).toFixed(3)}) ${(t * 100).toFixed(1)}%`);
+  }
+  return `linear-gradient(to right, ${stops.join(", ")})`;
 }
 
 export const CLASS_COLOURS = [
