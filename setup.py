@@ -17,4 +17,9 @@ for root in ROOTS:
         packages.append(pkg)
         package_dir[pkg] = f"{root}/{pkg.replace('.', '/')}"
 
-setup(packages=packages, package_dir=package_dir, package_data={"ceal.v1": ["*.pyi"]})
+# py.typed: the SDK is typed strictly, and says so to its users' type checkers (PEP 561).
+setup(
+    packages=packages,
+    package_dir=package_dir,
+    package_data={"ceal.v1": ["*.pyi"], "ceal.oip": ["*.pyi"], "ceal.client": ["py.typed"]},
+)

@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ceal.oip import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from ceal.service.engine.batcher import DynamicBatcher
 from ceal.service.engine.core import Engine, EngineLimits
 from ceal.service.middleware.access import AccessInterceptor
@@ -31,6 +32,7 @@ from ceal.service.middleware.telemetry import Telemetry, TelemetryConfig
 from ceal.service.middleware.tls import TLSConfig
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers.active_learning import ActiveLearningServicer
+from ceal.service.servicers.inference import InferenceServicer
 from ceal.service.servicers.segmentation import SegmentationServicer
 from ceal.v1 import active_learning_pb2, active_learning_pb2_grpc, segmentation_pb2, segmentation_pb2_grpc
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 SERVICES = (
     segmentation_pb2.DESCRIPTOR.services_by_name["Segmentation"].full_name,
     active_learning_pb2.DESCRIPTOR.services_by_name["ActiveLearning"].full_name,
+    grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,  # the Open Inference Protocol
 )
 
 
@@ -79,6 +82,7 @@ class Running:
     engine: Engine
     health: health.HealthServicer
     active_learning: ActiveLearningServicer
+    inference: InferenceServicer
     telemetry: Telemetry | None = None
     shutdown_delay: float = 0.0
     _stopping: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -93,6 +97,7 @@ class Running:
                 return
             self._stopped = True
         _set_health(self.health, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.inference.ready.clear()
         if self.shutdown_delay > 0:  # let load balancers see NOT_SERVING before new calls are refused
             threading.Event().wait(self.shutdown_delay)
         if not self.server.stop(grace).wait(timeout=None if grace is None else grace + 10.0):
@@ -146,7 +151,11 @@ def create_server(config: ServerConfig) -> Running:
     active = ActiveLearningServicer.create(
         config.state, registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
     )
+    inference = InferenceServicer(
+        registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+    )
     segmentation_pb2_grpc.add_SegmentationServicer_to_server(segmentation, server)
+    grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
     active_learning_pb2_grpc.add_ActiveLearningServicer_to_server(active, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -169,6 +178,7 @@ def create_server(config: ServerConfig) -> Running:
     registry.scan()
     registry.start_watching(config.watch_interval)
     _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
+    inference.ready.set()
     host = config.address.rsplit(":", 1)[0]
     log.info(
         "ceal serving on %s:%d (%s) with %d model(s)",
@@ -177,7 +187,7 @@ def create_server(config: ServerConfig) -> Running:
         "TLS" if config.tls else "plaintext",
         len(registry.models()),
     )
-    return Running(server, port, registry, engine, health_servicer, active, telemetry, config.shutdown_delay)
+    return Running(server, port, registry, engine, health_servicer, active, inference, telemetry, config.shutdown_delay)
 
 
 def serve(config: ServerConfig, port_file: Path | None = None) -> int:

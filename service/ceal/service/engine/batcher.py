@@ -76,7 +76,7 @@ class DynamicBatcher:
         job = _Job(model, x, samples, rng, deadline, adaptive=adaptive)
         with self._closing:
             if self._closed:
-                raise Unavailable("the server is shutting down; retry on another replica")
+                raise Unavailable("the server is shutting down; retry on another replica", reason="SHUTTING_DOWN")
             try:
                 self._queue.put_nowait(job)
             except queue.Full:

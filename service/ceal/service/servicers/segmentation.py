@@ -15,10 +15,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ceal.service.codec import decode_image, numpy_to_tensor
 from ceal.service.engine.core import Engine, Prediction, PredictOptions
-from ceal.service.errors import InvalidInput, NotFound
+from ceal.service.errors import InvalidInput, NotFound, about
 from ceal.service.middleware.spans import child_span
 from ceal.service.registry import ModelRegistry
-from ceal.service.servicers.status import code_for, unary
+from ceal.service.servicers.status import abort, unary
 from ceal.v1 import segmentation_pb2 as pb
 from ceal.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -130,10 +130,11 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
     def _predict(
         self, request: pb.PredictRequest, deadline: float | None, context: grpc.ServicerContext
     ) -> pb.PredictResponse:
-        opts = decode_options(request.options, self.default_samples)
-        self.engine.check_options(opts)
+        with about("options"):
+            opts = decode_options(request.options, self.default_samples)
+            self.engine.check_options(opts)
         model = self.registry.get(request.model_name, request.model_version)
-        with child_span("decode"):
+        with child_span("decode"), about("image", "INVALID_IMAGE"):
             pixels = decode_image(request.image, max_pixels=self.max_pixels)
         prediction = self.engine.predict(
             model, pixels, opts, deadline=deadline, on_queued=lambda future: cancel_with(context, future)
@@ -170,9 +171,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         try:
             return future.result()  # type: ignore[attr-defined, no-any-return]
         except Exception as exc:
-            code, message = code_for(exc)
-            context.abort(code, f"request {request_id!r}: {message}")
-            raise  # unreachable: abort raises
+            abort(context, exc, f"request {request_id!r}: ")
 
     @unary
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
@@ -203,5 +202,5 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
                 precision=m.precision,
             )
         if request.name and not out.models:
-            raise NotFound(f"no model named {request.name!r} is loaded")
+            raise NotFound(f"no model named {request.name!r} is loaded", reason="MODEL_NOT_FOUND")
         return out
