@@ -51,6 +51,7 @@ class InferParameters:
     samples: int | None = None
     seed: int | None = None
     adaptive_tolerance: float = 0.0
+    threshold: float | None = None
 
 
 def _number(name: str, value: pb.InferParameter) -> float | int:
@@ -76,8 +77,9 @@ def _integer(name: str, value: pb.InferParameter, low: int) -> int:
 
 
 def decode_parameters(params: Mapping[str, pb.InferParameter]) -> InferParameters:
-    """`samples` (Monte-Carlo T, ≥ 1), `seed` (≥ 0) and `adaptive_tolerance` (≥ 0, score units)."""
-    known = {"samples", "seed", "adaptive_tolerance"}
+    """`samples` (Monte-Carlo T, ≥ 1), `seed` (≥ 0), `adaptive_tolerance` (≥ 0, score units) and `threshold`
+    (foreground threshold on the mean probability of a binary model, in (0, 1); the engine checks the range)."""
+    known = {"samples", "seed", "adaptive_tolerance", "threshold"}
     unknown = sorted(set(params) - known - IGNORED_PARAMETERS)
     if unknown:
         raise InvalidInput(
@@ -93,7 +95,8 @@ def decode_parameters(params: Mapping[str, pb.InferParameter]) -> InferParameter
                 f"parameter 'adaptive_tolerance' must be >= 0 (0 = fixed T), got {tolerance}",
                 field="parameters.adaptive_tolerance",
             )
-    return InferParameters(samples=samples, seed=seed, adaptive_tolerance=tolerance)
+    threshold = float(_number("threshold", params["threshold"])) if "threshold" in params else None
+    return InferParameters(samples=samples, seed=seed, adaptive_tolerance=tolerance, threshold=threshold)
 
 
 def _typed_contents(tensor: pb.ModelInferRequest.InferInputTensor, dtype: np.dtype[np.generic], field: str) -> bytes:

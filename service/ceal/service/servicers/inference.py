@@ -123,6 +123,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 maps=tuple(n for n in MAPS if n in wanted),
                 seed=params.seed,
                 adaptive_tolerance=params.adaptive_tolerance,
+                threshold=0.5 if params.threshold is None else params.threshold,
             )
             self.engine.check_options(opts)
         with about("model_version"):
