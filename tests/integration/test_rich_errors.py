@@ -55,21 +55,51 @@ def raising_server(servicer: Raising) -> Iterator[str]:
 
 CASES = [
     # (error raised in the service, SDK exception, status code, ErrorInfo reason)
-    (errors.InvalidInput("samples must be at most 100", field="options.samples"), InvalidArgument, "INVALID_ARGUMENT", "INVALID_ARGUMENT"),
-    (errors.InvalidInput("not an image", reason="INVALID_IMAGE", field="image"), InvalidArgument, "INVALID_ARGUMENT", "INVALID_IMAGE"),
+    (
+        errors.InvalidInput("samples must be at most 100", field="options.samples"),
+        InvalidArgument,
+        "INVALID_ARGUMENT",
+        "INVALID_ARGUMENT",
+    ),
+    (
+        errors.InvalidInput("not an image", reason="INVALID_IMAGE", field="image"),
+        InvalidArgument,
+        "INVALID_ARGUMENT",
+        "INVALID_IMAGE",
+    ),
     (errors.NotFound("model 'x' is not loaded", reason="MODEL_NOT_FOUND"), NotFound, "NOT_FOUND", "MODEL_NOT_FOUND"),
     (store_errors.NotFound("no image 'ab12' in pool 'p'"), NotFound, "NOT_FOUND", "IMAGE_NOT_FOUND"),
-    (store_errors.Conflict("idempotency key 'k' was already used"), AlreadyExists, "ALREADY_EXISTS", "IDEMPOTENCY_KEY_REUSED"),
+    (
+        store_errors.Conflict("idempotency key 'k' was already used"),
+        AlreadyExists,
+        "ALREADY_EXISTS",
+        "IDEMPOTENCY_KEY_REUSED",
+    ),
     (errors.LeaseHeld("image 'ab12' is leased to another annotator"), ServerError, "FAILED_PRECONDITION", "LEASE_HELD"),
     (store_errors.WriteConflict("the write met a concurrent one: retry"), ServerError, "ABORTED", "WRITE_CONFLICT"),
     (errors.Overloaded("inference queue is full", retry_after=2.5), Overloaded, "RESOURCE_EXHAUSTED", "OVERLOADED"),
-    (errors.DeadlineExceeded("deadline passed after 4 of 20 samples"), CealError, "DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED"),
-    (errors.Unavailable("no model is loaded yet", reason="NO_MODEL_LOADED"), ClientUnavailable, "UNAVAILABLE", "NO_MODEL_LOADED"),
-    (errors.Unavailable("the server is shutting down", reason="SHUTTING_DOWN"), ClientUnavailable, "UNAVAILABLE", "SHUTTING_DOWN"),
+    (
+        errors.DeadlineExceeded("deadline passed after 4 of 20 samples"),
+        CealError,
+        "DEADLINE_EXCEEDED",
+        "DEADLINE_EXCEEDED",
+    ),
+    (
+        errors.Unavailable("no model is loaded yet", reason="NO_MODEL_LOADED"),
+        ClientUnavailable,
+        "UNAVAILABLE",
+        "NO_MODEL_LOADED",
+    ),
+    (
+        errors.Unavailable("the server is shutting down", reason="SHUTTING_DOWN"),
+        ClientUnavailable,
+        "UNAVAILABLE",
+        "SHUTTING_DOWN",
+    ),
     (store_errors.StoreBusy("the pool database stayed locked"), ClientUnavailable, "UNAVAILABLE", "STORE_BUSY"),
     (store_errors.StoreDamaged("a stored array could not be decoded"), ServerError, "DATA_LOSS", "STORE_DAMAGED"),
     (store_errors.StoreError("pool database error: not a ceal pool"), ServerError, "INTERNAL", "STORE_ERROR"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("error", "kind", "code", "reason"), CASES, ids=[c[3] + "-" + c[2] for c in CASES])
@@ -92,9 +122,9 @@ def test_each_reason_reaches_the_sdk_with_its_details(
 
 
 def test_unexpected_errors_are_internal_without_their_text() -> None:
-    with raising_server(Raising(KeyError("secret detail"))) as address, Client(address) as client:
-        with pytest.raises(ServerError) as raised:
-            client.list_models()
+    servicer = Raising(KeyError("secret detail"))
+    with raising_server(servicer) as address, Client(address) as client, pytest.raises(ServerError) as raised:
+        client.list_models()
     assert raised.value.code == grpc.StatusCode.INTERNAL and raised.value.reason == "INTERNAL"
     assert "secret detail" not in str(raised.value) and "KeyError" in str(raised.value)
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ceal.oip import grpc_predict_v2_pb2
 from ceal.service.middleware import auth
 from ceal.service.middleware.auth import (
     METHOD_ROLES,
@@ -21,7 +22,6 @@ from ceal.service.middleware.auth import (
     bearer_token,
     required_role,
 )
-from ceal.oip import grpc_predict_v2_pb2
 from ceal.v1 import active_learning_pb2, segmentation_pb2
 
 
