@@ -17,6 +17,7 @@ ceal.engine.queue_depth, ceal.engine.mc_samples and ceal.engine.mc_samples_per_s
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -70,7 +71,8 @@ class Telemetry:
         service_name: str = "ceal",
         on_shutdown: Iterable[Callable[[], object]] = (),
     ) -> None:
-        resource = Resource.create({"service.name": service_name})
+        # service.instance.id: the pod's name in Kubernetes, so each replica's gauges stay their own series
+        resource = Resource.create({"service.name": service_name, "service.instance.id": socket.gethostname()})
         self.tracer_provider: TracerProvider | None = None
         if span_processors:
             self.tracer_provider = TracerProvider(resource=resource)
