@@ -181,3 +181,14 @@ def test_a_reused_idempotency_key_is_already_exists(address: str) -> None:
         with pytest.raises(AlreadyExists) as raised:
             client.submit_label(image_id, mask + 1, annotator="dr-a", pool="p", idempotency_key="k1")
     assert raised.value.reason == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_bytes_that_are_no_request_are_malformed_request(address: str) -> None:
+    from ceal.client.errors import from_rpc_error
+
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary("/ceal.v1.Segmentation/Predict")
+        with pytest.raises(grpc.RpcError) as raised:
+            call(b"\xff\xff\xff", timeout=30)
+    exc = from_rpc_error(raised.value)  # type: ignore[arg-type]
+    assert exc.code == grpc.StatusCode.INVALID_ARGUMENT and (exc.reason, exc.domain) == ("MALFORMED_REQUEST", "ceal.v1")
