@@ -192,3 +192,21 @@ def test_bytes_that_are_no_request_are_malformed_request(address: str) -> None:
             call(b"\xff\xff\xff", timeout=30)
     exc = from_rpc_error(raised.value)  # type: ignore[arg-type]
     assert exc.code == grpc.StatusCode.INVALID_ARGUMENT and (exc.reason, exc.domain) == ("MALFORMED_REQUEST", "ceal.v1")
+
+
+def test_the_async_client_decodes_the_same_details() -> None:
+    import asyncio
+
+    from ceal.client import AsyncClient
+
+    async def call(address: str) -> CealError:
+        async with AsyncClient(address) as client:
+            try:
+                await client.list_models()
+            except CealError as exc:
+                return exc
+        raise AssertionError("the call succeeded")
+
+    with raising_server(Raising(errors.Overloaded("inference queue is full", retry_after=0.75))) as address:
+        exc = asyncio.run(call(address))
+    assert isinstance(exc, Overloaded) and exc.reason == "OVERLOADED" and exc.retry_after == 0.75

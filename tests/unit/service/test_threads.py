@@ -71,3 +71,17 @@ def test_a_server_in_a_two_cpu_cgroup_chooses_two_threads_and_says_so(
     assert sessions and all(
         session.get_session_options().intra_op_num_threads == 2 for trio in sessions for session in trio
     )
+
+
+def test_ceal_serve_threads_flag_reaches_the_sessions_log_line(models_dir: Path, tmp_path: Path) -> None:
+    from tests.support.server import ServerProcess
+
+    server = ServerProcess(models_dir, tmp_path / "state", tmp_path / "server.log", "--threads", "3")
+    try:
+        assert server.terminate() == 0
+    finally:
+        if server.proc.poll() is None:
+            server.kill()
+    log = (tmp_path / "server.log").read_text()
+    assert "onnxruntime intra-op threads per session: 3 (--threads)" in log
+    assert log.count("intra-op threads") == 1  # one line, not one per session
