@@ -35,7 +35,7 @@ def _version(text: str) -> int:
     """An Open Inference version string → ceal's version number; "" is 0 (the latest)."""
     if not text:
         return 0
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidInput(f"model version {text!r} is not a whole number; send e.g. '1', or '' for the latest")
     return int(text)
 
