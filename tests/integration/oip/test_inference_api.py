@@ -170,3 +170,29 @@ def test_tokens_guard_infer_but_not_the_probes(models_dir: Path, tmp_path: Path)
         assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
         reply = stub.ModelInfer(_request(samples=2), timeout=60, metadata=(("authorization", "Bearer v"),))
         assert reply.outputs[0].name == "probability"
+
+
+def test_model_infer_is_traced_like_predict_and_probes_are_not(models_dir: Path, tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from ceal.service.middleware.telemetry import Telemetry
+
+    exporter = InMemorySpanExporter()
+    telemetry = Telemetry(span_processors=[SimpleSpanProcessor(exporter)])
+    with (
+        in_process(models_dir, telemetry=telemetry) as running,
+        grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch,
+    ):
+        stub = pb_grpc.GRPCInferenceServiceStub(ch)
+        stub.ServerLive(pb.ServerLiveRequest())
+        stub.ServerReady(pb.ServerReadyRequest())
+        stub.ModelInfer(_request(samples=3, seed=1), timeout=60)
+    spans = exporter.get_finished_spans()
+    (server,) = [s for s in spans if s.name == "inference.GRPCInferenceService/ModelInfer"]
+    assert server.attributes is not None and server.attributes["rpc.response.status_code"] == "OK"
+    assert server.attributes["rpc.method"] == "inference.GRPCInferenceService/ModelInfer"
+    assert server.context is not None
+    children = {s.name for s in spans if s.parent is not None and s.parent.span_id == server.context.span_id}
+    assert children == {"decode", "queue", "inference", "scoring"}
+    assert not [s for s in spans if s.name.endswith(("/ServerLive", "/ServerReady"))]  # probes: no spans
