@@ -85,15 +85,22 @@ def pool_image(
     slice_index: int = 0,
     dicom: tuple[str, str, str] | None = None,
     frame: int = 0,
+    name: str = "",
 ) -> al_pb.PoolImage:
-    """One image for `register_images`; `dicom` is (study UID, series UID, SOP instance UID)."""
+    """One image for `register_images`; `dicom` is (study UID, series UID, SOP instance UID); `name` what you
+    call it (a file name or UID: shown in query lists and exports, at most 1024 characters)."""
     ref = None
     if dicom is not None:
         ref = tensor_pb2.DicomReference(
             study_instance_uid=dicom[0], series_instance_uid=dicom[1], sop_instance_uid=dicom[2], frame_number=frame
         )
     return al_pb.PoolImage(
-        image=to_image(image), dicom=ref, series_key=series_key, study_key=study_key, slice_index=slice_index
+        image=to_image(image),
+        dicom=ref,
+        series_key=series_key,
+        study_key=study_key,
+        slice_index=slice_index,
+        name=name,
     )
 
 
@@ -138,7 +145,8 @@ def query_list_request(
     budget_seconds: float,
     lease_seconds: int,
     series: bool,
-    round_: int,
+    study: bool = False,
+    round_: int = 0,
     seed: int,
     max_pseudo_labels: int,
 ) -> al_pb.GetQueryListRequest:
@@ -150,7 +158,7 @@ def query_list_request(
         budget_seconds=budget_seconds,
         annotator=annotator,
         lease_seconds=lease_seconds,
-        level=al_pb.QUERY_LEVEL_SERIES if series else al_pb.QUERY_LEVEL_IMAGE,
+        level=al_pb.QUERY_LEVEL_STUDY if study else (al_pb.QUERY_LEVEL_SERIES if series else al_pb.QUERY_LEVEL_IMAGE),
         round=round_,
         seed=seed,
         max_pseudo_labels=max_pseudo_labels,

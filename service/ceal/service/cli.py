@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--default-model",
         default=_env("CEAL_DEFAULT_MODEL"),
-        help="model used when a request names none [CEAL_DEFAULT_MODEL]",
+        help="model used when a request names none; needed for that when more than one model is served "
+        "[CEAL_DEFAULT_MODEL]",
     )
     p.add_argument(
         "--samples",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ceal.service.engine.loaded import LoadedModel, load_model
-from ceal.service.errors import NotFound, Unavailable
+from ceal.service.errors import InvalidInput, NotFound, Unavailable
 from ceal.service.metadata import METADATA_FILE, MODEL_FILE
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,17 @@ class ModelRegistry:
         return model
 
     def default_name(self) -> str:
+        """The model a request naming none gets: --default-model, else the only model served. With several
+        models and no default, raises InvalidInput: the server never picks one by its name's spelling."""
         if self._default:
             return self._default
         names = sorted(self._models)
+        if len(names) > 1:
+            raise InvalidInput(
+                f"this server serves {len(names)} models ({', '.join(names)}) and none is the default: name one "
+                "in the request (model_name; --model on the command line), or start ceal serve with "
+                "--default-model NAME"
+            )
         return names[0] if names else ""
 
     def models(self) -> list[LoadedModel]:

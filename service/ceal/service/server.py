@@ -11,6 +11,7 @@ request is never parsed, while the audit log sees the parsed request of every ca
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import signal
 import threading
@@ -123,12 +124,38 @@ def _set_health(servicer: health.HealthServicer, status: int) -> None:
         servicer.set(name, status)
 
 
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def plaintext_token_warning(address: str, tls: bool, tokens: bool) -> str | None:
+    """The warning for bearer tokens sent in plain text beyond this machine, or None when there is none to
+    give (no tokens, TLS on, or a loopback address)."""
+    host = address.rsplit(":", 1)[0]
+    if not tokens or tls or _is_loopback(host):
+        return None
+    return (
+        f"bearer tokens are on without TLS on {host}: tokens and images cross the network in plain text, where "
+        "anyone on the path can read and replay them; add --tls-cert/--tls-key (or terminate TLS in a mesh "
+        "in front and bind 127.0.0.1)"
+    )
+
+
 def _interceptors(config: ServerConfig, telemetry: Telemetry | None) -> list[grpc.ServerInterceptor]:
     out: list[grpc.ServerInterceptor] = []
     if telemetry is not None:
         out.append(telemetry.interceptor())
     out.append(DecodeInterceptor())
     tokens = TokenTable.load(config.tokens) if config.tokens is not None else None
+    warning = plaintext_token_warning(config.address, config.tls is not None, tokens is not None)
+    if warning is not None:
+        log.warning("%s", warning)  # once, as the server starts
     if tokens is not None or config.audit:
         out.append(AccessInterceptor(tokens, audit=True))
         log.info("access: %s, audit log on", f"{len(tokens)} bearer token(s)" if tokens else "no authentication")
@@ -218,6 +245,13 @@ def create_server(config: ServerConfig) -> Running:
     registry.start_watching(config.watch_interval)
     _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
     inference.ready.set()
+    names = sorted({m.meta.name for m in registry.models()})
+    if len(names) > 1 and not config.default_model:
+        log.warning(
+            "serving %d models (%s) with no --default-model: requests must name their model",
+            len(names),
+            ", ".join(names),
+        )
     host = config.address.rsplit(":", 1)[0]
     log.info(
         "ceal serving on %s:%d (%s) with %d model(s)",

@@ -129,6 +129,7 @@ def export_model(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         class_names=classes,
         extra={"unet": model.config.to_json(), "checks": checks, "opset": OPSET},
+        resize=str(cfg.get("resize", "stretch")),  # checkpoints from before the field were stretched
     )
     if convert is not None:
         mc_bytes, meta = convert(mc_bytes, meta)

@@ -15,6 +15,7 @@ from ceal.service.engine.core import Engine, PredictOptions
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.errors import Unavailable, about
 from ceal.service.middleware.spans import child_span
+from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
 from ceal.service.pool.retrieval import similar_in_pool
 from ceal.service.pool.scoring import PoolScorer
@@ -146,16 +147,17 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             items=[msg.query_item(i) for i in result.items],
             pseudo_labels=[pb.PseudoLabelCandidate(image_id=i, confidence=c) for i, c in result.pseudo],
             unscored=result.unscored,
+            note=result.note,
         )
 
     @unary
     def SubmitLabel(self, request: pb.SubmitLabelRequest, context: grpc.ServicerContext) -> Any:
         store, _ = self._store()
-        mask = msg.label_mask(request)
         source = msg.label_source(request.source)
         model_version = None
         if source == "pseudo":
             model_version = self.registry.get("").meta.version
+        mask = self._checked_mask(msg.label_mask(request))
         with child_span("store"):
             label = store.submit_label(
                 msg.pool_name(request.pool),
@@ -169,6 +171,21 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             )
         log.info("label stored: image %s version %d source %s", label.image_id, label.version, label.source)
         return pb.SubmitLabelResponse(label_id=label.label_id, version=label.version)
+
+    def _checked_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The mask as class indices of the served model(s) (`normalise_mask`); unchecked beyond 0-255 when no
+        model is loaded, or the loaded ones disagree on their classes and none is the default."""
+        metas = {(m.meta.classes, m.meta.class_names) for m in self.registry.models()}
+        if len(metas) > 1:
+            try:
+                meta = self.registry.get("").meta
+            except (InvalidInput, NotFound, Unavailable):
+                return mask
+            metas = {(meta.classes, meta.class_names)}
+        if not metas:
+            return mask
+        ((classes, names),) = metas
+        return normalise_mask(mask, classes, names)
 
     @streaming
     def ExportLabels(self, request: pb.ExportLabelsRequest, context: grpc.ServicerContext) -> Iterator[Any]:

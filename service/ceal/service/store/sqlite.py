@@ -19,6 +19,8 @@ import numpy as np
 from ceal.service.store import queries as q
 from ceal.service.store import rows as records
 from ceal.service.store.base import (
+    GroupLease,
+    GroupLevel,
     ImageRecord,
     Label,
     LabelSource,
@@ -34,6 +36,7 @@ from ceal.service.store.errors import Conflict, InvalidInput, NotFound, StoreErr
 from ceal.service.store.migrations import migrate
 from ceal.service.store.validation import (
     check_claim_request,
+    check_group_level,
     check_label_request,
     check_lease_request,
     check_mask,
@@ -278,6 +281,33 @@ class SQLitePoolStore(PoolStore):
             conn.execute(q.DELETE_EXPIRED_LEASES, (pool, now))
             conn.executemany(q.UPSERT_LEASE, [(pool, image_id, annotator, expires_at) for image_id in chosen])
         return [Lease(image_id, annotator, expires_at) for image_id in chosen]
+
+    def acquire_group_leases(
+        self, pool: str, ranked_keys: Sequence[str], annotator: str, k: int, seconds: float, *, level: GroupLevel
+    ) -> list[GroupLease]:
+        check_pool(pool)
+        check_lease_request(annotator, k, seconds)
+        members_sql = q.SERIES_MEMBERS if check_group_level(level) == "series" else q.STUDY_MEMBERS
+        granted: list[tuple[str, list[str]]] = []
+        # BEGIN IMMEDIATE: reading who holds what and writing the group's leases are one step for every writer.
+        with self._db.transaction(write=True) as conn:
+            now = self._clock()
+            human = {str(row[0]) for row in conn.execute(q.HUMAN_LABELLED_IDS, (pool,))}
+            others = {str(row[0]) for row in conn.execute(q.LEASED_TO_OTHERS, (pool, now, annotator))}
+            for key in dict.fromkeys(ranked_keys):
+                if len(granted) >= k:
+                    break
+                members = [str(row[0]) for row in conn.execute(members_sql, (pool, key))]
+                free = [image_id for image_id in members if image_id not in human]
+                if free and not others.intersection(members):
+                    granted.append((key, free))
+            expires_at = now + float(seconds)
+            conn.execute(q.DELETE_EXPIRED_LEASES, (pool, now))
+            rows = [(pool, image_id, annotator, expires_at) for _, free in granted for image_id in free]
+            conn.executemany(q.UPSERT_LEASE, rows)
+        return [
+            GroupLease(key, tuple(Lease(image_id, annotator, expires_at) for image_id in free)) for key, free in granted
+        ]
 
     def active_leases(self, pool: str) -> list[Lease]:
         check_pool(pool)
