@@ -13,7 +13,7 @@ import numpy as np
 from ceal.service.codec import decode_image
 from ceal.service.engine.core import Engine, PredictOptions
 from ceal.service.engine.loaded import LoadedModel
-from ceal.service.errors import Unavailable, about
+from ceal.service.errors import InvalidInput, NotFound, Unavailable, about
 from ceal.service.middleware.spans import child_span
 from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
