@@ -144,7 +144,8 @@ class ModelRegistry:
             raise InvalidInput(
                 f"this server serves {len(names)} models ({', '.join(names)}) and none is the default: name one "
                 "in the request (model_name; --model on the command line), or start ceal serve with "
-                "--default-model NAME"
+                "--default-model NAME",
+                field="model_name",
             )
         return names[0] if names else ""
 
