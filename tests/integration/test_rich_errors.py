@@ -79,6 +79,12 @@ CASES = [
     (store_errors.WriteConflict("the write met a concurrent one: retry"), ServerError, "ABORTED", "WRITE_CONFLICT"),
     (errors.Overloaded("inference queue is full", retry_after=2.5), Overloaded, "RESOURCE_EXHAUSTED", "OVERLOADED"),
     (
+        errors.Overloaded("the queue's wait exceeds the deadline", retry_after=2.5, reason="deadline"),
+        Overloaded,
+        "RESOURCE_EXHAUSTED",
+        "WAIT_EXCEEDS_DEADLINE",
+    ),
+    (
         errors.DeadlineExceeded("deadline passed after 4 of 20 samples"),
         CealError,
         "DEADLINE_EXCEEDED",

@@ -79,7 +79,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--max-concurrent-rpcs",
         type=int,
         default=_env("CEAL_MAX_CONCURRENT_RPCS"),
-        help="calls in progress before RESOURCE_EXHAUSTED (no cap) [CEAL_MAX_CONCURRENT_RPCS]",
+        help="calls in progress before RESOURCE_EXHAUSTED (default: from the machine's memory and the RPC "
+        "worker threads; 0: no cap) [CEAL_MAX_CONCURRENT_RPCS]",
     )
     p.add_argument(
         "--threads",
@@ -87,6 +88,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=_env("CEAL_THREADS"),
         help="onnxruntime intra-op threads per session (default: the cgroup CPU limit, else the usable CPUs) "
         "[CEAL_THREADS]",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=_env("CEAL_MAX_MESSAGE_BYTES", 64 * 1024 * 1024),
+        help="largest request or response message in bytes (default 64 MiB) [CEAL_MAX_MESSAGE_BYTES]",
     )
     p.add_argument("--port-file", type=Path, help="write the bound port here once serving")
     p.add_argument(
@@ -202,6 +209,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_batch_images=args.max_batch,
         max_queue=args.max_queue,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        max_message_bytes=args.max_message_bytes,
         reflection=args.reflection,
         tls=TLSConfig.from_paths(args.tls_cert, args.tls_key, args.tls_client_ca),
         tokens=args.tokens,

@@ -6,7 +6,7 @@ ServiceError                  → INTERNAL            (STORE_ERROR, …: not ret
 ├── Conflict                  → ALREADY_EXISTS      (IDEMPOTENCY_KEY_REUSED)
 ├── LeaseHeld                 → FAILED_PRECONDITION (LEASE_HELD: another annotator holds the image's lease)
 ├── Aborted                   → ABORTED             (WRITE_CONFLICT: a concurrent write won; re-read and retry)
-├── Overloaded                → RESOURCE_EXHAUSTED  (OVERLOADED, with a retry delay)
+├── Overloaded                → RESOURCE_EXHAUSTED  (OVERLOADED / WAIT_EXCEEDS_DEADLINE, with a retry delay)
 ├── DeadlineExceeded          → DEADLINE_EXCEEDED   (DEADLINE_EXCEEDED)
 ├── Unavailable               → UNAVAILABLE         (NO_MODEL_LOADED, SHUTTING_DOWN, STORE_BUSY, …: retry)
 └── DataLoss                  → DATA_LOSS           (STORE_DAMAGED: restore from a backup; never retried)
@@ -68,13 +68,17 @@ class Aborted(ServiceError):
 
 
 class Overloaded(ServiceError):
-    """The queue is full: the caller should back off for `retry_after` seconds and retry."""
+    """The server cannot take the work now: the caller should back off and retry.
 
-    reason = "OVERLOADED"
+    retry_after: seconds after which a retry is expected to be admitted (None when unknown); the
+    servicer layer may send it to the client (e.g. as google.rpc.RetryInfo). reason: "queue" (the queue
+    is full) or "deadline" (the expected wait exceeds the call's deadline).
+    """
 
-    def __init__(self, message: str = "", *, retry_after: float = 1.0, reason: str | None = None) -> None:
-        super().__init__(message, reason=reason)
+    def __init__(self, message: str, *, retry_after: float | None = None, reason: str = "queue") -> None:
+        super().__init__(message)
         self.retry_after = retry_after
+        self.reason = reason
 
 
 class DeadlineExceeded(ServiceError):

@@ -6,7 +6,7 @@ Every failed call carries, in the `grpc-status-details-bin` trailer (grpcio-stat
   `domain` "ceal.v1";
 - BadRequest with one field violation (`field` = the request field path, e.g. `image.tensor.shape`) when
   the error names the field it is about (INVALID_ARGUMENT);
-- RetryInfo with the delay to wait on RESOURCE_EXHAUSTED.
+- RetryInfo with the delay to wait on RESOURCE_EXHAUSTED (the batcher's estimate, `Overloaded.retry_after`).
 
 Codes (errors.py has the tree): a write conflict is ABORTED, a damaged store DATA_LOSS, any other store
 failure INTERNAL; only UNAVAILABLE (store busy, no model yet, shutting down) is one that clients retry.
@@ -26,6 +26,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ceal.service import errors
+from ceal.service.servicers.fields import check_fields
 
 __all__ = ["CODES", "DOMAIN", "abort", "code_for", "status_for", "streaming", "unary"]
 
@@ -57,11 +58,17 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
+# Overloaded.reason says why ("queue": full; "deadline": the wait would outlast the call's deadline).
+_OVERLOAD_REASONS = {"queue": "OVERLOADED", "deadline": "WAIT_EXCEEDS_DEADLINE"}
+
+
 def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str, str]:
     """(code, reason, message) of an error; unexpected ones are logged and answered INTERNAL."""
     for kind, code in CODES:
         if isinstance(exc, kind):
             reason = exc.reason if isinstance(exc, errors.ServiceError) else code.name
+            if isinstance(exc, errors.Overloaded):
+                reason = _OVERLOAD_REASONS.get(reason, reason.upper())
             return code, reason, str(exc)
     log.exception("internal error", exc_info=exc)
     return (
@@ -86,9 +93,10 @@ def status_for(exc: BaseException, prefix: str = "") -> status_pb2.Status:
     if code == grpc.StatusCode.INVALID_ARGUMENT and field:
         violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+    retry_after = getattr(exc, "retry_after", None)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is not None:
         delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(max(float(getattr(exc, "retry_after", 1.0)), 0.0) * 1e9))
+        delay.FromNanoseconds(int(max(float(retry_after), 0.0) * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(code=code.value[0], message=message, details=details)
 
@@ -105,11 +113,13 @@ def _passes_through(exc: BaseException) -> bool:
 
 
 def unary(fn: F) -> F:
-    """Wrap a unary handler `(self, request, context)` so domain errors become statuses."""
+    """Wrap a unary handler `(self, request, context)`: the request's fields checked (`check_fields`), and
+    domain errors become statuses."""
 
     @functools.wraps(fn)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
+            check_fields(request)
             return fn(self, request, context)
         except Exception as exc:
             if _passes_through(exc):
@@ -125,6 +135,7 @@ def streaming(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
+            check_fields(request)
             yield from fn(self, request, context)
         except Exception as exc:
             if _passes_through(exc):
