@@ -16,13 +16,26 @@ from ceal.service.store.connections import ThreadConnections
 from ceal.service.store.errors import StoreBusy, StoreDamaged, StoreError, WriteConflict
 
 
-def test_a_file_that_is_no_database_is_data_loss(tmp_path: Path) -> None:
-    junk = tmp_path / "junk.sqlite3"
-    junk.write_bytes(b"this is not a database, just text" * 100)
+def test_a_truncated_database_is_data_loss_and_another_file_internal(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite3"
+    empty.write_bytes(b"")
     with pytest.raises(StoreDamaged) as raised:
-        SQLitePoolStore(junk)
+        SQLitePoolStore(empty)
     assert code_for(raised.value)[0] == grpc.StatusCode.DATA_LOSS
     assert status_for(raised.value).code == grpc.StatusCode.DATA_LOSS.value[0]
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database, just text" * 100)
+    with pytest.raises(StoreError) as other:
+        SQLitePoolStore(junk)
+    assert code_for(other.value)[0] == grpc.StatusCode.INTERNAL  # a wrong file, not a damaged pool: not retried
+
+
+def test_a_damaged_sqlite_page_is_data_loss(tmp_path: Path) -> None:
+    connections = ThreadConnections(tmp_path / "x.sqlite3", busy_timeout_s=0.1)
+    error = sqlite3.DatabaseError("database disk image is malformed")
+    error.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
+    damaged = connections.translate(error)
+    assert isinstance(damaged, StoreDamaged) and code_for(damaged)[0] == grpc.StatusCode.DATA_LOSS
 
 
 def test_a_damaged_blob_is_data_loss() -> None:
