@@ -44,6 +44,7 @@ def test_every_api_method_has_a_role_and_the_issue_table_holds() -> None:
         "Predict",
         "PredictStream",
         "ListModels",
+        "WhoAmI",
         "ModelInfer",
         "ModelReady",
         "ServerMetadata",
@@ -55,6 +56,9 @@ def test_every_api_method_has_a_role_and_the_issue_table_holds() -> None:
         "FindSimilar",
         "GetPoolStats",
         "ExportLabels",
+        "ListPools",
+        "GetPoolImage",
+        "ReleaseLease",
     }
 
 
