@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image as PILImage
 
+from ceal.imaging import PreprocessParams
+from ceal.imaging.dicom import DicomPixelError, dicom_frames
 from ceal.service.errors import InvalidInput
 from ceal.v1 import tensor_pb2
 
@@ -29,6 +31,9 @@ _DTYPES: dict[int, np.dtype[np.generic]] = {
     tensor_pb2.DTYPE_BOOL: np.dtype("?"),
 }
 _ENUMS = {dt.newbyteorder("="): code for code, dt in _DTYPES.items()}
+
+DEFAULT_PREPROCESSING = PreprocessParams()
+"""The DICOM policy for pixels decoded before any model is known (pool registration)."""
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -90,7 +95,9 @@ def _decode_raster(data: bytes, kind: str, max_pixels: int | None = None) -> np.
     return np.asarray(converted)
 
 
-def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+def _decode_dicom(
+    data: bytes, max_pixels: int | None = None, dicom: PreprocessParams | None = DEFAULT_PREPROCESSING
+) -> np.ndarray:
     try:
         import pydicom
 
@@ -109,6 +116,12 @@ def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
         raise InvalidInput("DICOM Number of Frames is not a number; send a valid DICOM file") from exc
     if frames > 1:
         raise InvalidInput("DICOM image has several frames; send one frame per image (the PACS bridge splits them)")
+    if dicom is not None:
+        try:
+            unit: np.ndarray = dicom_frames(ds, dicom)[0][0]  # the one frame, float32 in [0, 1]
+            return unit
+        except DicomPixelError as exc:
+            raise InvalidInput(str(exc)) from exc
     try:
         return _dicom_intensities(ds, pixels)
     except InvalidInput:
@@ -121,7 +134,8 @@ def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
 
 
 def _dicom_intensities(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
-    """Modality LUT, VOI LUT when windowed, scaled to [0, 1] (MONOCHROME1 inverted); colour images as they are."""
+    """Pre-contract DICOM intensities, kept for models exported before it: Modality LUT, VOI LUT when windowed,
+    then stretched per image to [0, 1] (MONOCHROME1 inverted); colour images as they are."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut  # type: ignore[attr-defined]
 
     if getattr(ds, "PhotometricInterpretation", "") in ("RGB", "YBR_FULL", "YBR_FULL_422"):
@@ -136,10 +150,14 @@ def _dicom_intensities(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     return scaled.astype(np.float32)
 
 
-def decode_image_bytes(data: bytes, fmt: int, max_pixels: int | None = None) -> np.ndarray:
+def decode_image_bytes(
+    data: bytes, fmt: int, max_pixels: int | None = None, dicom: PreprocessParams | None = DEFAULT_PREPROCESSING
+) -> np.ndarray:
     """PNG / JPEG / DICOM bytes → (H, W) or (H, W, C) array. Format 0 sniffs the magic bytes.
 
-    With `max_pixels`, an image whose header says it is larger is refused before it is decoded."""
+    With `max_pixels`, an image whose header says it is larger is refused before it is decoded. A DICOM is
+    decoded to float32 [0, 1] by the preprocessing contract with `dicom` (the model's `preprocessing`), or by
+    the pre-contract rule when `dicom` is None (a model exported before the contract)."""
     if not data:
         raise InvalidInput("image.encoded.data is empty; send the file's bytes")
     if fmt == tensor_pb2.IMAGE_FORMAT_UNSPECIFIED:
@@ -152,19 +170,23 @@ def decode_image_bytes(data: bytes, fmt: int, max_pixels: int | None = None) -> 
         else:
             raise InvalidInput("image format not recognised from its bytes; send PNG, JPEG or DICOM, or set format")
     if fmt == tensor_pb2.IMAGE_FORMAT_DICOM:
-        return _decode_dicom(data, max_pixels)
+        return _decode_dicom(data, max_pixels, dicom)
     if fmt in (tensor_pb2.IMAGE_FORMAT_PNG, tensor_pb2.IMAGE_FORMAT_JPEG):
         return _decode_raster(data, tensor_pb2.ImageFormat.Name(fmt).removeprefix("IMAGE_FORMAT_"), max_pixels)
     raise InvalidInput(f"image format {fmt} is not supported; use PNG, JPEG or DICOM")
 
 
-def decode_image(image: tensor_pb2.Image, *, max_pixels: int) -> np.ndarray:
-    """An Image message → pixel array (H, W) or (H, W, C), C in {1, 3}, checked against `max_pixels`."""
+def decode_image(
+    image: tensor_pb2.Image, *, max_pixels: int, dicom: PreprocessParams | None = DEFAULT_PREPROCESSING
+) -> np.ndarray:
+    """An Image message → pixel array (H, W) or (H, W, C), C in {1, 3}, checked against `max_pixels`.
+
+    `dicom`: how a DICOM is windowed, see `decode_image_bytes`."""
     which = image.WhichOneof("source")
     if which == "tensor":
         pixels = tensor_to_numpy(image.tensor, what="image.tensor", max_elements=max_pixels * 3)
     elif which == "encoded":
-        pixels = decode_image_bytes(image.encoded.data, image.encoded.format, max_pixels)
+        pixels = decode_image_bytes(image.encoded.data, image.encoded.format, max_pixels, dicom)
     else:
         raise InvalidInput("image is empty; set image.tensor or image.encoded")
     return check_image_array(pixels, max_pixels=max_pixels)

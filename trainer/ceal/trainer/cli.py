@@ -55,6 +55,12 @@ def register_train(sub: Sub) -> None:
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--dropout-placement", default="bottleneck", choices=["bottleneck", "decoder", "encoder_decoder"])
     p.add_argument("--num-classes", type=int, default=1, help="1 = sigmoid (binary); C >= 2 = softmax")
+    p.add_argument(
+        "--uint16-max",
+        type=int,
+        default=65535,
+        help="16-bit images are divided by this (4095 for 12-bit data); recorded in the model, served the same",
+    )
     p.set_defaults(func=_train)
 
 
@@ -75,8 +81,9 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        preprocessing={"uint16_max": args.uint16_max} if args.uint16_max != 65535 else {},
     )
-    data = load_folder(args.images, args.masks, cfg.height, cfg.width)
+    data = load_folder(args.images, args.masks, cfg.height, cfg.width, params=cfg.params())
     train_ids, val_ids = split_ids(data.ids, args.val_fraction, args.seed)
     index = {image_id: i for i, image_id in enumerate(data.ids)}
     train = data.subset([index[i] for i in train_ids])

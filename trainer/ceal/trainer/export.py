@@ -114,7 +114,7 @@ def export_model(
         if model.config.num_classes == 1
         else tuple(f"class_{i}" for i in range(model.config.num_classes))
     )
-    meta = ModelMetadata(
+    meta = ModelMetadata.with_contract(
         name=name,
         version=version,
         input_channels=model.config.in_channels,
@@ -129,6 +129,7 @@ def export_model(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         class_names=classes,
         extra={"unet": model.config.to_json(), "checks": checks, "opset": OPSET},
+        preprocessing=cfg.get("preprocessing") or {},
     )
     if convert is not None:
         mc_bytes, meta = convert(mc_bytes, meta)

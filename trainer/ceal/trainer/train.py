@@ -7,17 +7,19 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ceal.imaging import PreprocessParams
 from ceal.trainer.unet import UNet, UNetConfig, save_checkpoint
 
 log = logging.getLogger(__name__)
 
-# Input normalisation recorded in the exported metadata: x = (pixel / 255 - mean) / std.
+# Input normalisation recorded in the exported metadata: x = (unit pixel - mean) / std.
 DEFAULT_MEAN = 0.5
 DEFAULT_STD = 0.25
 
@@ -33,6 +35,14 @@ class TrainConfig:
     augment: bool = True
     mean: float = DEFAULT_MEAN
     std: float = DEFAULT_STD
+    # The contract's intensity settings the images were loaded with (`ceal.imaging.PreprocessParams` fields
+    # other than the shape and mean/std, e.g. {"uint16_max": 4095}); exported into the model's metadata.
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    def params(self, channels: int = 3) -> PreprocessParams:
+        """The full preprocessing contract of this training: shape, normalisation and intensity settings."""
+        shape = {"channels": channels, "height": self.height, "width": self.width, "mean": self.mean, "std": self.std}
+        return PreprocessParams.from_dict({**self.preprocessing, **shape})
 
 
 @dataclass

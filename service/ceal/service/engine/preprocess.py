@@ -1,15 +1,27 @@
 """Pixels in any size, dtype and channel count → the model's normalised input, and maps back.
 
-Intensity: uint8 / 255, uint16 / 65535, float taken as already in [0, 1], signed integers min-max
-scaled per image. Channels: grayscale is repeated to RGB, RGB becomes luminance for 1-channel models.
+A model whose metadata carries `preprocessing` is fed by the preprocessing contract
+(`ceal.imaging.to_model_input`, the same function the trainer trained it through). A model exported before
+the contract has none: it keeps the pre-contract normalisation below (`legacy_prepare`), said once in the log
+per model. Legacy intensity: uint8 / 255, uint16 / 65535, float taken as already in [0, 1], signed integers
+min-max scaled per image. Channels: grayscale is repeated to RGB, RGB becomes luminance for 1-channel models.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import numpy as np
 from PIL import Image as PILImage
 
+from ceal.imaging import to_model_input
+from ceal.service.errors import InvalidInput
 from ceal.service.metadata import ModelMetadata
+
+_log = logging.getLogger(__name__)
+_legacy_said: set[tuple[str, int]] = set()
+_legacy_lock = threading.Lock()
 
 
 def to_unit_range(pixels: np.ndarray) -> np.ndarray:
@@ -54,6 +66,31 @@ def resize_planes(planes: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def prepare(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
     """Pixels (H, W[, C]) → model input float32 (C, h, w), normalised as the metadata says."""
+    if meta.preprocessing is None:
+        _say_legacy(meta)
+        return legacy_prepare(pixels, meta)
+    try:
+        return to_model_input(pixels, meta.preprocessing)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def _say_legacy(meta: ModelMetadata) -> None:
+    key = (meta.name, meta.version)
+    with _legacy_lock:
+        if key in _legacy_said:
+            return
+        _legacy_said.add(key)
+    _log.warning(
+        "model %s/%d was exported before the preprocessing contract (no 'preprocessing' in its metadata): "
+        "served with the pre-contract normalisation; re-export it to serve it as the trainer now prepares images",
+        meta.name,
+        meta.version,
+    )
+
+
+def legacy_prepare(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
+    """The pre-contract preparation, kept for models exported before it: (H, W[, C]) → (C, h, w)."""
     unit = to_channels(to_unit_range(pixels), meta.input_channels)
     planes = np.moveaxis(unit, 2, 0)
     planes = resize_planes(planes, meta.input_height, meta.input_width)

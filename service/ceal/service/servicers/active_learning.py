@@ -201,7 +201,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             exclude = ids.index(request.image_id)
             query = descriptors[exclude]
         elif which == "image":
-            pixels = decode_image(request.image, max_pixels=self.max_pixels)
+            pixels = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
             query = model.descriptors(model.run_prefix(prepare(pixels, model.meta)[None]))[0]
         else:
             raise InvalidInput("set image_id or image to search by")

@@ -134,7 +134,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         self.engine.check_options(opts)
         model = self.registry.get(request.model_name, request.model_version)
         with child_span("decode"):
-            pixels = decode_image(request.image, max_pixels=self.max_pixels)
+            pixels = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
         prediction = self.engine.predict(
             model, pixels, opts, deadline=deadline, on_queued=lambda future: cancel_with(context, future)
         )
