@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from highdicom.sr import CodedConcept
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
@@ -98,7 +99,7 @@ def class_codes(class_names: Sequence[str], mapping: Mapping[str, Mapping[str, C
     return out
 
 
-def class_of_segment(segment_label: str, segment_type: Code, classes: Sequence[ClassCode]) -> int | None:
+def class_of_segment(segment_label: str, segment_type: Code | CodedConcept, classes: Sequence[ClassCode]) -> int | None:
     """The class index a read segment stands for (see the module doc), or None when no class matches."""
     for c in classes:
         if (c.type.scheme_designator, c.type.value) == (segment_type.scheme_designator, segment_type.value):

@@ -3,7 +3,12 @@
     ceal pacs sync --server ADDR (--dicomweb URL --user U --password-file F | --dimse HOST:PORT --aet A
                    --calling-aet B) [--since YYYYMMDD] [--state FILE] [--pool NAME] [--fractional]
                    [--modalities CT,MR]
+    ceal pacs labels --server ADDR (--dicomweb URL … | --dimse HOST:PORT …) [--since YYYYMMDD] [--pool NAME]
+                     [--model NAME] [--class-map FILE] [--uid-root ROOT]
     ceal pacs worklist --server ADDR [--strategy ceal] [--k 10] [--annotator NAME]
+
+`labels` brings radiologists' DICOM SEGs back as human labels (`ceal.pacs.labels`); `sync` runs the same step
+after predicting unless `--no-labels`.
 
 `sync` exits 0 when every series is done, 1 when any failed (after a summary naming each), 2 when it cannot
 start. Heavy imports (pydicom, highdicom, pynetdicom) wait until a command runs; `ceal` without the pacs extra
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ceal.pacs.labels import LabelsReport
     from ceal.pacs.protocol import Pacs
 
 _NEEDS = ("pydicom", "pynetdicom", "highdicom", "dicomweb_client")
@@ -33,11 +39,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("pacs", help="sync series with a PACS (SEG + uncertainty maps back) and list what to label")
     actions = p.add_subparsers(dest="pacs_command", metavar="ACTION", required=True)
     _add_sync(actions)
+    _add_labels(actions)
     _add_worklist(actions)
 
 
-def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    s = actions.add_parser("sync", help="predict new series and store DICOM SEG + Parametric Map in the PACS")
+def _add_wire(s: argparse.ArgumentParser) -> None:
     s.add_argument("--server", required=True, help="host:port of the ceal server")
     wire = s.add_mutually_exclusive_group(required=True)
     wire.add_argument("--dicomweb", metavar="URL", help="DICOMweb root, e.g. http://pacs:8042/dicom-web")
@@ -46,6 +52,27 @@ def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     s.add_argument("--password-file", type=Path, help="file holding the DICOMweb password (first line)")
     s.add_argument("--aet", help="the PACS's AE title (DIMSE)")
     s.add_argument("--calling-aet", default="CEAL", help="our AE title, as the PACS knows it (DIMSE)")
+
+
+def _add_label_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--class-map", type=Path, help="JSON: class name → SEG codes, when the PACS's codes differ")
+    s.add_argument("--uid-root", default="", help="the hospital's UID root for what ceal writes (default pydicom's)")
+
+
+def _add_labels(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = actions.add_parser("labels", help="import radiologists' DICOM SEGs from the PACS as human labels")
+    _add_wire(s)
+    s.add_argument("--since", metavar="YYYYMMDD", help="SEGs of studies dated this day or later")
+    s.add_argument("--pool", default="", help="pool the labels go to (default: the server's)")
+    s.add_argument("--model", default="", help="model whose class names the segments map to (default: the only)")
+    _add_label_options(s)
+    s.add_argument("-v", "--verbose", action="store_true", help="log every step (DEBUG)")
+    s.set_defaults(func=run_labels)
+
+
+def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = actions.add_parser("sync", help="predict new series and store DICOM SEG + Parametric Map in the PACS")
+    _add_wire(s)
     s.add_argument("--since", metavar="YYYYMMDD", help="sync studies dated this day or later (overrides --state)")
     s.add_argument("--state", type=Path, help="JSON file keeping the watermark between runs")
     s.add_argument("--lookback-days", type=int, default=0, help="start this many days before the stored watermark")
@@ -56,6 +83,17 @@ def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     s.add_argument("--samples", type=int, default=0, help="Monte-Carlo samples T (default: the server's)")
     s.add_argument("--seed", type=int, default=None, help="seed the Monte-Carlo samples (reproducible outputs)")
     s.add_argument("--measure", default="entropy", help="uncertainty map: entropy, mutual_information, variance")
+    s.add_argument("--no-labels", action="store_true", help="do not import radiologists' SEGs as labels")
+    s.add_argument("--study", default="", help="only this Study Instance UID")
+    s.add_argument("--series-description", default="", help="only series whose description contains this")
+    s.add_argument("--dry-run", action="store_true", help="list what would be synced; predict and store nothing")
+    s.add_argument(
+        "--content-qualification",
+        default="RESEARCH",
+        choices=("RESEARCH", "PRODUCT", "SERVICE"),
+        help="what ceal's objects are marked fit for (default RESEARCH)",
+    )
+    _add_label_options(s)
     s.add_argument("-v", "--verbose", action="store_true", help="log every step (DEBUG)")
     s.set_defaults(func=run_sync)
 
@@ -121,6 +159,13 @@ def run_sync(args: argparse.Namespace) -> int:
             samples=args.samples,
             seed=args.seed,
             measure=args.measure,
+            labels=not args.no_labels,
+            study=args.study,
+            series_description=args.series_description,
+            dry_run=args.dry_run,
+            uid_root=args.uid_root,
+            content_qualification=args.content_qualification,
+            class_map=args.class_map,
         )
         pacs = _pacs(args)
     except PacsError as exc:
@@ -134,10 +179,46 @@ def run_sync(args: argparse.Namespace) -> int:
         return 1
     for failed in report.failures:
         print(f"FAILED series {failed.series_uid} (study {failed.study_uid}) {failed.error}")
+    if report.planned:
+        for info in report.planned:
+            print(f"would sync series {info.series_uid} ({info.modality}, study {info.study_uid})")
     print(report.summary())
+    if report.labels is not None:
+        _print_labels(report.labels)
     if report.watermark is not None:
         print(f"watermark: {report.watermark}" + (f" (saved to {args.state})" if args.state else ""))
     return 1 if report.failures else 0
+
+
+def _print_labels(report: LabelsReport) -> None:
+    for o in report.failures:
+        print(f"{o.status.upper()} SEG {o.seg_uid} (series {o.series_uid or '?'}): {o.message}")
+    print(report.summary())
+
+
+def run_labels(args: argparse.Namespace) -> int:
+    from ceal.client import CealError, Client
+    from ceal.pacs.errors import PacsError
+    from ceal.pacs.labels import import_labels
+    from ceal.pacs.protocol import check_since
+    from ceal.pacs.sync import model_classes
+
+    _configure_logging(args.verbose)
+    try:
+        since = check_since(args.since)
+        pacs = _pacs(args)
+    except PacsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with Client(args.server) as client:
+            classes = model_classes(client, args.model, args.class_map)
+            report = import_labels(pacs, client, classes, pool=args.pool, since=since, uid_root=args.uid_root or None)
+    except (PacsError, CealError) as exc:
+        print(f"error: the label import could not run: {exc}", file=sys.stderr)
+        return 1
+    _print_labels(report)
+    return 1 if report.count("failed") else 0
 
 
 def run_worklist(args: argparse.Namespace) -> int:

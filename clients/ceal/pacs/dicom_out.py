@@ -45,6 +45,7 @@ __all__ = [
     "build_segmentation",
     "build_uncertainty_map",
     "derived_uids",
+    "seg_content",
 ]
 
 _log = logging.getLogger(__name__)
@@ -93,6 +94,13 @@ def derived_uids(
         series_uid=str(generate_uid(check_uid_root(uid_root), entropy_srcs=[key, "series"])),
         sop_uid=str(generate_uid(check_uid_root(uid_root), entropy_srcs=[key, "instance"])),
     )
+
+
+def seg_content(fractional: bool, classes: Sequence[ClassCode] | None = None) -> str:
+    """What a SEG holds, as `derived_uids` keys it: "seg", "seg:fractional" or "seg:classes:<names>"."""
+    if classes:
+        return "seg:classes:" + ",".join(c.name for c in classes)
+    return "seg:fractional" if fractional else "seg"
 
 
 def _check_sources(sources: Sequence[Dataset], shape: tuple[int, ...], what: str) -> None:
@@ -248,7 +256,7 @@ def _multi_class(
     uids = derived_uids(
         [str(ds.SOPInstanceUID) for ds in sources],
         model_tag=algorithm_version,
-        content="seg:classes:" + ",".join(c.name for c in classes),
+        content=seg_content(False, classes),
         uid_root=uid_root,
     )
     try:
