@@ -105,26 +105,16 @@ def drawn(shift: int = 0) -> np.ndarray:
     return m
 
 
-def run_cli(setup: Setup, *extra: str) -> int:
+def run_cli(setup: Setup, wire: str) -> int:
     parser = argparse.ArgumentParser(prog="ceal")
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        [
-            "pacs",
-            "labels",
-            "--server",
-            setup.address,
-            "--dicomweb",
-            setup.info.dicomweb_url,
-            "--user",
-            setup.info.user,
-            "--password-file",
-            str(setup.password_file),
-            "--pool",
-            POOL,
-            *extra,
-        ]
-    )
+    if wire == "dicomweb":
+        pacs = ["--dicomweb", setup.info.dicomweb_url, "--user", setup.info.user]
+        pacs += ["--password-file", str(setup.password_file)]
+    else:
+        pacs = ["--dimse", f"127.0.0.1:{setup.info.dicom_port}", "--aet", setup.info.aet]
+        pacs += ["--calling-aet", setup.info.client_aet]
+    args = parser.parse_args(["pacs", "labels", "--server", setup.address, *pacs, "--pool", POOL])
     result: int = args.func(args)
     return result
 
@@ -138,13 +128,14 @@ def labels_by_source(setup: Setup) -> dict[str, tuple[int, str, np.ndarray]]:
     return {sop[i]: (by_id[k].version, by_id[k].annotator, by_id[k].mask) for i, k in enumerate(ids) if k in by_id}
 
 
+@pytest.mark.parametrize("wire", ["dicomweb", "dimse"])
 def test_a_radiologists_seg_becomes_a_human_label_once_and_a_correction_a_new_version(
-    setup: Setup, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    wire: str, setup: Setup, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     first = drawn()
     setup.rest.upload(radiologist_seg(setup.sources, first, name="first", hour="090000"))
-    assert run_cli(setup) == 0
+    assert run_cli(setup, wire) == 0
     out = capsys.readouterr().out
     assert "4 label(s) stored from 1 SEG(s)" in out
     labels = labels_by_source(setup)
@@ -154,14 +145,14 @@ def test_a_radiologists_seg_becomes_a_human_label_once_and_a_correction_a_new_ve
         assert (version, annotator) == (1, RADIOLOGIST)
         np.testing.assert_array_equal(mask, first[i])
 
-    assert run_cli(setup) == 0  # the same SEG again: nothing new
+    assert run_cli(setup, wire) == 0  # the same SEG again: nothing new
     assert "0 label(s) stored from 0 SEG(s); 1 already in the pool" in capsys.readouterr().out
     assert {k: v[0] for k, v in labels_by_source(setup).items()} == {k: 1 for k in labels}
 
     corrected = drawn(shift=7)
     corrected[1, 5:15, 5:15] = 1  # and a lesion the first reading missed
     setup.rest.upload(radiologist_seg(setup.sources, corrected, name="corrected", hour="110000"))
-    assert run_cli(setup) == 0
+    assert run_cli(setup, wire) == 0
     assert "4 label(s) stored from 1 SEG(s); 1 already in the pool" in capsys.readouterr().out
     after = labels_by_source(setup)
     for i, ds in enumerate(setup.sources):
