@@ -151,7 +151,8 @@ def _rescaled(ds: Dataset, stored: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     intercepts = _per_frame(ds, n_frames, "PixelValueTransformationSequence", "RescaleIntercept")
     slope = np.array([1.0 if s in (None, "") else _first(s) for s in slopes])  # (F,)
     intercept = np.array([0.0 if b in (None, "") else _first(b) for b in intercepts])  # (F,)
-    values: npt.NDArray[np.float64] = stored.astype(np.float64) * slope[:, None, None] + intercept[:, None, None]
+    with np.errstate(all="ignore"):  # a damaged slope (inf, nan) is refused just below, not warned about
+        values: npt.NDArray[np.float64] = stored.astype(np.float64) * slope[:, None, None] + intercept[:, None, None]
     if not np.isfinite(values).all():
         raise DicomPixelError("Rescale Slope / Intercept give non-finite values: fix them in the file")
     return values
