@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.pixels.processing import apply_windowing
+from pydicom.uid import ExplicitVRLittleEndian
 
 from ceal.imaging import PreprocessParams, resize_planes, to_channels, to_model_input, to_unit
 from ceal.imaging.dicom import DicomPixelError, dicom_frames, window
