@@ -50,6 +50,8 @@ def _add_wire(s: argparse.ArgumentParser) -> None:
     wire.add_argument("--dimse", metavar="HOST:PORT", help="DIMSE (C-FIND / C-GET / C-STORE) address")
     s.add_argument("--user", help="DICOMweb user (HTTP basic authentication)")
     s.add_argument("--password-file", type=Path, help="file holding the DICOMweb password (first line)")
+    s.add_argument("--token-file", type=Path, help="file holding a DICOMweb bearer token (first line)")
+    s.add_argument("--ca-file", type=Path, help="CA bundle that signed the PACS's HTTPS certificate")
     s.add_argument("--aet", help="the PACS's AE title (DIMSE)")
     s.add_argument("--calling-aet", default="CEAL", help="our AE title, as the PACS knows it (DIMSE)")
 
@@ -125,20 +127,30 @@ def _pacs(args: argparse.Namespace) -> Pacs:
     if args.dicomweb:
         if args.user and not args.password_file:
             raise SyncError("--user needs --password-file (a file holding the password)")
-        password = None
-        if args.password_file:
-            try:
-                lines = args.password_file.read_text().splitlines()
-            except OSError as exc:
-                raise SyncError(f"cannot read --password-file {args.password_file}: {exc.strerror}") from exc
-            password = lines[0] if lines else ""
-        return DicomWebPacs(args.dicomweb, args.user, password)
+        if args.user and args.token_file:
+            raise SyncError("pass --user/--password-file or --token-file, not both")
+        password = _first_line(args.password_file, "--password-file") if args.password_file else None
+        token = _first_line(args.token_file, "--token-file").strip() if args.token_file else None
+        if args.ca_file and not args.ca_file.is_file():
+            raise SyncError(f"--ca-file {args.ca_file} is not a file: pass the PEM bundle of the PACS's CA")
+        ca = str(args.ca_file) if args.ca_file else None
+        return DicomWebPacs(args.dicomweb, args.user, password, token=token, ca_file=ca)
     host, _, port = str(args.dimse).rpartition(":")
     if not host or not port.isdigit():
         raise SyncError(f"--dimse {args.dimse!r} is not HOST:PORT (e.g. pacs.example.org:104)")
     if not args.aet:
         raise SyncError("--dimse needs --aet, the PACS's AE title")
     return DimsePacs(host, int(port), args.aet, args.calling_aet)
+
+
+def _first_line(path: Path, flag: str) -> str:
+    from ceal.pacs.sync import SyncError
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise SyncError(f"cannot read {flag} {path}: {exc.strerror}") from exc
+    return lines[0] if lines else ""
 
 
 def run_sync(args: argparse.Namespace) -> int:
