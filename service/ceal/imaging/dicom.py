@@ -184,8 +184,8 @@ def _grey(ds: Dataset, stored: npt.NDArray[Any], params: PreprocessParams) -> tu
     if params.dicom_use_file_voi and "VOILUTSequence" in ds:
         out, source = _voi_lut(ds, values), "VOI LUT Sequence"
     elif params.dicom_use_file_voi and all(
-        c not in (None, "") and w not in (None, "") and _first(w) > 0 for c, w in zip(centers, widths, strict=True)
-    ):
+        c not in (None, "") and w not in (None, "") for c, w in zip(centers, widths, strict=True)
+    ):  # a window that is present but unusable (width 0) is refused by `window`, not silently replaced
         frames = [
             window(values[i], _first(centers[i]), _first(widths[i]), str(functions[i] or "LINEAR"))
             for i in range(n_frames)
