@@ -102,6 +102,10 @@ def _train(args: argparse.Namespace) -> int:
         f"checkpoint {args.out}: {len(train.ids)} train / {len(val.ids)} val images, "
         f"validation Dice {record['validation_dice']:.3f}"
     )
+    per_class = record.get("validation_per_class") or {}
+    assert isinstance(per_class, dict)
+    for name, scores in per_class.items():
+        print(f"  {name}: Dice {scores['dice']:.3f}, HD95 {scores['hd95']:.1f} px over {scores['images']} image(s)")
     return 0
 
 

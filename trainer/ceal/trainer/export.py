@@ -128,7 +128,12 @@ def export_model(
         training_data_hash=str(training.get("training_data_hash", "")),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         class_names=classes,
-        extra={"unet": model.config.to_json(), "checks": checks, "opset": OPSET},
+        extra={
+            "unet": model.config.to_json(),
+            "checks": checks,
+            "opset": OPSET,
+            "validation_per_class": training.get("validation_per_class", {}),
+        },
         preprocessing=cfg.get("preprocessing") or {},
     )
     if convert is not None:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ceal.imaging import PreprocessParams
+from ceal.trainer.metrics import per_class_scores
 from ceal.trainer.unet import UNet, UNetConfig, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ def to_tensor(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
     """uint8 (N, H, W, C) → normalised float32 (N, C, H, W)."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     return (x - mean) / std
+
+
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+    """Class names when none are given: background + lesion for a sigmoid model, class_i otherwise."""
+    return ("background", "lesion") if num_classes == 1 else tuple(f"class_{i}" for i in range(num_classes))
 
 
 def dice_score(pred: np.ndarray, target: np.ndarray) -> float:
@@ -173,10 +179,16 @@ def train_and_save(
     model.check_input(torch.zeros(1, model.config.in_channels, cfg.height, cfg.width))
     started = time.time()
     history = fit(model, train, val, cfg, progress=progress)
+    per_class: dict[str, dict[str, float | int]] = {}
+    if val is not None and len(val.ids):
+        names = default_class_names(model.config.num_classes)
+        scores = per_class_scores(predict_masks(model, val.images, cfg), val.masks.astype(np.uint8), names)
+        per_class = {s.name: s.as_dict() for s in scores}
     record: dict[str, object] = {
         "train_config": asdict(cfg),
         "history": history,
         "validation_dice": history[-1].get("val_dice", float("nan")) if history else float("nan"),
+        "validation_per_class": per_class,  # Dice and HD95 (pixels) per class, `ceal.trainer.metrics`
         "training_data_hash": train.content_hash(),
         "train_images": len(train.ids),
         "val_images": len(val.ids) if val is not None else 0,
