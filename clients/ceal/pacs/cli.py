@@ -54,6 +54,7 @@ def _add_wire(s: argparse.ArgumentParser) -> None:
     s.add_argument("--ca-file", type=Path, help="CA bundle that signed the PACS's HTTPS certificate")
     s.add_argument("--aet", help="the PACS's AE title (DIMSE)")
     s.add_argument("--calling-aet", default="CEAL", help="our AE title, as the PACS knows it (DIMSE)")
+    s.add_argument("--move-port", type=int, help="retrieve by C-MOVE, receiving on this port (default: C-GET)")
 
 
 def _add_label_options(s: argparse.ArgumentParser) -> None:
@@ -140,7 +141,7 @@ def _pacs(args: argparse.Namespace) -> Pacs:
         raise SyncError(f"--dimse {args.dimse!r} is not HOST:PORT (e.g. pacs.example.org:104)")
     if not args.aet:
         raise SyncError("--dimse needs --aet, the PACS's AE title")
-    return DimsePacs(host, int(port), args.aet, args.calling_aet)
+    return DimsePacs(host, int(port), args.aet, args.calling_aet, move_port=args.move_port)
 
 
 def _first_line(path: Path, flag: str) -> str:
