@@ -200,3 +200,19 @@ def test_a_seg_whose_segments_match_no_class_is_skipped_unless_mapped(setup: Set
             pacs, client, class_codes(["background", "lesion"], read_mapping(tmp_path / "map.json")), pool=POOL
         )
     assert mapped.labels == 4
+
+
+def test_sync_imports_the_radiologists_seg_after_predicting_unless_told_not_to(setup: Setup) -> None:
+    from ceal.pacs.sync import SyncOptions, sync
+
+    setup.rest.upload(radiologist_seg(setup.sources, drawn(), name="in-sync", hour="090000"))
+    pacs = make_pacs("dicomweb", setup.info)
+    with Client(setup.address) as client:
+        without = sync(pacs, client, SyncOptions(pool=POOL, samples=2, seed=1, labels=False))
+        assert without.labels is None and list(client.export_labels(pool=POOL, include_images=False)) == []
+        report = sync(pacs, client, SyncOptions(pool=POOL, samples=2, seed=1, uid_root="1.2.826.0.1.3680043.10.543"))
+    assert report.labels is not None and report.labels.labels == 4
+    assert report.labels.count("ours") == 1  # the SEG the first sync stored: ceal's own, never a label
+    assert {k: v[:2] for k, v in labels_by_source(setup).items()} == {
+        str(ds.SOPInstanceUID): (1, RADIOLOGIST) for ds in setup.sources
+    }
