@@ -13,7 +13,8 @@ by default): a rerun on the same series with the same model produces the same UI
 same instance instead of a duplicate. Both say what they are fit for: Content Qualification RESEARCH unless
 configured otherwise (`content_qualification`).
 
-`sources` are the source instances in the order of the arrays' first axis (use `decode.sort_series` before
+`sources` are the source instances (single-frame ones, or one enhanced multi-frame instance whose frames are
+the planes) in the order of the arrays' first axis (use `decode.sort_series` before
 predicting, and pass the same sorted list here); arrays are (N, H, W) with N = number of sources and (H, W)
 = (Rows, Columns) of the sources. highdicom orders the output frames spatially (3D dimension organization),
 which need not be the input order: a reader maps frame → source through each frame's Derivation Image
@@ -104,21 +105,23 @@ def seg_content(fractional: bool, classes: Sequence[ClassCode] | None = None) ->
 
 
 def _check_sources(sources: Sequence[Dataset], shape: tuple[int, ...], what: str) -> None:
-    """Raise `DicomBuildError` unless `shape` is (N, Rows, Columns) for N single-frame `sources`."""
+    """Raise `DicomBuildError` unless `shape` is (N, Rows, Columns) for N single-frame `sources`, or for one
+    (enhanced) multi-frame source of N frames (highdicom then takes plane i as frame i + 1)."""
     if not sources:
         raise DicomBuildError("no source instances: pass the image instances the object is derived from")
     if len(shape) != 3:
         raise DicomBuildError(f"{what} has shape {shape}: pass an (N, H, W) array, one plane per source")
     n, h, w = shape
-    if n != len(sources):
+    frames = [int(ds.get("NumberOfFrames") or 1) for ds in sources]
+    if len(sources) > 1 and max(frames) > 1:
         raise DicomBuildError(
-            f"{what} has {n} planes but {len(sources)} source instances were given: pass one plane per source"
+            "several multi-frame source instances: pass one enhanced multi-frame instance, or single-frame ones"
+        )
+    if n != sum(frames):
+        raise DicomBuildError(
+            f"{what} has {n} planes but the sources hold {sum(frames)} frame(s): pass one plane per source frame"
         )
     for ds in sources:
-        if int(ds.get("NumberOfFrames") or 1) != 1:
-            raise DicomBuildError(
-                "multi-frame source instances are not supported: pass single-frame instances of one series"
-            )
         if (int(ds.Rows), int(ds.Columns)) != (h, w):
             raise DicomBuildError(
                 f"{what} planes are {h}×{w} but a source is {ds.Rows}×{ds.Columns}: "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import highdicom as hd
 import numpy as np
@@ -137,25 +137,36 @@ def _class_map(seg: hd.seg.Segmentation, classes: Sequence[ClassCode]) -> tuple[
 
 def _masks(
     seg: hd.seg.Segmentation, sources: Sequence[Dataset], mapping: dict[int, int]
-) -> dict[str, npt.NDArray[np.uint8]]:
-    """{source SOP Instance UID: (Rows, Columns) class indices} for each source the SEG references (a frame
-    it omits is empty); later segments win where segments overlap."""
+) -> dict[tuple[str, int], npt.NDArray[np.uint8]]:
+    """{(source SOP Instance UID, frame number): (Rows, Columns) class indices} for each source frame the SEG
+    references (a frame it omits is empty; frame 1 for single-frame sources); later segments win on overlap."""
     referenced = {uid for _, _, uid in seg.get_source_image_uids()}
-    present = [str(ds.SOPInstanceUID) for ds in sources if str(ds.SOPInstanceUID) in referenced]
-    if not present:
-        return {}
     numbers = sorted(mapping)
-    planes = seg.get_pixels_by_source_instance(
-        present, segment_numbers=numbers, assert_missing_frames_are_empty=True, rescale_fractional=False
-    )  # (n, Rows, Columns, segments); FRACTIONAL: 0..max, more than half is inside
+    options: dict[str, Any] = {
+        "segment_numbers": numbers,
+        "assert_missing_frames_are_empty": True,
+        "rescale_fractional": False,
+    }
+    planes: list[tuple[tuple[str, int], npt.NDArray[Any]]] = []
+    single = [str(ds.SOPInstanceUID) for ds in sources if int(ds.get("NumberOfFrames") or 1) == 1]
+    single = [uid for uid in single if uid in referenced]
+    if single:  # (n, Rows, Columns, segments)
+        pixels = seg.get_pixels_by_source_instance(single, **options)
+        planes.extend(((uid, 1), pixels[i]) for i, uid in enumerate(single))
+    for ds in sources:
+        frames = int(ds.get("NumberOfFrames") or 1)
+        uid = str(ds.SOPInstanceUID)
+        if frames > 1 and uid in referenced:  # an enhanced multi-frame source: by frame number
+            pixels = seg.get_pixels_by_source_frame(uid, list(range(1, frames + 1)), **options)
+            planes.extend(((uid, f + 1), pixels[f]) for f in range(frames))
     binary = seg.segmentation_type == hd.seg.SegmentationTypeValues.BINARY
-    threshold = 0 if binary else int(seg.MaximumFractionalValue) // 2
-    out: dict[str, npt.NDArray[np.uint8]] = {}
-    for row, uid in enumerate(present):
-        mask = np.zeros(planes.shape[1:3], np.uint8)
+    threshold = 0 if binary else int(seg.MaximumFractionalValue) // 2  # FRACTIONAL: more than half is inside
+    out: dict[tuple[str, int], npt.NDArray[np.uint8]] = {}
+    for key, plane in planes:
+        mask = np.zeros(plane.shape[:2], np.uint8)
         for column, number in enumerate(numbers):
-            mask[planes[row, :, :, column] > threshold] = mapping[number]
-        out[uid] = mask
+            mask[plane[:, :, column] > threshold] = mapping[number]
+        out[key] = mask
     return out
 
 
@@ -214,9 +225,9 @@ def _import_one(
         except PacsError as exc:
             return _report(outcome, "skipped", f"the referenced series is unknown to the PACS ({exc})")
         stage = "decoding the referenced series"
-        slices = [s for index, d in enumerate(sources) for s in decode_dataset(d, first_index=index, params=params)]
-        if len(slices) != len(sources):
-            return _report(outcome, "skipped", "the referenced series has multi-frame instances: not supported yet")
+        slices: list[DecodedSlice] = []
+        for source in sources:
+            slices.extend(decode_dataset(source, first_index=len(slices), params=params))
         stage = "registering the referenced series"
         ids = _register(client, slices, series_uid, str(ds.StudyInstanceUID), state.pool)
         stage = "reading the masks"
@@ -224,7 +235,7 @@ def _import_one(
         stage = "submitting the labels"
         new = 0
         for s, image_id in zip(slices, ids, strict=True):
-            mask = masks.get(s.ref.sop_uid)
+            mask = masks.get((s.ref.sop_uid, s.ref.frame_number))
             if mask is None:
                 continue  # a source the SEG does not cover: no label, not an empty one
             label_id, _version = client.submit_label(

@@ -284,15 +284,10 @@ def _failed(outcome: SeriesOutcome, stage: str, reason: str) -> SeriesOutcome:
 
 
 def _decode(sources: Sequence[Dataset]) -> list[DecodedSlice]:
-    """One grey-scale or colour slice per (single-frame) source, in the sources' order."""
+    """One grey-scale or colour slice per source frame, in the sources' (and then the frames') order."""
     slices: list[DecodedSlice] = []
     for ds in sources:
-        decoded = decode_dataset(ds, first_index=len(slices))
-        if len(decoded) != 1:
-            raise DicomBuildError(
-                "multi-frame source instances are not supported: the sync handles series of single-frame images"
-            )
-        slices.extend(decoded)
+        slices.extend(decode_dataset(ds, first_index=len(slices)))
     return slices
 
 
@@ -335,8 +330,9 @@ def _build(
     classes: list[ClassCode] | None = None,
 ) -> list[Dataset]:
     """SEG and Parametric Map over `sources` from one prediction per source; checks the UIDs we looked for."""
-    if len(predictions) != len(sources):
-        raise DicomBuildError(f"{len(predictions)} predictions for {len(sources)} slices: run the sync again")
+    frames = sum(int(ds.get("NumberOfFrames") or 1) for ds in sources)
+    if len(predictions) != frames:
+        raise DicomBuildError(f"{len(predictions)} predictions for {frames} slices: run the sync again")
     if any(p.label_map is None or p.probability is None or getattr(p, options.measure) is None for p in predictions):
         raise DicomBuildError(f"the server left out a map asked for (label_map, probability, {options.measure})")
     labels = np.stack([np.asarray(p.label_map) for p in predictions])  # (N, H, W) class indices

@@ -216,3 +216,50 @@ def test_sync_imports_the_radiologists_seg_after_predicting_unless_told_not_to(s
     assert {k: v[:2] for k, v in labels_by_source(setup).items()} == {
         str(ds.SOPInstanceUID): (1, RADIOLOGIST) for ds in setup.sources
     }
+
+
+def enhanced_ct(sources: list[Dataset]) -> Dataset:
+    """The 4 slices as one enhanced multi-frame CT (highdicom's legacy conversion: per-frame functional groups).
+
+    The conversion invents a full-range window (0 / 65536) for sources without one; it is dropped, so that the
+    frames, like the classic slices, get the CT default window."""
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+        sources,
+        series_instance_uid=uid("enhanced", "series"),
+        series_number=7,
+        sop_instance_uid=uid("enhanced"),
+        instance_number=1,
+    )
+    for group in [*enhanced.SharedFunctionalGroupsSequence, *enhanced.PerFrameFunctionalGroupsSequence]:
+        if "FrameVOILUTSequence" in group:
+            del group.FrameVOILUTSequence
+    return enhanced
+
+
+def test_an_enhanced_multi_frame_series_is_synced_and_labelled_frame_by_frame(setup: Setup, tmp_path: Path) -> None:
+    from ceal.pacs.decode import decode_dataset
+    from ceal.pacs.sync import SyncOptions, sync
+
+    enhanced = enhanced_ct(setup.sources)
+    setup.rest.upload(enhanced)
+    frames = decode_dataset(enhanced)
+    assert [s.ref.frame_number for s in frames] == [1, 2, 3, 4]
+    classic = [s.pixels for s in decode_series(setup.sources)]  # same pixels as the classic slices, any order
+    matches = [[i for i, c in enumerate(classic) if np.array_equal(f.pixels, c)] for f in frames]
+    assert sorted(m[0] for m in matches if len(m) == 1) == [0, 1, 2, 3]
+    pacs = make_pacs("dicomweb", setup.info)
+    with Client(setup.address) as client:
+        report = sync(pacs, client, SyncOptions(pool=POOL, samples=2, seed=1, labels=False))
+    outcome = {o.series_uid: o for o in report.outcomes}[str(enhanced.SeriesInstanceUID)]
+    assert (outcome.status, outcome.slices) == ("stored", 1), outcome.error
+    seg = setup.rest.download(outcome.seg_uid)
+    assert int(seg.NumberOfFrames) == 4
+    masks = drawn()
+    setup.rest.upload(radiologist_seg([enhanced], masks, name="on-enhanced", hour="120000"))
+    with Client(setup.address) as client:
+        labels = import_labels(pacs, client, class_codes(["background", "lesion"]), pool=POOL)
+        ids = [i for i, _ in client.register_images([s.pixels for s in frames], pool=POOL)]
+        by_id = {r.image_id: r for r in client.export_labels(pool=POOL, include_images=False)}
+    assert labels.labels == 4 and labels.count("ours") == 2  # the sync stored a SEG per series: classic, enhanced
+    for frame, image_id in enumerate(ids):
+        np.testing.assert_array_equal(by_id[image_id].mask, masks[frame])
