@@ -181,3 +181,11 @@ def test_a_ct_file_reaches_the_model_alike_from_the_bridge_and_the_server(served
     server = decode_image_bytes(path.read_bytes(), 0, dicom=meta.preprocessing)
     assert float(np.abs(bridge - server).max()) == 0.0
     assert float(np.abs(prepare(bridge, meta) - prepare(server, meta)).max()) == 0.0
+
+
+def test_the_bridge_reads_the_served_models_contract(served: tuple[Client, ModelMetadata]) -> None:
+    """ListModels carries `preprocessing`, so the bridge decodes with the model's own DICOM settings."""
+    from ceal.pacs.sync import model_params
+
+    client, meta = served
+    assert model_params(client, "parity") == meta.preprocessing

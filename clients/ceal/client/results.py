@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +67,8 @@ class ModelInfo:
     is_latest: bool
     provider: str
     precision: str
+    # The model's preprocessing contract (`ceal.imaging.PreprocessParams` fields); None for older models.
+    preprocessing: dict[str, Any] | None = None
 
     @classmethod
     def from_proto(cls, m: seg_pb.ModelInfo) -> ModelInfo:
@@ -80,6 +84,7 @@ class ModelInfo:
             is_latest=m.is_latest,
             provider=m.provider,
             precision=m.precision,
+            preprocessing=json.loads(m.preprocessing) if m.preprocessing else None,
         )
 
 

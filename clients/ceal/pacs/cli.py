@@ -214,7 +214,7 @@ def run_labels(args: argparse.Namespace) -> int:
     from ceal.pacs.errors import PacsError
     from ceal.pacs.labels import import_labels
     from ceal.pacs.protocol import check_since
-    from ceal.pacs.sync import model_classes
+    from ceal.pacs.sync import model_classes, model_params
 
     _configure_logging(args.verbose)
     try:
@@ -226,7 +226,10 @@ def run_labels(args: argparse.Namespace) -> int:
     try:
         with Client(args.server) as client:
             classes = model_classes(client, args.model, args.class_map)
-            report = import_labels(pacs, client, classes, pool=args.pool, since=since, uid_root=args.uid_root or None)
+            params = model_params(client, args.model)
+            report = import_labels(
+                pacs, client, classes, pool=args.pool, since=since, uid_root=args.uid_root or None, params=params
+            )
     except (PacsError, CealError) as exc:
         print(f"error: the label import could not run: {exc}", file=sys.stderr)
         return 1

@@ -31,7 +31,8 @@ import numpy.typing as npt
 from pydicom import Dataset
 from tqdm import tqdm
 
-from ceal.client import CealError, Client, Prediction, pool_image
+from ceal.client import CealError, Client, ModelInfo, Prediction, pool_image
+from ceal.imaging import PreprocessParams
 from ceal.pacs.classes import ClassCode, class_codes, read_mapping
 from ceal.pacs.decode import DecodedSlice, decode_dataset, sort_series
 from ceal.pacs.dicom_out import (
@@ -181,10 +182,25 @@ def resolve_model(client: Client, name: str = "") -> tuple[str, int]:
 
 def model_classes(client: Client, name: str = "", class_map: Path | None = None) -> list[ClassCode]:
     """The foreground classes of the model the sync pins, coded for SEG segments (`ceal.pacs.classes`)."""
-    model, version = resolve_model(client, name)
-    info = next(m for m in client.list_models(model) if m.version == version)
-    names = list(info.class_names) or ["background", "lesion"]
+    names = list(_pinned(client, name).class_names) or ["background", "lesion"]
     return class_codes(names, read_mapping(class_map))
+
+
+def model_params(client: Client, name: str = "") -> PreprocessParams:
+    """The preprocessing contract of the model the sync pins (the defaults for a model exported before it),
+    so the bridge decodes DICOM exactly as the server would for this model."""
+    raw = _pinned(client, name).preprocessing
+    if not raw:
+        return PreprocessParams()
+    try:
+        return PreprocessParams.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise SyncError(f"the model's preprocessing is not one this ceal.pacs reads ({exc}): upgrade ceal") from exc
+
+
+def _pinned(client: Client, name: str) -> ModelInfo:
+    model, version = resolve_model(client, name)
+    return next(m for m in client.list_models(model) if m.version == version)
 
 
 def sync(
@@ -197,6 +213,7 @@ def sync(
     name, version = resolve_model(client, options.model)
     tag = f"{name}/{version}"
     classes = model_classes(client, name, options.class_map)
+    params = model_params(client, name)
     found = pacs.find_series(since)
     wanted = sorted((i for i in found if options.wants(i)), key=lambda i: (i.watermark, i.study_uid, i.series_uid))
     _log.info("sync from %s: %d series found, %d to check", since or "the beginning", len(found), len(wanted))
@@ -205,7 +222,7 @@ def sync(
     outcomes: list[SeriesOutcome] = []
     bar = tqdm(wanted, desc="sync", unit="series", disable=not progress)
     for info in bar:
-        outcomes.append(_sync_series(pacs, client, info, options, name, version, tag, classes))
+        outcomes.append(_sync_series(pacs, client, info, options, name, version, tag, classes, params))
         bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes))
     bar.close()
     watermark = next_watermark(
@@ -216,7 +233,7 @@ def sync(
     labels = None
     if options.labels:
         labels = import_labels(
-            pacs, client, classes, pool=options.pool, series=found, uid_root=options.uid_root or None
+            pacs, client, classes, pool=options.pool, series=found, uid_root=options.uid_root or None, params=params
         )
     report = SyncReport(tuple(outcomes), len(found) - len(wanted), tag, since, watermark, labels=labels)
     if state is not None and watermark is not None and watermark != stored:
@@ -234,6 +251,7 @@ def _sync_series(
     version: int,
     tag: str,
     classes: list[ClassCode],
+    params: PreprocessParams,
 ) -> SeriesOutcome:
     outcome = SeriesOutcome(info.study_uid, info.series_uid, info.modality, info.watermark, "failed")
     stage = "retrieving"
@@ -250,7 +268,7 @@ def _sync_series(
             _log.info("series %s: outputs of %s already in the PACS, skipped", info.series_uid, tag)
             return replace(outcome, status="skipped", **done)
         stage = "decoding"
-        slices = _decode(sources)
+        slices = _decode(sources, params)
         stage = "registering in the pool"
         _register(client, slices, info, options.pool)
         stage = "predicting"
@@ -283,11 +301,11 @@ def _failed(outcome: SeriesOutcome, stage: str, reason: str) -> SeriesOutcome:
     return replace(outcome, error=error)
 
 
-def _decode(sources: Sequence[Dataset]) -> list[DecodedSlice]:
+def _decode(sources: Sequence[Dataset], params: PreprocessParams) -> list[DecodedSlice]:
     """One grey-scale or colour slice per source frame, in the sources' (and then the frames') order."""
     slices: list[DecodedSlice] = []
     for ds in sources:
-        slices.extend(decode_dataset(ds, first_index=len(slices)))
+        slices.extend(decode_dataset(ds, first_index=len(slices), params=params))
     return slices
 
 

@@ -122,7 +122,7 @@ class _ListingOnlyPacs:
 
 class _OneModel:
     def list_models(self, name: str = "") -> list[SimpleNamespace]:
-        return [SimpleNamespace(name="lesion", version=3, class_names=["background", "lesion"])]
+        return [SimpleNamespace(name="lesion", version=3, class_names=["background", "lesion"], preprocessing=None)]
 
 
 FOUND = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import time
 import weakref
@@ -198,6 +199,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
                 training_data_hash=m.training_data_hash,
                 created_at=created,
                 is_latest=self.registry.is_latest(model),
+                preprocessing="" if m.preprocessing is None else json.dumps(m.preprocessing.to_dict(), sort_keys=True),
                 split=True,
                 provider=model.provider,
                 precision=m.precision,
