@@ -119,7 +119,8 @@ def _check_sources(sources: Sequence[Dataset], shape: tuple[int, ...], what: str
         )
     if n != sum(frames):
         raise DicomBuildError(
-            f"{what} has {n} planes but the sources hold {sum(frames)} frame(s): pass one plane per source frame"
+            f"{what} has {n} planes but the {len(sources)} source instances hold {sum(frames)} frame(s): pass one "
+            "plane per source frame"
         )
     for ds in sources:
         if (int(ds.Rows), int(ds.Columns)) != (h, w):
