@@ -55,6 +55,9 @@ def _add_wire(s: argparse.ArgumentParser) -> None:
     s.add_argument("--aet", help="the PACS's AE title (DIMSE)")
     s.add_argument("--calling-aet", default="CEAL", help="our AE title, as the PACS knows it (DIMSE)")
     s.add_argument("--move-port", type=int, help="retrieve by C-MOVE, receiving on this port (default: C-GET)")
+    s.add_argument("--tls-ca", type=Path, help="DICOM TLS: the CA that signed the PACS's certificate (DIMSE)")
+    s.add_argument("--tls-cert", type=Path, help="DICOM TLS: our certificate, when the PACS asks for one")
+    s.add_argument("--tls-key", type=Path, help="DICOM TLS: the key of --tls-cert")
 
 
 def _add_label_options(s: argparse.ArgumentParser) -> None:
@@ -141,7 +144,16 @@ def _pacs(args: argparse.Namespace) -> Pacs:
         raise SyncError(f"--dimse {args.dimse!r} is not HOST:PORT (e.g. pacs.example.org:104)")
     if not args.aet:
         raise SyncError("--dimse needs --aet, the PACS's AE title")
-    return DimsePacs(host, int(port), args.aet, args.calling_aet, move_port=args.move_port)
+    return DimsePacs(
+        host,
+        int(port),
+        args.aet,
+        args.calling_aet,
+        move_port=args.move_port,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
 
 
 def _first_line(path: Path, flag: str) -> str:

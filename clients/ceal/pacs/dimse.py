@@ -4,7 +4,9 @@ C-FIND in the Study Root information model (STUDY, then SERIES, then IMAGE level
 (we take the Storage SCP role on the same association, so the PACS needs no route back to us), or C-MOVE where
 the PACS allows only that (`move_port`: we listen there as a Storage SCP for the instances the PACS sends to
 our AE title, which the PACS must know with our host and that port), C-STORE to send. The PACS must know our
-calling AE title (and usually our host) and allow these services.
+calling AE title (and usually our host) and allow these services. DICOM TLS (PS3.15 B.1, the secure transport
+profile): `tls_ca` trusts the PACS's certificate authority, `tls_cert` / `tls_key` present ours when the PACS
+asks for one; every association then runs over TLS 1.2 or later.
 One association per operation; a refused or lost association is `PacsUnavailableError`, a failure status
 `PacsRequestError`.
 """
@@ -12,8 +14,10 @@ One association per operation; a refused or lost association is `PacsUnavailable
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
@@ -43,9 +47,24 @@ def _text(ds: Dataset | None, keyword: str) -> str:
     return "" if value is None else str(value)
 
 
+def _tls_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext:
+    """A client TLS context: verify the PACS against `ca` (the system's CAs without one), present `cert`."""
+    if (cert is None) != (key is None):
+        raise PacsRequestError("DICOM TLS needs both --tls-cert and --tls-key, or neither")
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert is not None and key is not None:
+            context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise PacsRequestError(f"cannot load the DICOM TLS files ({exc}): pass PEM certificate and key files") from exc
+    return context
+
+
 class DimsePacs:
     """A PACS reached over DIMSE at `host`:`port` as `called_aet`, calling from `calling_aet`; with
-    `move_port`, series are retrieved by C-MOVE to `calling_aet`, received on `move_host`:`move_port`."""
+    `move_port`, series are retrieved by C-MOVE to `calling_aet`, received on `move_host`:`move_port`; with
+    `tls_ca` (and `tls_cert` / `tls_key`), over DICOM TLS."""
 
     def __init__(
         self,
@@ -57,11 +76,15 @@ class DimsePacs:
         timeout_s: float = 60.0,
         move_port: int | None = None,
         move_host: str = "0.0.0.0",
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
     ) -> None:
         self._host, self._port = host, port
         self._called_aet, self._calling_aet = called_aet, calling_aet
         self._timeout_s = timeout_s
         self._move = (move_host, move_port) if move_port else None
+        self._tls = _tls_context(tls_ca, tls_cert, tls_key) if (tls_ca or tls_cert) else None
 
     def _ae(self) -> AE:
         ae = AE(ae_title=self._calling_aet)
@@ -70,11 +93,14 @@ class DimsePacs:
 
     @contextmanager
     def _association(self, ae: AE, **kwargs: Any) -> Iterator[Association]:
+        if self._tls is not None:
+            kwargs["tls_args"] = (self._tls, self._host)
         assoc = ae.associate(self._host, self._port, ae_title=self._called_aet, **kwargs)
         if not assoc.is_established:
             how = "rejected" if assoc.is_rejected else "not established"
+            tls = " (over TLS: check the CA and our certificate too)" if self._tls is not None else ""
             raise PacsUnavailableError(
-                f"association with {self._called_aet} at {self._host}:{self._port} was {how}: check host, "
+                f"association with {self._called_aet} at {self._host}:{self._port} was {how}{tls}: check host, "
                 f"port and called AE title, and that the PACS knows calling AE title {self._calling_aet}"
             )
         try:
