@@ -90,6 +90,9 @@ def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     s.add_argument("--seed", type=int, default=None, help="seed the Monte-Carlo samples (reproducible outputs)")
     s.add_argument("--measure", default="entropy", help="uncertainty map: entropy, mutual_information, variance")
     s.add_argument("--no-labels", action="store_true", help="do not import radiologists' SEGs as labels")
+    s.add_argument("--results-dicomweb", metavar="URL", help="store SEG + map in this DICOMweb PACS instead")
+    s.add_argument("--results-dimse", metavar="HOST:PORT", help="store SEG + map in this DIMSE PACS instead")
+    s.add_argument("--results-aet", help="AE title of the --results-dimse PACS")
     s.add_argument("--study", default="", help="only this Study Instance UID")
     s.add_argument("--series-description", default="", help="only series whose description contains this")
     s.add_argument("--dry-run", action="store_true", help="list what would be synced; predict and store nothing")
@@ -156,6 +159,27 @@ def _pacs(args: argparse.Namespace) -> Pacs:
     )
 
 
+def _destination(args: argparse.Namespace) -> Pacs | None:
+    """The PACS the results go to when it is not the source (same credentials and TLS files), or None."""
+    if not (args.results_dicomweb or args.results_dimse):
+        return None
+    if args.results_dicomweb and args.results_dimse:
+        from ceal.pacs.sync import SyncError
+
+        raise SyncError("pass --results-dicomweb or --results-dimse, not both")
+    return _pacs(
+        argparse.Namespace(
+            **{
+                **vars(args),
+                "dicomweb": args.results_dicomweb,
+                "dimse": args.results_dimse,
+                "aet": args.results_aet or args.aet,
+                "move_port": None,
+            }
+        )
+    )
+
+
 def _first_line(path: Path, flag: str) -> str:
     from ceal.pacs.sync import SyncError
 
@@ -193,12 +217,13 @@ def run_sync(args: argparse.Namespace) -> int:
             class_map=args.class_map,
         )
         pacs = _pacs(args)
+        destination = _destination(args)
     except PacsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         with Client(args.server) as client:
-            report = sync(pacs, client, options, state=args.state, progress=True)
+            report = sync(pacs, client, options, state=args.state, progress=True, destination=destination)
     except (PacsError, CealError) as exc:
         print(f"error: the sync could not run: {exc}", file=sys.stderr)
         return 1

@@ -204,10 +204,17 @@ def _pinned(client: Client, name: str) -> ModelInfo:
 
 
 def sync(
-    pacs: Pacs, client: Client, options: SyncOptions, *, state: Path | None = None, progress: bool = False
+    pacs: Pacs,
+    client: Client,
+    options: SyncOptions,
+    *,
+    state: Path | None = None,
+    progress: bool = False,
+    destination: Pacs | None = None,
 ) -> SyncReport:
     """Sync every new series once (see the module doc). Raises `PacsError` / `CealError` only when the run
-    cannot start (PACS or server unreachable, no model); a failing series is reported in `SyncReport`."""
+    cannot start (PACS or server unreachable, no model); a failing series is reported in `SyncReport`.
+    `destination`: where the SEG and Parametric Map go (and are looked for on a rerun); `pacs` by default."""
     stored = read_watermark(state) if state is not None else None
     since = options.since if options.since is not None else with_lookback(stored, options.lookback_days)
     name, version = resolve_model(client, options.model)
@@ -222,7 +229,9 @@ def sync(
     outcomes: list[SeriesOutcome] = []
     bar = tqdm(wanted, desc="sync", unit="series", disable=not progress)
     for info in bar:
-        outcomes.append(_sync_series(pacs, client, info, options, name, version, tag, classes, params))
+        outcomes.append(
+            _sync_series(pacs, destination or pacs, client, info, options, (name, version, tag), classes, params)
+        )
         bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes))
     bar.close()
     watermark = next_watermark(
@@ -244,15 +253,15 @@ def sync(
 
 def _sync_series(
     pacs: Pacs,
+    destination: Pacs,
     client: Client,
     info: SeriesInfo,
     options: SyncOptions,
-    name: str,
-    version: int,
-    tag: str,
+    model: tuple[str, int, str],
     classes: list[ClassCode],
     params: PreprocessParams,
 ) -> SeriesOutcome:
+    name, version, tag = model
     outcome = SeriesOutcome(info.study_uid, info.series_uid, info.modality, info.watermark, "failed")
     stage = "retrieving"
     try:
@@ -264,7 +273,7 @@ def _sync_series(
         seg_uids = derived_uids(sop_uids, model_tag=tag, content=seg_content(options.fractional, multi), **root)
         map_uids = derived_uids(sop_uids, model_tag=tag, content=f"pm:{options.measure}", **root)
         done: dict[str, Any] = {"seg_uid": seg_uids.sop_uid, "map_uid": map_uids.sop_uid, "slices": len(sources)}
-        if all(pacs.has_derived(u.series_uid, [u.sop_uid]) for u in (seg_uids, map_uids)):
+        if all(destination.has_derived(u.series_uid, [u.sop_uid]) for u in (seg_uids, map_uids)):
             _log.info("series %s: outputs of %s already in the PACS, skipped", info.series_uid, tag)
             return replace(outcome, status="skipped", **done)
         stage = "decoding"
@@ -285,7 +294,7 @@ def _sync_series(
         stage = "building the SEG and Parametric Map"
         derived = _build(sources, predictions, options, tag, (seg_uids, map_uids), multi)
         stage = "storing"
-        pacs.store(derived)
+        destination.store(derived)
     except (PacsError, CealError) as exc:
         return _failed(outcome, stage, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # one bad series must not stop the others

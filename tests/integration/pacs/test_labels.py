@@ -263,3 +263,20 @@ def test_an_enhanced_multi_frame_series_is_synced_and_labelled_frame_by_frame(se
     assert labels.labels == 4 and labels.count("ours") == 2  # the sync stored a SEG per series: classic, enhanced
     for frame, image_id in enumerate(ids):
         np.testing.assert_array_equal(by_id[image_id].mask, masks[frame])
+
+
+def test_results_can_go_to_a_separate_destination(setup: Setup, tmp_path: Path) -> None:
+    from ceal.pacs.sync import SyncOptions, sync
+
+    pacs = make_pacs("dicomweb", setup.info)
+    options = SyncOptions(pool=POOL, samples=2, seed=1, labels=False)
+    with running_orthanc(tmp_path / "results") as results_info, Client(setup.address) as client:
+        results = OrthancRest(results_info)
+        destination = make_pacs("dicomweb", results_info)
+        first = sync(pacs, client, options, destination=destination)
+        again = sync(pacs, client, options, destination=destination)
+        (outcome,) = first.outcomes
+        assert outcome.status == "stored" and [o.status for o in again.outcomes] == ["skipped"]
+        assert results.instance_count() == 2  # the SEG and the Parametric Map
+        assert results.download(outcome.seg_uid).Modality == "SEG"
+    assert setup.rest.instance_count() == len(setup.sources)  # the source PACS got nothing
