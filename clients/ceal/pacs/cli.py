@@ -84,6 +84,7 @@ def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     s.add_argument("--lookback-days", type=int, default=0, help="start this many days before the stored watermark")
     s.add_argument("--pool", default="", help="pool to register the slices in (default: the server's)")
     s.add_argument("--fractional", action="store_true", help="FRACTIONAL (probability) SEG instead of BINARY")
+    s.add_argument("--labelmap", action="store_true", help="multi-class models: one LABELMAP SEG (DICOM 2024)")
     s.add_argument("--modalities", default="CT,MR", help="comma-separated modalities to sync (default CT,MR)")
     s.add_argument("--model", default="", help="model name (default: the server's only model)")
     s.add_argument("--samples", type=int, default=0, help="Monte-Carlo samples T (default: the server's)")
@@ -215,6 +216,7 @@ def run_sync(args: argparse.Namespace) -> int:
             uid_root=args.uid_root,
             content_qualification=args.content_qualification,
             class_map=args.class_map,
+            labelmap=args.labelmap,
         )
         pacs = _pacs(args)
         destination = _destination(args)

@@ -97,10 +97,11 @@ def derived_uids(
     )
 
 
-def seg_content(fractional: bool, classes: Sequence[ClassCode] | None = None) -> str:
-    """What a SEG holds, as `derived_uids` keys it: "seg", "seg:fractional" or "seg:classes:<names>"."""
+def seg_content(fractional: bool, classes: Sequence[ClassCode] | None = None, labelmap: bool = False) -> str:
+    """What a SEG holds, as `derived_uids` keys it: "seg", "seg:fractional", "seg:classes:<names>" or
+    "seg:labelmap:<names>"."""
     if classes:
-        return "seg:classes:" + ",".join(c.name for c in classes)
+        return ("seg:labelmap:" if labelmap else "seg:classes:") + ",".join(c.name for c in classes)
     return "seg:fractional" if fractional else "seg"
 
 
@@ -152,8 +153,10 @@ def build_segmentation(
     classes: Sequence[ClassCode] | None = None,
     uid_root: str = PYDICOM_ROOT_UID,
     content_qualification: str = "RESEARCH",
+    labelmap: bool = False,
 ) -> hd.seg.Segmentation:
-    """A DICOM SEG over `sources`: one segment, or one per class when `classes` are given.
+    """A DICOM SEG over `sources`: one segment, or one per class when `classes` are given (as a LABELMAP
+    Segmentation, one class index per pixel, with `labelmap`; the dicom3tools here predate that IOD).
 
     masks: (N, H, W) of 0/1 (uint8 or bool), or with `classes` of class indices 0..len(classes) (segment k is
     class k, coded as `classes` says); it is the pixel data unless `probabilities` (N, H, W) float in [0, 1]
@@ -179,7 +182,10 @@ def build_segmentation(
             series_description,
             uid_root,
             content_qualification,
+            labelmap,
         )
+    if labelmap:
+        raise DicomBuildError("a LABELMAP segmentation needs the model's classes: pass classes")
     if not np.isin(mask_array, (0, 1)).all():
         raise DicomBuildError("masks hold values other than 0 and 1: threshold them before building a SEG")
     pixels: npt.NDArray[np.generic] = mask_array.astype(np.uint8)
@@ -239,8 +245,10 @@ def _multi_class(
     series_description: str,
     uid_root: str,
     content_qualification: str,
+    labelmap: bool = False,
 ) -> hd.seg.Segmentation:
-    """One BINARY SEG with segment k for class k (masks hold class indices, highdicom's label-map input)."""
+    """One SEG with segment k for class k (masks hold class indices, highdicom's label-map input): BINARY
+    (a frame per segment and source), or LABELMAP (a frame per source)."""
     numbers = [c.index for c in classes]
     if numbers != list(range(1, len(classes) + 1)):
         raise DicomBuildError(f"classes must be numbered 1..{len(classes)} in order, got {numbers}")
@@ -260,14 +268,16 @@ def _multi_class(
     uids = derived_uids(
         [str(ds.SOPInstanceUID) for ds in sources],
         model_tag=algorithm_version,
-        content=seg_content(False, classes),
+        content=seg_content(False, classes, labelmap),
         uid_root=uid_root,
     )
     try:
         seg = hd.seg.Segmentation(
             source_images=list(sources),
             pixel_array=masks.astype(np.uint8),
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP
+            if labelmap
+            else hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
             series_instance_uid=uids.series_uid,
             series_number=series_number,

@@ -42,7 +42,7 @@ __all__ = ["LabelOutcome", "LabelsReport", "import_labels", "is_ceal_object"]
 _log = logging.getLogger(__name__)
 
 Status = Literal["stored", "unchanged", "ours", "skipped", "failed"]
-SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+SEG_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")  # Segmentation, Label Map
 _REGISTER_BATCH_BYTES = 32 * 1024 * 1024  # well under the 64 MiB message limit
 
 
@@ -159,8 +159,8 @@ def _masks(
         if frames > 1 and uid in referenced:  # an enhanced multi-frame source: by frame number
             pixels = seg.get_pixels_by_source_frame(uid, list(range(1, frames + 1)), **options)
             planes.extend(((uid, f + 1), pixels[f]) for f in range(frames))
-    binary = seg.segmentation_type == hd.seg.SegmentationTypeValues.BINARY
-    threshold = 0 if binary else int(seg.MaximumFractionalValue) // 2  # FRACTIONAL: more than half is inside
+    fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
+    threshold = int(seg.MaximumFractionalValue) // 2 if fractional else 0  # FRACTIONAL: more than half is inside
     out: dict[tuple[str, int], npt.NDArray[np.uint8]] = {}
     for key, plane in planes:
         mask = np.zeros(plane.shape[:2], np.uint8)
@@ -281,7 +281,7 @@ def import_labels(
     state.load()
     instances: list[Dataset] = []
     for info in seg_series:
-        instances.extend(d for d in pacs.retrieve_series(info) if str(d.get("SOPClassUID", "")) == SEG_SOP_CLASS)
+        instances.extend(d for d in pacs.retrieve_series(info) if str(d.get("SOPClassUID", "")) in SEG_SOP_CLASSES)
     outcomes = [
         _import_one(pacs, client, ds, classes, state, params or PreprocessParams(), uid_root)
         for ds in sorted(instances, key=_order)

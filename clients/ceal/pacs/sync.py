@@ -99,6 +99,7 @@ class SyncOptions:
     uid_root: str = ""
     content_qualification: str = "RESEARCH"
     class_map: Path | None = None
+    labelmap: bool = False  # multi-class models: a LABELMAP SEG instead of one BINARY segment per class
 
     def __post_init__(self) -> None:
         wanted = frozenset(m.strip().upper() for m in self.modalities if m.strip())
@@ -270,7 +271,8 @@ def _sync_series(
         sop_uids = [str(ds.SOPInstanceUID) for ds in sources]
         multi = classes if len(classes) > 1 and not options.fractional else None
         root = {"uid_root": options.uid_root} if options.uid_root else {}
-        seg_uids = derived_uids(sop_uids, model_tag=tag, content=seg_content(options.fractional, multi), **root)
+        content = seg_content(options.fractional, multi, options.labelmap)
+        seg_uids = derived_uids(sop_uids, model_tag=tag, content=content, **root)
         map_uids = derived_uids(sop_uids, model_tag=tag, content=f"pm:{options.measure}", **root)
         done: dict[str, Any] = {"seg_uid": seg_uids.sop_uid, "map_uid": map_uids.sop_uid, "slices": len(sources)}
         if all(destination.has_derived(u.series_uid, [u.sop_uid]) for u in (seg_uids, map_uids)):
@@ -378,6 +380,7 @@ def _build(
         series_number=SEG_SERIES_NUMBER,
         algorithm_version=tag,
         classes=classes,
+        labelmap=options.labelmap and bool(classes),
         **common,
     )
     pmap = build_uncertainty_map(

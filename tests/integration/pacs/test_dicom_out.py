@@ -261,3 +261,31 @@ def test_uid_root_is_checked() -> None:
     with pytest.raises(DicomBuildError, match="not a DICOM UID prefix"):
         derived_uids(["1.2.3"], model_tag=VERSION, content="seg", uid_root="1.2.x")
     assert derived_uids(["1.2.3"], model_tag=VERSION, content="seg", uid_root="1.2.3").sop_uid.startswith("1.2.3.")
+
+
+def test_a_labelmap_seg_holds_one_frame_per_source_and_reads_back() -> None:
+    from ceal.pacs.classes import class_codes
+    from ceal.pacs.decode import sort_series
+
+    sources = sort_series(ct_series())
+    classes = class_codes(["background", "lesion", "liver", "spleen"])
+    masks = _class_masks()
+    seg = build_segmentation(
+        sources, masks, series_number=900, algorithm_version=VERSION, classes=classes, labelmap=True
+    )
+    assert seg.SegmentationType == "LABELMAP" and int(seg.NumberOfFrames) == 4
+    read = hd.seg.Segmentation.from_dataset(dcmread(_saved(seg)))
+    sop_uids = [str(ds.SOPInstanceUID) for ds in sources]
+    back = read.get_pixels_by_source_instance(sop_uids, combine_segments=True, assert_missing_frames_are_empty=True)
+    np.testing.assert_array_equal(back, masks)
+    binary = build_segmentation(sources, masks, series_number=900, algorithm_version=VERSION, classes=classes)
+    assert binary.SOPInstanceUID != seg.SOPInstanceUID  # another content, another UID
+    with pytest.raises(DicomBuildError, match="needs the model's classes"):
+        build_segmentation(sources, fake_mask(), series_number=900, algorithm_version=VERSION, labelmap=True)
+
+
+def _saved(ds: Dataset) -> io.BytesIO:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    return buffer

@@ -280,3 +280,48 @@ def test_results_can_go_to_a_separate_destination(setup: Setup, tmp_path: Path) 
         assert results.instance_count() == 2  # the SEG and the Parametric Map
         assert results.download(outcome.seg_uid).Modality == "SEG"
     assert setup.rest.instance_count() == len(setup.sources)  # the source PACS got nothing
+
+
+def test_a_labelmap_seg_from_another_system_becomes_labels(setup: Setup) -> None:
+    masks = drawn()
+    seg = build_segmentation(
+        setup.sources,
+        masks,
+        series_number=301,
+        algorithm_version="vendor/2",
+        classes=class_codes(["background", "lesion"]),
+        labelmap=True,
+    )
+    seg.Manufacturer, seg.ContentCreatorName = "Vendor Workstation", RADIOLOGIST
+    setup.rest.upload(seg)
+    with Client(setup.address) as client:
+        report = import_labels(
+            make_pacs("dicomweb", setup.info), client, class_codes(["background", "lesion"]), pool=POOL
+        )
+    assert report.labels == 4, report.outcomes
+    for i, ds in enumerate(setup.sources):
+        version, annotator, mask = labels_by_source(setup)[str(ds.SOPInstanceUID)]
+        assert (version, annotator) == (1, RADIOLOGIST)
+        np.testing.assert_array_equal(mask, masks[i])
+
+
+def test_a_fractional_seg_is_thresholded_at_one_half(setup: Setup) -> None:
+    masks = drawn()
+    probabilities = masks * 0.9 + 0.3 * (1 - masks) * (np.arange(128)[None, None, :] % 2)  # 0.3 noise: outside
+    seg = build_segmentation(
+        setup.sources,
+        masks,
+        probabilities=probabilities.astype(np.float32),
+        series_number=302,
+        algorithm_version="vendor/3",
+    )
+    seg.Manufacturer, seg.ContentCreatorName = "Vendor Workstation", RADIOLOGIST
+    setup.rest.upload(seg)
+    with Client(setup.address) as client:
+        report = import_labels(
+            make_pacs("dicomweb", setup.info), client, class_codes(["background", "lesion"]), pool=POOL
+        )
+    assert report.labels == 4, report.outcomes
+    labels = labels_by_source(setup)
+    for i, ds in enumerate(setup.sources):
+        np.testing.assert_array_equal(labels[str(ds.SOPInstanceUID)][2], masks[i])
