@@ -95,6 +95,7 @@ def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     s.add_argument("--results-dimse", metavar="HOST:PORT", help="store SEG + map in this DIMSE PACS instead")
     s.add_argument("--results-aet", help="AE title of the --results-dimse PACS")
     s.add_argument("--study", default="", help="only this Study Instance UID")
+    s.add_argument("--accession", default="", help="only the study with this Accession Number")
     s.add_argument("--series-description", default="", help="only series whose description contains this")
     s.add_argument("--dry-run", action="store_true", help="list what would be synced; predict and store nothing")
     s.add_argument(
@@ -211,6 +212,7 @@ def run_sync(args: argparse.Namespace) -> int:
             measure=args.measure,
             labels=not args.no_labels,
             study=args.study,
+            accession=args.accession,
             series_description=args.series_description,
             dry_run=args.dry_run,
             uid_root=args.uid_root,

@@ -24,7 +24,7 @@ __all__ = ["DicomWebPacs"]
 
 _log = logging.getLogger(__name__)
 
-_SERIES_FIELDS = ("Modality", "StudyDate", "SeriesDescription", "NumberOfSeriesRelatedInstances")
+_SERIES_FIELDS = ("Modality", "StudyDate", "SeriesDescription", "NumberOfSeriesRelatedInstances", "AccessionNumber")
 _PAGE = 500
 
 
@@ -102,6 +102,7 @@ class DicomWebPacs:
                 modality=_text(ds, "Modality"),
                 watermark=_text(ds, "StudyDate"),
                 series_description=_text(ds, "SeriesDescription"),
+                accession=_text(ds, "AccessionNumber"),
                 instance_count=int(ds.NumberOfSeriesRelatedInstances)
                 if ds.get("NumberOfSeriesRelatedInstances") not in (None, "")
                 else None,

@@ -137,6 +137,7 @@ class DimsePacs:
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
         query.StudyInstanceUID = ""
+        query.AccessionNumber = ""
         query.StudyDate = "" if check_since(since) is None else f"{since}-"
         infos: list[SeriesInfo] = []
         for study in self._find(query):
@@ -156,6 +157,7 @@ class DimsePacs:
                         modality=_text(series, "Modality"),
                         watermark=_text(study, "StudyDate"),
                         series_description=_text(series, "SeriesDescription"),
+                        accession=_text(study, "AccessionNumber"),
                         instance_count=int(count) if count not in (None, "") else None,
                     )
                 )

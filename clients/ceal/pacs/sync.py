@@ -94,6 +94,7 @@ class SyncOptions:
     measure: str = "entropy"
     labels: bool = True
     study: str = ""
+    accession: str = ""
     series_description: str = ""
     dry_run: bool = False
     uid_root: str = ""
@@ -120,10 +121,11 @@ class SyncOptions:
                 raise SyncError(str(exc)) from exc
 
     def wants(self, info: SeriesInfo) -> bool:
-        """Whether a found series passes the modality, study and description filters."""
+        """Whether a found series passes the modality, study, accession and description filters."""
         return (
             info.modality.upper() in self.modalities
             and (not self.study or info.study_uid == self.study)
+            and (not self.accession or info.accession == self.accession)
             and self.series_description.lower() in info.series_description.lower()
         )
 

@@ -325,3 +325,20 @@ def test_a_fractional_seg_is_thresholded_at_one_half(setup: Setup) -> None:
     labels = labels_by_source(setup)
     for i, ds in enumerate(setup.sources):
         np.testing.assert_array_equal(labels[str(ds.SOPInstanceUID)][2], masks[i])
+
+
+@pytest.mark.parametrize("wire", ["dicomweb", "dimse"])
+def test_the_accession_filter_picks_one_study(wire: str, setup: Setup) -> None:
+    from ceal.pacs.sync import SyncOptions, sync
+
+    other = sort_series(ct_series(2))
+    for i, ds in enumerate(other):
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid("acc-study"), uid("acc-series")
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid("acc", str(i))
+        ds.AccessionNumber = "ACC0042"
+        setup.rest.upload(ds)
+    pacs = make_pacs(wire, setup.info)
+    assert {i.series_uid: i.accession for i in pacs.find_series()}[uid("acc-series")] == "ACC0042"
+    with Client(setup.address) as client:
+        report = sync(pacs, client, SyncOptions(accession="ACC0042", dry_run=True))
+    assert [i.series_uid for i in report.planned] == [uid("acc-series")]
