@@ -100,6 +100,10 @@ class QueryItem:
     lease_expires_at: datetime | None
     slice_image_ids: tuple[str, ...] = ()
     sop_instance_uid: str = ""
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    # For series items: (SOP Instance UID, frame number) of each of slice_image_ids ("" / 0 when unknown)
+    slice_instances: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,9 @@ class QueryList:
                 lease_expires_at=i.lease_expires_at.ToDatetime() if i.HasField("lease_expires_at") else None,
                 slice_image_ids=tuple(i.slice_image_ids),
                 sop_instance_uid=i.dicom.sop_instance_uid,
+                study_instance_uid=i.dicom.study_instance_uid,
+                series_instance_uid=i.dicom.series_instance_uid,
+                slice_instances=tuple((d.sop_instance_uid, d.frame_number) for d in i.slice_dicom),
             )
             for i in r.items
         )

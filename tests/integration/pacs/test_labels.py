@@ -342,3 +342,17 @@ def test_the_accession_filter_picks_one_study(wire: str, setup: Setup) -> None:
     with Client(setup.address) as client:
         report = sync(pacs, client, SyncOptions(accession="ACC0042", dry_run=True))
     assert [i.series_uid for i in report.planned] == [uid("acc-series")]
+
+
+def test_series_query_items_name_the_dicom_instances_to_open(setup: Setup) -> None:
+    from ceal.pacs.sync import SyncOptions, sync
+
+    with Client(setup.address) as client:
+        sync(make_pacs("dicomweb", setup.info), client, SyncOptions(pool=POOL, samples=2, seed=1, labels=False))
+        client.score_pool(pool=POOL, samples=2)
+        (item,) = client.query_list(pool=POOL, strategy="entropy", k=1, series=True).items
+    series = setup.sources[0]
+    assert (item.study_instance_uid, item.series_instance_uid) == (series.StudyInstanceUID, series.SeriesInstanceUID)
+    assert len(item.slice_instances) == len(item.slice_image_ids) == 4
+    assert {sop for sop, _ in item.slice_instances} == {str(ds.SOPInstanceUID) for ds in setup.sources}
+    assert {frame for _, frame in item.slice_instances} == {1}

@@ -11,7 +11,7 @@ from ceal.service import postprocess
 from ceal.service.errors import InvalidInput
 from ceal.service.selection import AnnotationCostModel, ScoreTable, get_strategy, rank_series
 from ceal.service.selection.registry import SEEDED_STRATEGIES
-from ceal.service.store.base import ImageRecord, PoolStore, ScoreRow
+from ceal.service.store.base import DicomRef, ImageRecord, PoolStore, ScoreRow
 
 DEFAULT_K = 10
 DEFAULT_LEASE_SECONDS = 30 * 60
@@ -47,6 +47,7 @@ class QueryItem:
     estimated_seconds: float
     lease_expires_at: float | None = None
     slice_ids: tuple[str, ...] = ()
+    slice_dicom: tuple[DicomRef | None, ...] = ()  # the DICOM reference of each of slice_ids
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,17 @@ def _lease_and_wrap(
         if image_id not in expiry:
             continue  # taken by another annotator between ranking and leasing
         score, reason, secs = info[image_id]
+        slices = tuple(members.get(image_id, ()))
         out.append(
             QueryItem(
-                records[image_id], len(out) + 1, score, reason, secs, expiry[image_id], tuple(members.get(image_id, ()))
+                records[image_id],
+                len(out) + 1,
+                score,
+                reason,
+                secs,
+                expiry[image_id],
+                slices,
+                tuple(records[s].dicom if s in records else None for s in slices),
             )
         )
     return out

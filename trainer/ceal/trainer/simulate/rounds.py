@@ -57,7 +57,7 @@ IndexArray = npt.NDArray[np.int64]
 def _foreground_hd95(masks: npt.NDArray[np.integer], truth: npt.NDArray[np.integer]) -> float:
     """Mean HD95 (pixels) of the foreground (any class) over the test images; see `ResultRow.test_hd95`."""
     (scores,) = per_class_scores((masks != 0).astype(np.uint8), (truth != 0).astype(np.uint8), ("bg", "fg"))
-    return scores.hd95
+    return scores.hd95 if np.isfinite(scores.hd95) else -1.0
 
 
 def _weights(model: UNet) -> Weights:
