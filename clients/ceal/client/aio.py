@@ -19,7 +19,7 @@ import grpc
 import numpy as np
 
 from ceal.client import calls
-from ceal.client.channel import ChannelSettings
+from ceal.client.channel import resolve_settings
 from ceal.client.codec import ImageLike
 from ceal.client.results import LabelRecord, ModelInfo, Prediction, QueryList
 from ceal.v1 import active_learning_pb2 as al_pb
@@ -37,9 +37,14 @@ class AsyncClient:
     """
 
     def __init__(
-        self, address: str, *, timeout: float = 60.0, stream_timeout: float | None = None, **settings: Any
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 60.0,
+        stream_timeout: float | None = None,
+        **settings: Any,
     ) -> None:
-        self.settings = ChannelSettings(address, **settings)
+        self.settings = resolve_settings(address, **settings)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         target, creds, options = calls.channel_parts(self.settings)
@@ -152,6 +157,7 @@ class AsyncClient:
         budget_seconds: float = 0.0,
         lease_seconds: int = 0,
         series: bool = False,
+        study: bool = False,
         round: int = 0,
         seed: int = 0,
         max_pseudo_labels: int = 0,
@@ -166,6 +172,7 @@ class AsyncClient:
                 budget_seconds=budget_seconds,
                 lease_seconds=lease_seconds,
                 series=series,
+                study=study,
                 round=round,
                 seed=seed,
                 max_pseudo_labels=max_pseudo_labels,

@@ -10,14 +10,19 @@ import numpy as np
 from PIL import Image as PILImage
 from tqdm import tqdm
 
+from ceal.client.connect import DefaultsHelpFormatter, add_connection_arguments, client_options
 from ceal.client.errors import CealError
-from ceal.client.results import Prediction
+from ceal.client.results import Prediction, readable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("predict", help="segment images with a running server and write overlays")
+    p = sub.add_parser(
+        "predict",
+        help="segment images with a running server and write overlays",
+        formatter_class=DefaultsHelpFormatter,
+    )
     p.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or DICOM files")
-    p.add_argument("--server", default="127.0.0.1:50051", help="host:port of the ceal server")
+    add_connection_arguments(p)
     p.add_argument("--model", default="", help="model name (default: the server's default)")
     p.add_argument("--samples", type=int, default=0, help="Monte-Carlo samples T (default: the server's)")
     p.add_argument("--out", type=Path, default=Path("predictions"), help="folder for overlay PNGs")
@@ -44,10 +49,15 @@ def overlay(image: np.ndarray, p: Prediction) -> tuple[np.ndarray, np.ndarray]:
 def run(args: argparse.Namespace) -> int:
     from ceal.client.sync import Client
 
+    try:
+        connection = client_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[tuple[str, float]] = []
     try:
-        with Client(args.server) as client:
+        with Client(**connection) as client:
             for path, pred in zip(
                 args.images,
                 client.predict_many(args.images, model=args.model, samples=args.samples, progress=True),
@@ -60,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                     PILImage.fromarray(unc_img).save(args.out / f"{path.stem}_uncertainty.png")
                 results.append((path.name, pred.score))
                 tqdm.write(
-                    f"{path.name}\tscore={pred.score:.5f}\tforeground={pred.foreground_fraction:.3f}"
+                    f"{path.name}\tscore={readable(pred.score)}\tforeground={pred.foreground_fraction:.3f}"
                     f"\tmodel={pred.model_name}@{pred.model_version}"
                 )
     except CealError as exc:
@@ -68,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"\n{min(args.top, len(results))} most uncertain (mutual information, mean):")
     for rank, (name, score) in enumerate(sorted(results, key=lambda r: -r[1])[: args.top], 1):
-        print(f"{rank:3d}. {name}\t{score:.5f}")
+        print(f"{rank:3d}. {name}\t{readable(score)}")
     print(f"overlays written to {args.out}/")
     return 0

@@ -13,6 +13,17 @@ from ceal.client.codec import as_numpy
 from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import segmentation_pb2 as seg_pb
 
+
+def readable(value: float, digits: int = 4) -> str:
+    """A score for people: fixed point from 0.001 up, scientific notation below (1.234e-05 rather than
+    0.00001), and 0, nan and inf as themselves."""
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g}"
+    if abs(value) < 1e-3 or abs(value) >= 1e6:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+
+
 _MEASURES = {1: "entropy", 2: "mutual_information", 3: "variance"}
 _REDUCTIONS = {1: "mean", 2: "sum", 3: "top_k_mean", 4: "boundary_weighted"}
 
@@ -104,6 +115,7 @@ class QueryItem:
     series_instance_uid: str = ""
     # For series items: (SOP Instance UID, frame number) of each of slice_image_ids ("" / 0 when unknown)
     slice_instances: tuple[tuple[str, int], ...] = ()
+    name: str = ""  # as registered: a file name or UID
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class QueryList:
     items: tuple[QueryItem, ...]
     pseudo_labels: tuple[tuple[str, float], ...]  # (image_id, confidence)
     unscored: int
+    note: str = ""  # why the list is shorter than asked for (empty when it is not)
 
     @classmethod
     def from_proto(cls, r: al_pb.GetQueryListResponse) -> QueryList:
@@ -131,11 +144,12 @@ class QueryList:
                 study_instance_uid=i.dicom.study_instance_uid,
                 series_instance_uid=i.dicom.series_instance_uid,
                 slice_instances=tuple((d.sop_instance_uid, d.frame_number) for d in i.slice_dicom),
+                name=i.name,
             )
             for i in r.items
         )
         pseudo = tuple((p.image_id, p.confidence) for p in r.pseudo_labels)
-        return cls(r.model_name, r.model_version, items, pseudo, r.unscored)
+        return cls(r.model_name, r.model_version, items, pseudo, r.unscored, r.note)
 
 
 @dataclass(frozen=True)
@@ -148,10 +162,22 @@ class LabelRecord:
     mask: np.ndarray
     image: np.ndarray | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    name: str = ""  # as registered: a file name or UID
+    image_omitted: str = ""  # why the image was left out of this record (too large to send), if it was
 
     @classmethod
     def from_proto(cls, r: al_pb.LabelRecord) -> LabelRecord:
         mask = as_numpy(r.mask)
         assert mask is not None
         source = "pseudo" if r.source == al_pb.LABEL_SOURCE_PSEUDO else "human"
-        return cls(r.image_id, r.label_id, r.version, source, r.annotator, mask, as_numpy(r.image))
+        return cls(
+            r.image_id,
+            r.label_id,
+            r.version,
+            source,
+            r.annotator,
+            mask,
+            as_numpy(r.image),
+            name=r.name,
+            image_omitted=r.image_omitted,
+        )

@@ -1,11 +1,15 @@
 """`ceal pacs sync` and `ceal pacs worklist`: the PACS bridge on the command line.
 
-    ceal pacs sync --server ADDR (--dicomweb URL --user U --password-file F | --dimse HOST:PORT --aet A
+    ceal pacs sync [--server ADDR] (--dicomweb URL --user U --password-file F | --dimse HOST:PORT --aet A
                    --calling-aet B) [--since YYYYMMDD] [--state FILE] [--pool NAME] [--fractional]
                    [--modalities CT,MR]
-    ceal pacs labels --server ADDR (--dicomweb URL … | --dimse HOST:PORT …) [--since YYYYMMDD] [--pool NAME]
+    ceal pacs labels [--server ADDR] (--dicomweb URL … | --dimse HOST:PORT …) [--since YYYYMMDD] [--pool NAME]
                      [--model NAME] [--class-map FILE] [--uid-root ROOT]
-    ceal pacs worklist --server ADDR [--strategy ceal] [--k 10] [--annotator NAME]
+    ceal pacs worklist [--server ADDR] [--strategy ceal] [--k 10] [--annotator NAME]
+
+All take the connection flags of every client command (--token/--token-file, --tls, --tls-ca,
+--tls-cert/--tls-key; $CEAL_SERVER and $CEAL_TOKEN), see `ceal.client.connect`; the PACS's own are
+--pacs-token-file / --pacs-ca-file (DICOMweb) and --dicom-tls-ca / --dicom-tls-cert / --dicom-tls-key (DIMSE).
 
 `labels` brings radiologists' DICOM SEGs back as human labels (`ceal.pacs.labels`); `sync` runs the same step
 after predicting unless `--no-labels`.
@@ -32,6 +36,8 @@ _NEEDS = ("pydicom", "pynetdicom", "highdicom", "dicomweb_client")
 if any(find_spec(name) is None for name in _NEEDS):
     raise ImportError(f"the PACS bridge needs {', '.join(_NEEDS)}")
 
+from ceal.client.connect import add_connection_arguments, client_options  # noqa: E402 - after the check
+
 __all__ = ["register"]
 
 
@@ -44,20 +50,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _add_wire(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--server", required=True, help="host:port of the ceal server")
+    add_connection_arguments(s)
     wire = s.add_mutually_exclusive_group(required=True)
     wire.add_argument("--dicomweb", metavar="URL", help="DICOMweb root, e.g. http://pacs:8042/dicom-web")
     wire.add_argument("--dimse", metavar="HOST:PORT", help="DIMSE (C-FIND / C-GET / C-STORE) address")
     s.add_argument("--user", help="DICOMweb user (HTTP basic authentication)")
     s.add_argument("--password-file", type=Path, help="file holding the DICOMweb password (first line)")
-    s.add_argument("--token-file", type=Path, help="file holding a DICOMweb bearer token (first line)")
-    s.add_argument("--ca-file", type=Path, help="CA bundle that signed the PACS's HTTPS certificate")
+    s.add_argument("--pacs-token-file", type=Path, help="file holding a DICOMweb bearer token (first line)")
+    s.add_argument("--pacs-ca-file", type=Path, help="CA bundle that signed the PACS's HTTPS certificate")
     s.add_argument("--aet", help="the PACS's AE title (DIMSE)")
     s.add_argument("--calling-aet", default="CEAL", help="our AE title, as the PACS knows it (DIMSE)")
     s.add_argument("--move-port", type=int, help="retrieve by C-MOVE, receiving on this port (default: C-GET)")
-    s.add_argument("--tls-ca", type=Path, help="DICOM TLS: the CA that signed the PACS's certificate (DIMSE)")
-    s.add_argument("--tls-cert", type=Path, help="DICOM TLS: our certificate, when the PACS asks for one")
-    s.add_argument("--tls-key", type=Path, help="DICOM TLS: the key of --tls-cert")
+    s.add_argument("--dicom-tls-ca", type=Path, help="DICOM TLS: the CA that signed the PACS's certificate (DIMSE)")
+    s.add_argument("--dicom-tls-cert", type=Path, help="DICOM TLS: our certificate, when the PACS asks for one")
+    s.add_argument("--dicom-tls-key", type=Path, help="DICOM TLS: the key of --dicom-tls-cert")
 
 
 def _add_label_options(s: argparse.ArgumentParser) -> None:
@@ -111,7 +117,7 @@ def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _add_worklist(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w = actions.add_parser("worklist", help="the studies and series a radiologist should open next")
-    w.add_argument("--server", required=True, help="host:port of the ceal server")
+    add_connection_arguments(w)
     w.add_argument("--strategy", default="ceal", help="selection strategy (default ceal)")
     w.add_argument("--k", type=int, default=10, help="how many series to list")
     w.add_argument("--annotator", default="", help="lease the listed series to this annotator")
@@ -136,13 +142,13 @@ def _pacs(args: argparse.Namespace) -> Pacs:
     if args.dicomweb:
         if args.user and not args.password_file:
             raise SyncError("--user needs --password-file (a file holding the password)")
-        if args.user and args.token_file:
-            raise SyncError("pass --user/--password-file or --token-file, not both")
+        if args.user and args.pacs_token_file:
+            raise SyncError("pass --user/--password-file or --pacs-token-file, not both")
         password = _first_line(args.password_file, "--password-file") if args.password_file else None
-        token = _first_line(args.token_file, "--token-file").strip() if args.token_file else None
-        if args.ca_file and not args.ca_file.is_file():
-            raise SyncError(f"--ca-file {args.ca_file} is not a file: pass the PEM bundle of the PACS's CA")
-        ca = str(args.ca_file) if args.ca_file else None
+        token = _first_line(args.pacs_token_file, "--pacs-token-file").strip() if args.pacs_token_file else None
+        if args.pacs_ca_file and not args.pacs_ca_file.is_file():
+            raise SyncError(f"--pacs-ca-file {args.pacs_ca_file} is not a file: pass the PEM bundle of the PACS's CA")
+        ca = str(args.pacs_ca_file) if args.pacs_ca_file else None
         return DicomWebPacs(args.dicomweb, args.user, password, token=token, ca_file=ca)
     host, _, port = str(args.dimse).rpartition(":")
     if not host or not port.isdigit():
@@ -155,9 +161,9 @@ def _pacs(args: argparse.Namespace) -> Pacs:
         args.aet,
         args.calling_aet,
         move_port=args.move_port,
-        tls_ca=args.tls_ca,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
+        tls_ca=args.dicom_tls_ca,
+        tls_cert=args.dicom_tls_cert,
+        tls_key=args.dicom_tls_key,
     )
 
 
@@ -226,7 +232,12 @@ def run_sync(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        with Client(args.server) as client:
+        connection = client_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with Client(**connection) as client:
             report = sync(pacs, client, options, state=args.state, progress=True, destination=destination)
     except (PacsError, CealError) as exc:
         print(f"error: the sync could not run: {exc}", file=sys.stderr)
@@ -265,7 +276,12 @@ def run_labels(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        with Client(args.server) as client:
+        connection = client_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with Client(**connection) as client:
             classes = model_classes(client, args.model, args.class_map)
             params = model_params(client, args.model)
             report = import_labels(
@@ -283,7 +299,7 @@ def run_worklist(args: argparse.Namespace) -> int:
     from ceal.pacs.worklist import format_worklist, worklist
 
     try:
-        with Client(args.server) as client:
+        with Client(**client_options(args)) as client:
             wl = worklist(
                 client,
                 strategy=args.strategy,

@@ -8,6 +8,8 @@ service, yet the PACS bridge must prepare pixels exactly as the server does. It 
 from ceal.imaging.contract import (
     CONTRACT_VERSION,
     PreprocessParams,
+    content_box,
+    fit_planes,
     resize_planes,
     to_channels,
     to_model_input,
@@ -17,6 +19,8 @@ from ceal.imaging.contract import (
 __all__ = [
     "CONTRACT_VERSION",
     "PreprocessParams",
+    "content_box",
+    "fit_planes",
     "resize_planes",
     "to_channels",
     "to_model_input",

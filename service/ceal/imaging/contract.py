@@ -13,7 +13,8 @@ Intensity policy by input kind (the decoded array's dtype):
   "minmax" stretches each image.
 Channels: grey is repeated to 3 channels, RGB becomes luminance (ITU-R 601) for 1-channel models, alpha is
 dropped. Resize: bilinear with PIL's antialiasing (a triangle filter widened by the downscale factor), written
-in numpy so that the bridge, which installs without the service, computes the same numbers.
+in numpy so that the bridge, which installs without the service, computes the same numbers; "stretch" to the
+input size, or "pad" (keep the aspect: fit into `content_box`, centre, pad with black).
 
 The trainer exports these parameters into the model's metadata and the server reads them back, so a model is
 served exactly as it was trained.
@@ -28,10 +29,20 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CONTRACT_VERSION", "PreprocessParams", "resize_planes", "to_channels", "to_model_input", "to_unit"]
+__all__ = [
+    "CONTRACT_VERSION",
+    "PreprocessParams",
+    "content_box",
+    "fit_planes",
+    "resize_planes",
+    "to_channels",
+    "to_model_input",
+    "to_unit",
+]
 
 CONTRACT_VERSION = 1
 IntegerPolicy = Literal["full", "minmax"]
+ResizeMode = Literal["stretch", "pad"]
 FloatPolicy = Literal["clip", "minmax"]
 _LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -59,6 +70,7 @@ class PreprocessParams:
     ct_window: tuple[float, float] = (40.0, 400.0)
     percentiles: tuple[float, float] = (1.0, 99.0)
     invert_monochrome1: bool = True
+    resize: ResizeMode = "stretch"  # "pad": keep the aspect (fit, centre, pad black), see `content_box`
     version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:
@@ -79,6 +91,7 @@ class PreprocessParams:
                 len(self.percentiles) == 2 and 0 <= self.percentiles[0] < self.percentiles[1] <= 100,
                 "percentiles must be (low, high) with 0 ≤ low < high ≤ 100",
             ),
+            (self.resize in ("stretch", "pad"), f"resize must be 'stretch' or 'pad', got {self.resize!r}"),
             (self.version == CONTRACT_VERSION, f"preprocessing version {self.version} is not {CONTRACT_VERSION}"),
         ]
         for ok, message in checks:
@@ -175,8 +188,33 @@ def resize_planes(planes: npt.NDArray[np.floating], height: int, width: int) -> 
     return out.astype(np.float32)
 
 
+def content_box(height: int, width: int, in_height: int, in_width: int, mode: str) -> tuple[int, int, int, int]:
+    """(top, left, h, w): where an (height, width) image lies in the (in_height, in_width) input. "stretch":
+    all of it; "pad": the largest box of the image's aspect that fits, centred (at least 1 × 1)."""
+    if mode != "pad":
+        return 0, 0, in_height, in_width
+    scale = min(in_height / height, in_width / width)
+    h = min(in_height, max(1, round(height * scale)))
+    w = min(in_width, max(1, round(width * scale)))
+    return (in_height - h) // 2, (in_width - w) // 2, h, w
+
+
+def fit_planes(
+    planes: npt.NDArray[np.floating], in_height: int, in_width: int, mode: str, fill: float = 0.0
+) -> npt.NDArray[np.float32]:
+    """(..., H, W) planes → (..., in_height, in_width): resized ("stretch"), or resized into the `content_box`
+    and surrounded by `fill` ("pad")."""
+    top, left, h, w = content_box(planes.shape[-2], planes.shape[-1], in_height, in_width, mode)
+    inner = resize_planes(planes, h, w)
+    if (h, w) == (in_height, in_width):
+        return inner
+    out = np.full((*planes.shape[:-2], in_height, in_width), fill, dtype=np.float32)
+    out[..., top : top + h, left : left + w] = inner
+    return out
+
+
 def to_model_input(pixels: npt.NDArray[Any], params: PreprocessParams) -> npt.NDArray[np.float32]:
     """The contract: decoded pixels (H, W[, C]) → model input float32 (C, height, width), normalised."""
     unit = to_channels(to_unit(pixels, params), params.channels)  # (H, W, C)
-    planes = resize_planes(np.moveaxis(unit, 2, 0), params.height, params.width)  # (C, h, w)
+    planes = fit_planes(np.moveaxis(unit, 2, 0), params.height, params.width, params.resize)  # (C, h, w)
     return ((planes - np.float32(params.mean)) / np.float32(params.std)).astype(np.float32)

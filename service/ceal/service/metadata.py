@@ -14,6 +14,7 @@ from typing import Any
 from ceal.imaging import PreprocessParams
 
 METADATA_FILE = "metadata.json"
+RESIZE_MODES = ("stretch", "pad")
 MODEL_FILE = "model.onnx"
 
 
@@ -39,6 +40,9 @@ class ModelMetadata:
     created_at: str = ""  # ISO 8601, UTC
     class_names: tuple[str, ...] = ("background", "lesion")
     precision: str = "fp32"
+    # How an image meets the input size: "stretch" (resize to it; models exported before this field) or
+    # "pad" (keep the aspect: resize to fit, centre, pad with black; maps are cropped back before scoring).
+    resize: str = "stretch"
     input_name: str = "image"
     output_name: str = "probabilities"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +79,7 @@ class ModelMetadata:
                 "width": fields["input_width"],
                 "mean": fields["mean"],
                 "std": fields["std"],
+                "resize": fields.get("resize", "stretch"),
             }
         )
         return cls(**fields, preprocessing=params)
@@ -99,18 +104,23 @@ class ModelMetadata:
                 raise MetadataError(f"metadata {exc}") from exc
         meta = cls(**values)
         p = meta.preprocessing
-        if p is not None and (p.channels, p.height, p.width, p.mean, p.std) != (
+        if p is not None and (p.channels, p.height, p.width, p.mean, p.std, p.resize) != (
             meta.input_channels,
             meta.input_height,
             meta.input_width,
             meta.mean,
             meta.std,
+            meta.resize,
         ):
-            raise MetadataError("metadata preprocessing disagrees with input_channels/height/width, mean or std")
+            raise MetadataError(
+                "metadata preprocessing disagrees with input_channels/height/width, mean, std or resize"
+            )
         if meta.input_channels not in (1, 3) or meta.input_height < 1 or meta.input_width < 1:
             raise MetadataError("metadata input shape must have 1 or 3 channels and positive sides")
         if meta.std <= 0:
             raise MetadataError("metadata std must be positive")
+        if meta.resize not in RESIZE_MODES:
+            raise MetadataError(f"metadata resize must be one of {', '.join(RESIZE_MODES)}; got {meta.resize!r}")
         return meta
 
     @classmethod

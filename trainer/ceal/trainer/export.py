@@ -134,6 +134,7 @@ def export_model(
             "opset": OPSET,
             "validation_per_class": training.get("validation_per_class", {}),
         },
+        resize=str(cfg.get("resize", "stretch")),  # checkpoints from before the field were stretched
         preprocessing=cfg.get("preprocessing") or {},
     )
     if convert is not None:

@@ -7,6 +7,7 @@ stale, and the pool is rescored.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,46 @@ from ceal.trainer.train import Dataset, TrainConfig, train_and_save
 from ceal.trainer.unet import load_checkpoint
 
 log = logging.getLogger(__name__)
+EXPORTED_FILE = "exported.json"  # in a checkpoint folder: the model name and version it was exported as
+
+
+class LoopError(ValueError):
+    """`ceal loop` cannot run as asked; the message says what to change."""
+
+
+def remember_export(checkpoint: Path, version_dir: Path) -> None:
+    """Record in the checkpoint folder which model (models/<name>/<version>/) it was exported as."""
+    record = {"name": version_dir.parent.name, "version": int(version_dir.name)}
+    (checkpoint / EXPORTED_FILE).write_text(json.dumps(record))
+
+
+def exported_name(checkpoint: Path) -> str | None:
+    """The model name the checkpoint was exported under (`remember_export`), or None if it never was."""
+    try:
+        record = json.loads((checkpoint / EXPORTED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    name = record.get("name") if isinstance(record, dict) else None
+    return str(name) if name else None
+
+
+def model_name_for(checkpoint: Path, given: str | None) -> str:
+    """The model name `ceal loop` exports to: the one given, else the one the checkpoint was exported as, so
+    the loop never starts a second model by accident. Raises LoopError when neither is known."""
+    if given:
+        known = exported_name(checkpoint)
+        if known and known != given:
+            log.warning(
+                "checkpoint %s was exported as %r; exporting as %r starts another model", checkpoint, known, given
+            )
+        return given
+    known = exported_name(checkpoint)
+    if known is None:
+        raise LoopError(
+            f"{checkpoint} was never exported with `ceal export`, so its model name is unknown: pass --name, "
+            "the model name the server serves"
+        )
+    return known
 
 
 @dataclass(frozen=True)
@@ -37,10 +78,11 @@ def labels_dataset(
     *,
     pool: str = "",
     pseudo: bool = True,
+    resize: str = "stretch",
     params: PreprocessParams | None = None,
 ) -> tuple[Dataset, int, int]:
     """The service's labels with their images, through the preprocessing contract (`params`, the defaults
-    when None) and resized for training; (dataset, human count, pseudo count)."""
+    when None) and resized for training (`resize_pair` mode `resize`); (dataset, human count, pseudo count)."""
     params = params or PreprocessParams()
     sources = ("human", "pseudo") if pseudo else ("human",)
     ids, images, masks, counts = [], [], [], {"human": 0, "pseudo": 0}
@@ -48,13 +90,17 @@ def labels_dataset(
         if record.image is None:
             continue
         image = to_training_image(record.image, params)
-        x, y = resize_pair(image, record.mask, height, width)
+        x, y = resize_pair(image, record.mask, height, width, resize)
         ids.append(record.image_id)
         images.append(x)
         masks.append(y)
         counts[record.source] += 1
     if not ids:
-        raise SystemExit("the service holds no labels yet: submit some with SubmitLabel first")
+        which = " or ".join(sources)
+        raise LoopError(
+            f"pool {pool or 'default'!r} holds no {which} labels: label some there (ceal pool import, ceal pool "
+            "label), or pass --pool with the pool that has them"
+        )
     return Dataset(ids, np.stack(images), np.stack(masks)), counts["human"], counts["pseudo"]
 
 
@@ -76,11 +122,19 @@ def run_loop(
     model, training = load_checkpoint(init)
     cfg_raw = training.get("train_config", {})
     assert isinstance(cfg_raw, dict)
+    # a checkpoint from before `resize` was recorded has none: it was trained stretched, TrainConfig's default
     cfg = TrainConfig(**{**cfg_raw, "epochs": epochs, "learning_rate": learning_rate})
     data, human, n_pseudo = labels_dataset(
-        client, cfg.height, cfg.width, pool=pool, pseudo=pseudo, params=cfg.params(model.config.in_channels)
+        client,
+        cfg.height,
+        cfg.width,
+        pool=pool,
+        pseudo=pseudo,
+        resize=cfg.resize,
+        params=cfg.params(model.config.in_channels),
     )
     log.info("fine-tuning on %d human and %d pseudo labels", human, n_pseudo)
     record = train_and_save(data, val, out, cfg, init=model)
     target = export_model(model, record, models, name)
+    remember_export(out, target)
     return LoopResult(human, n_pseudo, target, float(record["validation_dice"]))  # type: ignore[arg-type]

@@ -36,14 +36,18 @@ class TrainConfig:
     augment: bool = True
     mean: float = DEFAULT_MEAN
     std: float = DEFAULT_STD
+    # How images were brought to height x width: "pad" keeps their aspect (fit, centre, pad black; masks pad
+    # with background; `ceal train`'s default), "stretch" resizes. Recorded in the checkpoint and the exported
+    # model's metadata, so the server feeds the model as it was trained.
+    resize: str = "stretch"
     # The contract's intensity settings the images were loaded with (`ceal.imaging.PreprocessParams` fields
-    # other than the shape and mean/std, e.g. {"uint16_max": 4095}); exported into the model's metadata.
+    # other than the shape, mean/std and resize, e.g. {"uint16_max": 4095}); exported into the model's metadata.
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
     def params(self, channels: int = 3) -> PreprocessParams:
         """The full preprocessing contract of this training: shape, normalisation and intensity settings."""
         shape = {"channels": channels, "height": self.height, "width": self.width, "mean": self.mean, "std": self.std}
-        return PreprocessParams.from_dict({**self.preprocessing, **shape})
+        return PreprocessParams.from_dict({**self.preprocessing, **shape, "resize": self.resize})
 
 
 @dataclass

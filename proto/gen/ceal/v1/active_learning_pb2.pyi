@@ -28,6 +28,7 @@ class QueryLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUERY_LEVEL_UNSPECIFIED: _ClassVar[QueryLevel]
     QUERY_LEVEL_IMAGE: _ClassVar[QueryLevel]
     QUERY_LEVEL_SERIES: _ClassVar[QueryLevel]
+    QUERY_LEVEL_STUDY: _ClassVar[QueryLevel]
 
 class LabelSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -46,23 +47,26 @@ STRATEGY_POWER_BALD: Strategy
 QUERY_LEVEL_UNSPECIFIED: QueryLevel
 QUERY_LEVEL_IMAGE: QueryLevel
 QUERY_LEVEL_SERIES: QueryLevel
+QUERY_LEVEL_STUDY: QueryLevel
 LABEL_SOURCE_UNSPECIFIED: LabelSource
 LABEL_SOURCE_HUMAN: LabelSource
 LABEL_SOURCE_PSEUDO: LabelSource
 
 class PoolImage(_message.Message):
-    __slots__ = ("image", "dicom", "series_key", "study_key", "slice_index")
+    __slots__ = ("image", "dicom", "series_key", "study_key", "slice_index", "name")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     DICOM_FIELD_NUMBER: _ClassVar[int]
     SERIES_KEY_FIELD_NUMBER: _ClassVar[int]
     STUDY_KEY_FIELD_NUMBER: _ClassVar[int]
     SLICE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     image: _tensor_pb2.Image
     dicom: _tensor_pb2.DicomReference
     series_key: str
     study_key: str
     slice_index: int
-    def __init__(self, image: _Optional[_Union[_tensor_pb2.Image, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., slice_index: _Optional[int] = ...) -> None: ...
+    name: str
+    def __init__(self, image: _Optional[_Union[_tensor_pb2.Image, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., slice_index: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
 
 class RegisterImagesRequest(_message.Message):
     __slots__ = ("pool", "images")
@@ -151,7 +155,7 @@ class GetQueryListRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., k: _Optional[int] = ..., budget_seconds: _Optional[float] = ..., annotator: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., level: _Optional[_Union[QueryLevel, str]] = ..., round: _Optional[int] = ..., seed: _Optional[int] = ..., max_pseudo_labels: _Optional[int] = ...) -> None: ...
 
 class QueryItem(_message.Message):
-    __slots__ = ("image_id", "rank", "score", "reason", "estimated_seconds", "dicom", "series_key", "study_key", "lease_expires_at", "slice_image_ids", "slice_dicom")
+    __slots__ = ("image_id", "rank", "score", "reason", "estimated_seconds", "dicom", "series_key", "study_key", "lease_expires_at", "slice_image_ids", "name", "slice_dicom")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +166,7 @@ class QueryItem(_message.Message):
     STUDY_KEY_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SLICE_IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     SLICE_DICOM_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     rank: int
@@ -173,8 +178,9 @@ class QueryItem(_message.Message):
     study_key: str
     lease_expires_at: _timestamp_pb2.Timestamp
     slice_image_ids: _containers.RepeatedScalarFieldContainer[str]
+    name: str
     slice_dicom: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.DicomReference]
-    def __init__(self, image_id: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., estimated_seconds: _Optional[float] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slice_image_ids: _Optional[_Iterable[str]] = ..., slice_dicom: _Optional[_Iterable[_Union[_tensor_pb2.DicomReference, _Mapping]]] = ...) -> None: ...
+    def __init__(self, image_id: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., estimated_seconds: _Optional[float] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slice_image_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., slice_dicom: _Optional[_Iterable[_Union[_tensor_pb2.DicomReference, _Mapping]]] = ...) -> None: ...
 
 class PseudoLabelCandidate(_message.Message):
     __slots__ = ("image_id", "confidence")
@@ -185,18 +191,20 @@ class PseudoLabelCandidate(_message.Message):
     def __init__(self, image_id: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class GetQueryListResponse(_message.Message):
-    __slots__ = ("model_name", "model_version", "items", "pseudo_labels", "unscored")
+    __slots__ = ("model_name", "model_version", "items", "pseudo_labels", "unscored", "note")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     PSEUDO_LABELS_FIELD_NUMBER: _ClassVar[int]
     UNSCORED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: int
     items: _containers.RepeatedCompositeFieldContainer[QueryItem]
     pseudo_labels: _containers.RepeatedCompositeFieldContainer[PseudoLabelCandidate]
     unscored: int
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[QueryItem, _Mapping]]] = ..., pseudo_labels: _Optional[_Iterable[_Union[PseudoLabelCandidate, _Mapping]]] = ..., unscored: _Optional[int] = ...) -> None: ...
+    note: str
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[QueryItem, _Mapping]]] = ..., pseudo_labels: _Optional[_Iterable[_Union[PseudoLabelCandidate, _Mapping]]] = ..., unscored: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SubmitLabelRequest(_message.Message):
     __slots__ = ("pool", "image_id", "mask", "annotator", "source", "seconds_spent", "idempotency_key")
@@ -235,7 +243,7 @@ class ExportLabelsRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[LabelSource, str]]] = ..., include_images: _Optional[bool] = ...) -> None: ...
 
 class LabelRecord(_message.Message):
-    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom")
+    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "name", "image_omitted")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +253,8 @@ class LabelRecord(_message.Message):
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DICOM_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_OMITTED_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     label_id: str
     version: int
@@ -254,7 +264,9 @@ class LabelRecord(_message.Message):
     image: _tensor_pb2.Tensor
     created_at: _timestamp_pb2.Timestamp
     dicom: _tensor_pb2.DicomReference
-    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ...) -> None: ...
+    name: str
+    image_omitted: str
+    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., name: _Optional[str] = ..., image_omitted: _Optional[str] = ...) -> None: ...
 
 class FindSimilarRequest(_message.Message):
     __slots__ = ("pool", "image_id", "image", "k", "model_name")

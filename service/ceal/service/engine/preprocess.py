@@ -5,6 +5,8 @@ A model whose metadata carries `preprocessing` is fed by the preprocessing contr
 the contract has none: it keeps the pre-contract normalisation below (`legacy_prepare`), said once in the log
 per model. Legacy intensity: uint8 / 255, uint16 / 65535, float taken as already in [0, 1], signed integers
 min-max scaled per image. Channels: grayscale is repeated to RGB, RGB becomes luminance for 1-channel models.
+Size (both): as the metadata's `resize` says: "stretch" to the input size, or "pad" (keep the aspect: fit,
+centre, pad with black), where `content_box` is the part of the input the image fills and maps are cropped to.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import numpy as np
 from PIL import Image as PILImage
 
-from ceal.imaging import to_model_input
+from ceal.imaging import content_box, to_model_input
 from ceal.service.errors import InvalidInput
 from ceal.service.metadata import ModelMetadata
 
@@ -64,8 +66,26 @@ def resize_planes(planes: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.reshape(*planes.shape[:-2], height, width)
 
 
+def fit_planes(planes: np.ndarray, in_height: int, in_width: int, mode: str, fill: float = 0.0) -> np.ndarray:
+    """(..., H, W) planes → (..., in_height, in_width): bilinear resize ("stretch"), or resized into the
+    `content_box` and surrounded by `fill` ("pad")."""
+    top, left, h, w = content_box(planes.shape[-2], planes.shape[-1], in_height, in_width, mode)
+    inner = resize_planes(planes, h, w)
+    if (h, w) == (in_height, in_width):
+        return inner
+    out = np.full((*planes.shape[:-2], in_height, in_width), fill, dtype=np.float32)
+    out[..., top : top + h, left : left + w] = inner
+    return out
+
+
+def crop_to_content(planes: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
+    """(..., h, w) planes at the input size → the `content_box` of an (height, width) image (a view)."""
+    top, left, h, w = content_box(height, width, planes.shape[-2], planes.shape[-1], mode)
+    return planes[..., top : top + h, left : left + w]
+
+
 def prepare(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
-    """Pixels (H, W[, C]) → model input float32 (C, h, w), normalised as the metadata says."""
+    """Pixels (H, W[, C]) → model input float32 (C, h, w), normalised and sized as the metadata says."""
     if meta.preprocessing is None:
         _say_legacy(meta)
         return legacy_prepare(pixels, meta)
@@ -93,5 +113,5 @@ def legacy_prepare(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
     """The pre-contract preparation, kept for models exported before it: (H, W[, C]) → (C, h, w)."""
     unit = to_channels(to_unit_range(pixels), meta.input_channels)
     planes = np.moveaxis(unit, 2, 0)
-    planes = resize_planes(planes, meta.input_height, meta.input_width)
+    planes = fit_planes(planes, meta.input_height, meta.input_width, meta.resize)
     return ((planes - meta.mean) / meta.std).astype(np.float32)

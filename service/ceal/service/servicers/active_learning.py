@@ -16,6 +16,7 @@ from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
 from ceal.service.errors import InvalidInput, NotFound, Unavailable
 from ceal.service.middleware.spans import child_span
+from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
 from ceal.service.pool.retrieval import find_similar
 from ceal.service.pool.scoring import PoolScorer
@@ -40,6 +41,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         *,
         default_samples: int = 20,
         max_pixels: int = 4096 * 4096,
+        max_message_bytes: int = 64 * 1024 * 1024,
         rescore_on_new_version: bool = True,
     ) -> None:
         self.store = store
@@ -47,6 +49,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         self.engine = engine
         self.default_samples = default_samples
         self.max_pixels = max_pixels
+        self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
         self.scorer = PoolScorer(store, engine) if store is not None else None
         self._background: list[threading.Thread] = []
         self._background_lock = threading.Lock()
@@ -147,16 +150,17 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             items=[msg.query_item(i) for i in result.items],
             pseudo_labels=[pb.PseudoLabelCandidate(image_id=i, confidence=c) for i, c in result.pseudo],
             unscored=result.unscored,
+            note=result.note,
         )
 
     @unary
     def SubmitLabel(self, request: pb.SubmitLabelRequest, context: grpc.ServicerContext) -> Any:
         store, _ = self._store()
-        mask = msg.label_mask(request)
         source = msg.label_source(request.source)
         model_version = None
         if source == "pseudo":
             model_version = self.registry.get("").meta.version
+        mask = self._checked_mask(msg.label_mask(request))
         with child_span("store"):
             label = store.submit_label(
                 msg.pool_name(request.pool),
@@ -171,6 +175,21 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         log.info("label stored: image %s version %d source %s", label.image_id, label.version, label.source)
         return pb.SubmitLabelResponse(label_id=label.label_id, version=label.version)
 
+    def _checked_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The mask as class indices of the served model(s) (`normalise_mask`); unchecked beyond 0-255 when no
+        model is loaded, or the loaded ones disagree on their classes and none is the default."""
+        metas = {(m.meta.classes, m.meta.class_names) for m in self.registry.models()}
+        if len(metas) > 1:
+            try:
+                meta = self.registry.get("").meta
+            except (InvalidInput, NotFound, Unavailable):
+                return mask
+            metas = {(meta.classes, meta.class_names)}
+        if not metas:
+            return mask
+        ((classes, names),) = metas
+        return normalise_mask(mask, classes, names)
+
     @streaming
     def ExportLabels(self, request: pb.ExportLabelsRequest, context: grpc.ServicerContext) -> Iterator[Any]:
         store, _ = self._store()
@@ -179,9 +198,14 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         for label in store.latest_labels(pool, sources):
             if not context.is_active():
                 return
-            pixels = store.load_pixels(pool, label.image_id) if request.include_images else None
             record = store.get_image(pool, label.image_id)
-            yield msg.label_record(label, record, pixels)
+            omitted = msg.image_omitted(label, record, self.max_message_bytes) if request.include_images else ""
+            pixels = store.load_pixels(pool, label.image_id) if request.include_images and not omitted else None
+            out = msg.label_record(label, record, pixels)
+            if omitted:
+                log.warning("export of pool %s: image %s left out of its record: %s", pool, label.image_id, omitted)
+                out.image_omitted = omitted
+            yield out
 
     @unary
     def FindSimilar(self, request: pb.FindSimilarRequest, context: grpc.ServicerContext) -> Any:
