@@ -161,3 +161,14 @@ def test_dicom_errors_name_what_to_fix() -> None:
     bad = _grey(np.zeros((2, 2)), RescaleSlope="1e400")
     with pytest.raises(DicomPixelError):
         dicom_frames(bad, P)
+
+
+def test_pad_keeps_the_aspect_as_the_pre_contract_server_pads() -> None:
+    from ceal.service.engine.preprocess import legacy_prepare
+
+    pixels = np.random.default_rng(3).integers(0, 256, (30, 90, 3), dtype=np.uint8)
+    meta = ModelMetadata.with_contract(**_meta(input_height=32, input_width=48, resize="pad"))  # type: ignore[arg-type]
+    assert meta.preprocessing is not None and meta.preprocessing.resize == "pad"
+    x = to_model_input(pixels, meta.preprocessing)
+    np.testing.assert_allclose(x, legacy_prepare(pixels, meta), atol=1e-5)
+    assert np.all(x[:, :8] == (0.0 - meta.mean) / meta.std)  # black bands above and below the 16-row content
