@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,28 @@ def test_service_sources_do_not_mention_torch_or_trainer() -> None:
     for path in (ROOT / "service").rglob("*.py"):
         text = path.read_text()
         assert "import torch" not in text and "ceal.trainer" not in text, path
+
+
+def test_the_preprocessing_contract_stands_alone() -> None:
+    """ceal.imaging is shared by clients/, service/ and trainer/: it may import numpy (and pydicom for DICOM),
+    nothing else of ceal's, and no PIL, torch or onnxruntime."""
+    loaded = _modules_after("import ceal.imaging, ceal.imaging.dicom")
+    assert not {"torch", "onnxruntime", "onnx", "PIL", "grpc"} & loaded
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, ceal.imaging.dicom; print(' '.join(m for m in sys.modules if m.startswith('ceal.')))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert set(out.stdout.split()) <= {"ceal.imaging", "ceal.imaging.contract", "ceal.imaging.dicom"}
+    for path in (ROOT / "service" / "ceal" / "imaging").rglob("*.py"):
+        imports = re.findall(r"^\s*(?:from|import)\s+(ceal\.\w+)", path.read_text(), flags=re.MULTILINE)
+        assert set(imports) <= {"ceal.imaging"}, path
 
 
 def test_clients_do_not_import_the_service() -> None:

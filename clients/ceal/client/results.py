@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +78,8 @@ class ModelInfo:
     is_latest: bool
     provider: str
     precision: str
+    # The model's preprocessing contract (`ceal.imaging.PreprocessParams` fields); None for older models.
+    preprocessing: dict[str, Any] | None = None
 
     @classmethod
     def from_proto(cls, m: seg_pb.ModelInfo) -> ModelInfo:
@@ -91,6 +95,7 @@ class ModelInfo:
             is_latest=m.is_latest,
             provider=m.provider,
             precision=m.precision,
+            preprocessing=json.loads(m.preprocessing) if m.preprocessing else None,
         )
 
 
@@ -106,6 +111,10 @@ class QueryItem:
     lease_expires_at: datetime | None
     slice_image_ids: tuple[str, ...] = ()
     sop_instance_uid: str = ""
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    # For series items: (SOP Instance UID, frame number) of each of slice_image_ids ("" / 0 when unknown)
+    slice_instances: tuple[tuple[str, int], ...] = ()
     name: str = ""  # as registered: a file name or UID
 
 
@@ -132,6 +141,9 @@ class QueryList:
                 lease_expires_at=i.lease_expires_at.ToDatetime() if i.HasField("lease_expires_at") else None,
                 slice_image_ids=tuple(i.slice_image_ids),
                 sop_instance_uid=i.dicom.sop_instance_uid,
+                study_instance_uid=i.dicom.study_instance_uid,
+                series_instance_uid=i.dicom.series_instance_uid,
+                slice_instances=tuple((d.sop_instance_uid, d.frame_number) for d in i.slice_dicom),
                 name=i.name,
             )
             for i in r.items

@@ -114,7 +114,7 @@ def export_model(
         if model.config.num_classes == 1
         else tuple(f"class_{i}" for i in range(model.config.num_classes))
     )
-    meta = ModelMetadata(
+    meta = ModelMetadata.with_contract(
         name=name,
         version=version,
         input_channels=model.config.in_channels,
@@ -128,8 +128,14 @@ def export_model(
         training_data_hash=str(training.get("training_data_hash", "")),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         class_names=classes,
-        extra={"unet": model.config.to_json(), "checks": checks, "opset": OPSET},
+        extra={
+            "unet": model.config.to_json(),
+            "checks": checks,
+            "opset": OPSET,
+            "validation_per_class": training.get("validation_per_class", {}),
+        },
         resize=str(cfg.get("resize", "stretch")),  # checkpoints from before the field were stretched
+        preprocessing=cfg.get("preprocessing") or {},
     )
     if convert is not None:
         mc_bytes, meta = convert(mc_bytes, meta)

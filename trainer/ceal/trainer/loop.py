@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ceal.client import Client
-from ceal.trainer.data.folders import resize_pair
+from ceal.imaging import PreprocessParams
+from ceal.trainer.data.folders import resize_pair, to_training_image
 from ceal.trainer.train import Dataset, TrainConfig, train_and_save
 from ceal.trainer.unet import load_checkpoint
 
@@ -71,24 +72,24 @@ class LoopResult:
 
 
 def labels_dataset(
-    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True, resize: str = "stretch"
+    client: Client,
+    height: int,
+    width: int,
+    *,
+    pool: str = "",
+    pseudo: bool = True,
+    resize: str = "stretch",
+    params: PreprocessParams | None = None,
 ) -> tuple[Dataset, int, int]:
-    """The service's labels with their images, resized for training (`resize_pair` mode `resize`);
-    (dataset, human count, pseudo count)."""
+    """The service's labels with their images, through the preprocessing contract (`params`, the defaults
+    when None) and resized for training (`resize_pair` mode `resize`); (dataset, human count, pseudo count)."""
+    params = params or PreprocessParams()
     sources = ("human", "pseudo") if pseudo else ("human",)
     ids, images, masks, counts = [], [], [], {"human": 0, "pseudo": 0}
     for record in client.export_labels(pool=pool, sources=sources, include_images=True):
         if record.image is None:
             continue
-        image = record.image
-        if image.dtype != np.uint8:
-            image = (
-                (np.clip(image.astype(np.float32), 0, 1) * 255).astype(np.uint8)
-                if image.dtype.kind == "f"
-                else ((image / max(int(image.max()), 1) * 255).astype(np.uint8))
-            )
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
+        image = to_training_image(record.image, params)
         x, y = resize_pair(image, record.mask, height, width, resize)
         ids.append(record.image_id)
         images.append(x)
@@ -123,7 +124,15 @@ def run_loop(
     assert isinstance(cfg_raw, dict)
     # a checkpoint from before `resize` was recorded has none: it was trained stretched, TrainConfig's default
     cfg = TrainConfig(**{**cfg_raw, "epochs": epochs, "learning_rate": learning_rate})
-    data, human, n_pseudo = labels_dataset(client, cfg.height, cfg.width, pool=pool, pseudo=pseudo, resize=cfg.resize)
+    data, human, n_pseudo = labels_dataset(
+        client,
+        cfg.height,
+        cfg.width,
+        pool=pool,
+        pseudo=pseudo,
+        resize=cfg.resize,
+        params=cfg.params(model.config.in_channels),
+    )
     log.info("fine-tuning on %d human and %d pseudo labels", human, n_pseudo)
     record = train_and_save(data, val, out, cfg, init=model)
     target = export_model(model, record, models, name)

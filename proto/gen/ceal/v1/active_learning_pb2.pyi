@@ -166,7 +166,7 @@ class GetQueryListRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., k: _Optional[int] = ..., budget_seconds: _Optional[float] = ..., annotator: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., level: _Optional[_Union[QueryLevel, str]] = ..., round: _Optional[int] = ..., seed: _Optional[int] = ..., max_pseudo_labels: _Optional[int] = ...) -> None: ...
 
 class QueryItem(_message.Message):
-    __slots__ = ("image_id", "rank", "score", "reason", "estimated_seconds", "dicom", "series_key", "study_key", "lease_expires_at", "slice_image_ids", "name")
+    __slots__ = ("image_id", "rank", "score", "reason", "estimated_seconds", "dicom", "series_key", "study_key", "lease_expires_at", "slice_image_ids", "name", "slice_dicom")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +178,7 @@ class QueryItem(_message.Message):
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SLICE_IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    SLICE_DICOM_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     rank: int
     score: float
@@ -189,7 +190,8 @@ class QueryItem(_message.Message):
     lease_expires_at: _timestamp_pb2.Timestamp
     slice_image_ids: _containers.RepeatedScalarFieldContainer[str]
     name: str
-    def __init__(self, image_id: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., estimated_seconds: _Optional[float] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slice_image_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
+    slice_dicom: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.DicomReference]
+    def __init__(self, image_id: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., estimated_seconds: _Optional[float] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slice_image_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., slice_dicom: _Optional[_Iterable[_Union[_tensor_pb2.DicomReference, _Mapping]]] = ...) -> None: ...
 
 class PseudoLabelCandidate(_message.Message):
     __slots__ = ("image_id", "confidence")

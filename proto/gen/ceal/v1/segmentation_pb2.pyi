@@ -150,7 +150,7 @@ class PredictResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., samples: _Optional[int] = ..., probability: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., label_map: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., entropy: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., mutual_information: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., variance: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., samples_raw: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., score: _Optional[float] = ..., scores: _Optional[_Iterable[_Union[UncertaintyScore, _Mapping]]] = ..., foreground_fraction: _Optional[float] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "input_channels", "input_height", "input_width", "activation", "num_classes", "class_names", "dropout_rate", "validation_dice", "training_data_hash", "created_at", "is_latest", "split", "provider", "precision")
+    __slots__ = ("name", "version", "input_channels", "input_height", "input_width", "activation", "num_classes", "class_names", "dropout_rate", "validation_dice", "training_data_hash", "created_at", "is_latest", "split", "provider", "precision", "preprocessing")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     INPUT_CHANNELS_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +167,7 @@ class ModelInfo(_message.Message):
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     input_channels: int
@@ -183,7 +184,8 @@ class ModelInfo(_message.Message):
     split: bool
     provider: str
     precision: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., input_channels: _Optional[int] = ..., input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., activation: _Optional[_Union[Activation, str]] = ..., num_classes: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., dropout_rate: _Optional[float] = ..., validation_dice: _Optional[float] = ..., training_data_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_latest: _Optional[bool] = ..., split: _Optional[bool] = ..., provider: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
+    preprocessing: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., input_channels: _Optional[int] = ..., input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., activation: _Optional[_Union[Activation, str]] = ..., num_classes: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., dropout_rate: _Optional[float] = ..., validation_dice: _Optional[float] = ..., training_data_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_latest: _Optional[bool] = ..., split: _Optional[bool] = ..., provider: _Optional[str] = ..., precision: _Optional[str] = ..., preprocessing: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("name",)

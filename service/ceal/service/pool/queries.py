@@ -12,7 +12,7 @@ from ceal.service.errors import InvalidInput
 from ceal.service.selection import AnnotationCostModel, ScoreTable, get_strategy, rank_series
 from ceal.service.selection._ranking import estimate_seconds
 from ceal.service.selection.registry import SEEDED_STRATEGIES
-from ceal.service.store.base import GroupLevel, ImageRecord, PoolStore, ScoreRow
+from ceal.service.store.base import DicomRef, GroupLevel, ImageRecord, PoolStore, ScoreRow
 
 DEFAULT_K = 10
 DEFAULT_LEASE_SECONDS = 30 * 60
@@ -53,6 +53,7 @@ class QueryItem:
     estimated_seconds: float
     lease_expires_at: float | None = None
     slice_ids: tuple[str, ...] = ()
+    slice_dicom: tuple[DicomRef | None, ...] = ()  # the DICOM reference of each of slice_ids
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ def _group_items(
                 float(ranked.estimated_seconds[n]),
                 expiry[key],
                 group,
+                tuple(records[i].dicom if i in records else None for i in group),
             )
         )
     return out

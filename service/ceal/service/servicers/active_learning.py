@@ -216,7 +216,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         describe = None
         if which == "image":
             with about("image", "INVALID_IMAGE"):
-                pixels = decode_image(request.image, max_pixels=self.max_pixels)
+                pixels = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
 
             def describe() -> np.ndarray:  # the query's descriptor, through the batcher like any Predict
                 options = PredictOptions(samples=1, maps=())

@@ -151,6 +151,7 @@ def query_item(item: QueryItem) -> pb.QueryItem:
         study_key=r.study_key,
         slice_image_ids=list(item.slice_ids),
         name=r.name,
+        slice_dicom=[dicom_proto(ref) or tensor_pb2.DicomReference() for ref in item.slice_dicom],
     )
     if item.lease_expires_at is not None:
         out.lease_expires_at.CopyFrom(timestamp(item.lease_expires_at))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import time
 import weakref
@@ -185,7 +186,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         model = self.registry.get(request.model_name, request.model_version)
         self.engine.batcher.check_admission(opts.samples, deadline)  # overload refused before the decode
         with child_span("decode"), about("image", "INVALID_IMAGE"):
-            pixels = decode_image(request.image, max_pixels=self.max_pixels)
+            pixels = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
         check_response_size(opts, model.meta, pixels.shape[0], pixels.shape[1], self.max_message_bytes)
         if not context.is_active():  # the caller left while the image was decoded: no engine work for it
             raise CancelledError("the call was cancelled before its image reached the engine")
@@ -255,6 +256,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
                 training_data_hash=m.training_data_hash,
                 created_at=created,
                 is_latest=self.registry.is_latest(model),
+                preprocessing="" if m.preprocessing is None else json.dumps(m.preprocessing.to_dict(), sort_keys=True),
                 split=True,
                 provider=model.provider,
                 precision=m.precision,
