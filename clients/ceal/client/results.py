@@ -12,6 +12,7 @@ from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import segmentation_pb2 as seg_pb
 
 _MEASURES = {1: "entropy", 2: "mutual_information", 3: "variance"}
+_STATUSES = {1: "candidate", 2: "promoted", 3: "rejected", 4: "rolled_back"}
 _REDUCTIONS = {1: "mean", 2: "sum", 3: "top_k_mean", 4: "boundary_weighted"}
 
 
@@ -65,6 +66,13 @@ class ModelInfo:
     is_latest: bool
     provider: str
     precision: str
+    status: str = "promoted"  # candidate | promoted | rejected | rolled_back
+    status_reason: str = ""
+    heldout_dice: float = float("nan")  # held-out Dice against human labels, with its 95 % interval
+    heldout_dice_interval: tuple[float, float] = (float("nan"), float("nan"))
+    heldout_images: int = 0
+    parent_version: int = 0
+    loaded: bool = True
 
     @classmethod
     def from_proto(cls, m: seg_pb.ModelInfo) -> ModelInfo:
@@ -80,6 +88,13 @@ class ModelInfo:
             is_latest=m.is_latest,
             provider=m.provider,
             precision=m.precision,
+            status=_STATUSES.get(m.status, "promoted"),
+            status_reason=m.status_reason,
+            heldout_dice=m.heldout_dice,
+            heldout_dice_interval=(m.heldout_dice_low, m.heldout_dice_high),
+            heldout_images=m.heldout_images,
+            parent_version=m.parent_version,
+            loaded=m.loaded,
         )
 
 
@@ -136,10 +151,22 @@ class LabelRecord:
     mask: np.ndarray
     image: np.ndarray | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    seconds_spent: float = 0.0
+    model_version: int = 0  # pseudo-labels: the version that drew the mask
 
     @classmethod
     def from_proto(cls, r: al_pb.LabelRecord) -> LabelRecord:
         mask = as_numpy(r.mask)
         assert mask is not None
         source = "pseudo" if r.source == al_pb.LABEL_SOURCE_PSEUDO else "human"
-        return cls(r.image_id, r.label_id, r.version, source, r.annotator, mask, as_numpy(r.image))
+        return cls(
+            r.image_id,
+            r.label_id,
+            r.version,
+            source,
+            r.annotator,
+            mask,
+            as_numpy(r.image),
+            seconds_spent=r.seconds_spent,
+            model_version=r.model_version,
+        )

@@ -29,32 +29,57 @@ class LoopResult:
     validation_dice: float
 
 
+@dataclass(frozen=True)
+class FetchedLabel:
+    """One exported label with its image, resized for training: image uint8 (h, w, 3), mask uint8 (h, w)."""
+
+    image_id: str
+    version: int
+    source: str  # "human" | "pseudo"
+    seconds_spent: float
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def _training_image(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        image = (
+            (np.clip(image.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+            if image.dtype.kind == "f"
+            else ((image / max(int(image.max()), 1) * 255).astype(np.uint8))
+        )
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return image
+
+
+def fetch_labels(
+    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True
+) -> list[FetchedLabel]:
+    """The service's latest labels (human, and pseudo on request) with their images, resized to (height, width)."""
+    sources = ("human", "pseudo") if pseudo else ("human",)
+    out = []
+    for record in client.export_labels(pool=pool, sources=sources, include_images=True):
+        if record.image is None:
+            continue
+        x, y = resize_pair(_training_image(record.image), record.mask, height, width)
+        out.append(FetchedLabel(record.image_id, record.version, record.source, record.seconds_spent, x, y))
+    return out
+
+
+def as_dataset(labels: list[FetchedLabel]) -> Dataset:
+    return Dataset([r.image_id for r in labels], np.stack([r.image for r in labels]), np.stack([r.mask for r in labels]))
+
+
 def labels_dataset(
     client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True
 ) -> tuple[Dataset, int, int]:
     """The service's labels with their images, resized for training; (dataset, human count, pseudo count)."""
-    sources = ("human", "pseudo") if pseudo else ("human",)
-    ids, images, masks, counts = [], [], [], {"human": 0, "pseudo": 0}
-    for record in client.export_labels(pool=pool, sources=sources, include_images=True):
-        if record.image is None:
-            continue
-        image = record.image
-        if image.dtype != np.uint8:
-            image = (
-                (np.clip(image.astype(np.float32), 0, 1) * 255).astype(np.uint8)
-                if image.dtype.kind == "f"
-                else ((image / max(int(image.max()), 1) * 255).astype(np.uint8))
-            )
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        x, y = resize_pair(image, record.mask, height, width)
-        ids.append(record.image_id)
-        images.append(x)
-        masks.append(y)
-        counts[record.source] += 1
-    if not ids:
+    labels = fetch_labels(client, height, width, pool=pool, pseudo=pseudo)
+    if not labels:
         raise SystemExit("the service holds no labels yet: submit some with SubmitLabel first")
-    return Dataset(ids, np.stack(images), np.stack(masks)), counts["human"], counts["pseudo"]
+    human = sum(r.source == "human" for r in labels)
+    return as_dataset(labels), human, len(labels) - human
 
 
 def run_loop(
