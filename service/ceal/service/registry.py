@@ -159,7 +159,9 @@ class ModelRegistry:
                 changed = self._served.get(name) != record.served
             if model is None:
                 vdir = model_dir / str(record.served)
-                if (vdir in self._failed and self._failed[vdir] == _signature(vdir)) or not (vdir / MODEL_FILE).exists():
+                if (vdir in self._failed and self._failed[vdir] == _signature(vdir)) or not (
+                    vdir / MODEL_FILE
+                ).exists():
                     continue
                 model = self._load(vdir)
                 if model is None:

@@ -1,8 +1,8 @@
 """A pool for the trainer tests: a deliberately weak served version 1, trusted seed labels, one new batch.
 
-Version 1 is a tiny U-Net trained 6 epochs on 40 images (held-out Dice about 0.4), so honest labels give a candidate clearly better
-than it, and labels that contradict the images (inverted masks) a candidate far worse: both verdicts sit far
-from the gate's noise on any CPU. The new batch goes to images outside the held-out split (a rogue annotator
+Version 1 is a tiny U-Net trained 6 epochs on 40 images (held-out Dice about 0.4), so honest labels give a
+candidate clearly better than it, and labels that contradict the images (inverted masks) a candidate far
+worse: both verdicts sit far from the gate's noise on any CPU. The new batch goes to images outside the held-out split (a rogue annotator
 relabelling; the held-out labels are the trusted seed set's).
 """
 
@@ -44,7 +44,13 @@ def weak_version_1(workdir: Path, models: Path) -> Path:
 
 def settings(models: Path, work: Path) -> TrainerSettings:
     return TrainerSettings(
-        models=models, work=work, name="lesion", pool=POOL, epochs=12, learning_rate=2e-3, eval_samples=4,
+        models=models,
+        work=work,
+        name="lesion",
+        pool=POOL,
+        epochs=12,
+        learning_rate=2e-3,
+        eval_samples=4,
         gate=GateSettings(resamples=500),
     )
 

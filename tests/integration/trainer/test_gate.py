@@ -28,7 +28,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
 
 def _worklist(client: Client) -> list[tuple[str, float]]:
     ql = client.query_list(pool=scenario.POOL, strategy="bald", k=100)
-    assert ql.model_version == 1 or ql.model_version == 2
+    assert ql.model_version in {1, 2}
     return [(i.image_id, round(i.score, 12)) for i in ql.items]
 
 

@@ -53,9 +53,7 @@ def _training_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def fetch_labels(
-    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True
-) -> list[FetchedLabel]:
+def fetch_labels(client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True) -> list[FetchedLabel]:
     """The service's latest labels (human, and pseudo on request) with their images, resized to (height, width)."""
     sources = ("human", "pseudo") if pseudo else ("human",)
     out = []
@@ -68,7 +66,9 @@ def fetch_labels(
 
 
 def as_dataset(labels: list[FetchedLabel]) -> Dataset:
-    return Dataset([r.image_id for r in labels], np.stack([r.image for r in labels]), np.stack([r.mask for r in labels]))
+    return Dataset(
+        [r.image_id for r in labels], np.stack([r.image for r in labels]), np.stack([r.mask for r in labels])
+    )
 
 
 def labels_dataset(

@@ -189,14 +189,18 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         if request.version == 0:
             raise InvalidInput("set version to the version to serve (ListModels lists them with their status)")
         name = request.name or self.registry.default_name()
-        served, previous = self.registry.promote(name, request.version, request.reason or "promoted by an admin", "admin")
+        served, previous = self.registry.promote(
+            name, request.version, request.reason or "promoted by an admin", "admin"
+        )
         log.info("model %s version %d promoted by an admin (was %d)", name, served, previous)
         return pb.PromoteModelResponse(name=name, served_version=served, previous_version=previous)
 
     @unary
     def RollbackModel(self, request: pb.PromoteModelRequest, context: grpc.ServicerContext) -> pb.PromoteModelResponse:
         name = request.name or self.registry.default_name()
-        served, previous = self.registry.rollback(name, request.version, request.reason or "rolled back by an admin", "admin")
+        served, previous = self.registry.rollback(
+            name, request.version, request.reason or "rolled back by an admin", "admin"
+        )
         log.info("model %s rolled back from version %d to %d by an admin", name, previous, served)
         return pb.PromoteModelResponse(name=name, served_version=served, previous_version=previous)
 

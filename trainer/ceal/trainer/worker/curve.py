@@ -32,9 +32,7 @@ def _fit(n: FloatArray, y: FloatArray) -> tuple[float, float, float] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
-            params, _ = curve_fit(
-                power_law, n, y, p0=guess, bounds=([0.0, 0.0, 0.05], [1.0, 1e4, 3.0]), maxfev=2000
-            )
+            params, _ = curve_fit(power_law, n, y, p0=guess, bounds=([0.0, 0.0, 0.05], [1.0, 1e4, 3.0]), maxfev=2000)
     except (RuntimeError, ValueError):
         return None
     return float(params[0]), float(params[1]), float(params[2])
@@ -60,7 +58,13 @@ class StopSignal:
 
 
 def replicates(
-    labels: FloatArray, dice: FloatArray, at: FloatArray, se: FloatArray | None = None, *, resamples: int = 200, seed: int = 0
+    labels: FloatArray,
+    dice: FloatArray,
+    at: FloatArray,
+    se: FloatArray | None = None,
+    *,
+    resamples: int = 200,
+    seed: int = 0,
 ) -> tuple[FloatArray, FloatArray, float] | None:
     """The fitted curve at `at` (M,), bootstrap replicates of it (R, M) and the plateau `a`; None if no fit.
 

@@ -80,13 +80,14 @@ def judge(candidate: FloatArray, served: FloatArray, settings: GateSettings = Ga
     c_low, c_high = bootstrap_interval(candidate, settings)
     mean = float(diff.mean())
     pct = round(settings.confidence * 100)
-    figures = f"Dice {candidate.mean():.3f} vs {served.mean():.3f}, difference {mean:+.3f} [{low:+.3f}, {high:+.3f}] ({pct} % CI, {n} held-out images)"
+    figures = (
+        f"Dice {candidate.mean():.3f} vs {served.mean():.3f}, difference {mean:+.3f} [{low:+.3f}, {high:+.3f}] "
+        f"({pct} % CI, {n} held-out images)"
+    )
     if high < 0:
         promote, reason = False, f"rejected: worse beyond the noise: {figures}"
     elif mean < -settings.margin:
         promote, reason = False, f"rejected: mean loss over the {settings.margin:.3f} margin: {figures}"
     else:
         promote, reason = True, f"promoted: not worse beyond the noise: {figures}"
-    return GateResult(
-        promote, reason, n, float(candidate.mean()), float(served.mean()), mean, low, high, c_low, c_high
-    )
+    return GateResult(promote, reason, n, float(candidate.mean()), float(served.mean()), mean, low, high, c_low, c_high)
