@@ -29,23 +29,32 @@ def curves(path: Path) -> dict[tuple[str, str], list[tuple[int, float]]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def one_round_ahead(points: list[tuple[int, float]]) -> list[tuple[float, float, float, float]]:
-    """(predicted gain, low, high, observed gain) for each round that has MIN_POINTS rounds before it."""
+def one_round_ahead(points: list[tuple[int, float]]) -> list[tuple[float, ...]]:
+    """Per round with MIN_POINTS rounds before it: (predicted gain, its 90 % interval low, high, the 90 %
+    prediction interval low, high (adds the curve's own round-to-round noise, from the fit's residuals),
+    observed gain, the previous round's observed gain)."""
     rows = []
     n = np.array([p[0] for p in points], dtype=np.float64)
     y = np.array([p[1] for p in points], dtype=np.float64)
+    rng = np.random.default_rng(0)
     for k in range(MIN_POINTS - 1, len(points) - 1):
-        fit = replicates(n[: k + 1], y[: k + 1], np.array([n[k], n[k + 1]]), seed=k)
+        at = np.concatenate([n[: k + 1], [n[k], n[k + 1]]])
+        fit = replicates(n[: k + 1], y[: k + 1], at, seed=k)
         if fit is None:
             continue
         best, draws, _ = fit
-        gains = draws[:, 1] - draws[:, 0]
+        residual_sd = float(np.sqrt(np.sum((y[: k + 1] - best[: k + 1]) ** 2) / max(1, k + 1 - 3)))
+        gains = draws[:, -1] - draws[:, -2]
+        noisy = gains + rng.normal(0.0, np.sqrt(2.0) * residual_sd, len(gains))
         rows.append(
             (
-                float(best[1] - best[0]),
+                float(best[-1] - best[-2]),
                 float(np.quantile(gains, 0.05)),
                 float(np.quantile(gains, 0.95)),
+                float(np.quantile(noisy, 0.05)),
+                float(np.quantile(noisy, 0.95)),
                 float(y[k + 1] - y[k]),
+                float(y[k] - y[k - 1]),
             )
         )
     return rows
@@ -59,20 +68,24 @@ def main() -> int:
     for (strategy, seed), points in sorted(curves(args.results).items()):
         rows = one_round_ahead(points)
         every += rows
-        for (pred, low, high, obs), (labels, _) in zip(rows, points[MIN_POINTS:], strict=False):
+        for (pred, low, high, p_low, p_high, obs, _), (labels, _) in zip(rows, points[MIN_POINTS:], strict=False):
             print(
-                f"{strategy:8s} seed {seed} → {labels:4d} labels: predicted {pred:+.4f} [{low:+.4f}, {high:+.4f}]  observed {obs:+.4f}"
+                f"{strategy:8s} seed {seed} → {labels:4d} labels: predicted {pred:+.4f} [{low:+.4f}, {high:+.4f}] "
+                f"(prediction interval [{p_low:+.4f}, {p_high:+.4f}])  observed {obs:+.4f}"
             )
     if not every:
         print("no curve has enough rounds")
         return 1
     a = np.array(every)
-    err = a[:, 0] - a[:, 3]
-    inside = (a[:, 1] <= a[:, 3]) & (a[:, 3] <= a[:, 2])
+    err = a[:, 0] - a[:, 5]
+    covered = ((a[:, 1] <= a[:, 5]) & (a[:, 5] <= a[:, 2])).mean()
+    covered_pi = ((a[:, 3] <= a[:, 5]) & (a[:, 5] <= a[:, 4])).mean()
     print(
-        f"\n{len(a)} one-round-ahead predictions: mean absolute error {np.abs(err).mean():.4f} Dice, "
-        f"median {np.median(np.abs(err)):.4f}, bias {err.mean():+.4f}; observed gain mean {a[:, 3].mean():+.4f} "
-        f"(|observed| mean {np.abs(a[:, 3]).mean():.4f}); 90 % interval covers {inside.mean():.0%} of them"
+        f"\n{len(a)} one-round-ahead predictions of the gain: mean absolute error {np.abs(err).mean():.4f} Dice "
+        f"(median {np.median(np.abs(err)):.4f}, bias {err.mean():+.4f}); baselines: predicting no gain "
+        f"{np.abs(a[:, 5]).mean():.4f}, repeating the previous gain {np.abs(a[:, 6] - a[:, 5]).mean():.4f}. "
+        f"Observed gains cover: the expected gain's 90 % interval {covered:.0%}, the 90 % prediction interval "
+        f"{covered_pi:.0%}"
     )
     return 0
 

@@ -17,6 +17,12 @@ OTEL_CHOICES = ("none", "console", "otlp", "prometheus")  # ceal.service.middlew
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the gRPC inference and active-learning server")
     p.add_argument("--models", type=Path, required=True, help="models folder: <name>/<version>/model.onnx")
+    p.add_argument(
+        "--promotions",
+        type=Path,
+        help="folder of <name>/promotion.json (which version is served); default: inside --models. Give a "
+        "writable folder here when --models is mounted read-only, so PromoteModel/RollbackModel can write",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
     p.add_argument("--state", help="pool store: a folder (SQLite) or a postgresql:// URL")
@@ -97,4 +103,5 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         otel=args.otel,
         otel_endpoint=args.otel_endpoint,
         shutdown_delay=args.shutdown_delay,
+        promotions=args.promotions,
     )

@@ -1,6 +1,8 @@
 """The promotion record: which version of a model is served, and the status of every other version.
 
-`models/<name>/promotion.json` is written by the trainer (candidate, promoted, rejected) and by the server's
+`models/<name>/promotion.json` (or `<promotions>/<name>/promotion.json` when the servers mount the models
+read-only and the record lives on a small writable volume: `ceal serve --promotions`) is written by the
+trainer (candidate, promoted, rejected) and by the server's
 admin RPCs (promote, rollback); the registry watches it. Without the file a model behaves as before: its
 newest version is served (a plain `ceal export`). With it, only `served` is served by default; a version the
 record does not name is an unrecorded candidate (an export whose trainer died before it wrote the record) and
@@ -168,13 +170,17 @@ def disk_versions(model_dir: Path) -> list[int]:
     )
 
 
-def update_record(model_dir: Path, change: Callable[[PromotionRecord], object]) -> PromotionRecord:
-    """Read (or start: the newest version on disk promoted and served), apply `change`, write atomically."""
+def update_record(
+    model_dir: Path, change: Callable[[PromotionRecord], object], versions_dir: Path | None = None
+) -> PromotionRecord:
+    """Read (or start: the newest version on disk promoted and served), apply `change`, write atomically.
+
+    `model_dir` holds the record; `versions_dir` the version folders (default: the same folder)."""
     with _locked(model_dir):
         record = read_record(model_dir)
         if record is None:
             record = PromotionRecord()
-            existing = disk_versions(model_dir)
+            existing = disk_versions(versions_dir or model_dir)
             for v in existing:
                 record.versions[v] = VersionStatus(ModelStatus.PROMOTED, "exported before the promotion record", _now())
             record.served = max(existing, default=0)

@@ -69,8 +69,16 @@ def _on_disk(version: int, available: list[int]) -> int:
 class ModelRegistry:
     """Loaded model versions by name; thread-safe; `scan()` picks up new versions."""
 
-    def __init__(self, root: Path, *, loader: Loader = load_model, default_model: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        loader: Loader = load_model,
+        default_model: str | None = None,
+        promotions: Path | None = None,
+    ) -> None:
         self.root = root
+        self.promotions = promotions or root  # where <name>/promotion.json lives
         self._loader = loader
         self._default = default_model
         self._lock = threading.Lock()
@@ -139,13 +147,13 @@ class ModelRegistry:
         if not self.root.is_dir():
             return loaded
         for model_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            name, path = model_dir.name, model_dir / RECORD_FILE
+            name, path = model_dir.name, self.promotions / model_dir.name / RECORD_FILE
             signature = _stat(path)
             with self._lock:
                 known = self._records.get(name)
             if known is None or known[0] != signature:
                 try:
-                    record = read_record(model_dir)
+                    record = read_record(path.parent)
                 except (ValueError, KeyError) as exc:  # a hand-edited record gone wrong: keep the last good one
                     log.error("promotion record %s unreadable, keeping the previous one: %s", path, exc)
                     continue
@@ -217,7 +225,7 @@ class ModelRegistry:
             raise NotFound(f"model {name!r} has no version in {self.root}")
         previous = self.served_version(name)
         try:
-            record = update_record(model_dir, lambda r: change(r, available))
+            record = update_record(self.promotions / name, lambda r: change(r, available), model_dir)
         except PromotionError as exc:
             raise InvalidInput(str(exc)) from exc
         self.scan()

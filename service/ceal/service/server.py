@@ -57,6 +57,7 @@ class ServerConfig:
     max_queue_delay: float = 0.005
     max_queue: int = 64
     watch_interval: float = 2.0
+    promotions: Path | None = None  # folder of <name>/promotion.json; None: inside the models folder
     reflection: bool = False  # server reflection lists the API to anyone; on only when asked for
     max_concurrent_rpcs: int | None = None  # calls beyond this get RESOURCE_EXHAUSTED at once; None = no cap
     tls: TLSConfig | None = None  # None = plaintext (behind a mesh or on loopback only)
@@ -125,7 +126,7 @@ def create_server(config: ServerConfig) -> Running:
     """Build and start the server; health turns SERVING only once the models are loaded."""
     telemetry = config.telemetry or Telemetry.from_config(TelemetryConfig(config.otel, config.otel_endpoint))
     interceptors = _interceptors(config, telemetry)  # a bad tokens file fails here, before anything starts
-    registry = ModelRegistry(config.models, default_model=config.default_model)
+    registry = ModelRegistry(config.models, default_model=config.default_model, promotions=config.promotions)
     batcher = DynamicBatcher(
         max_images=config.max_batch_images, max_delay=config.max_queue_delay, max_queue=config.max_queue
     )

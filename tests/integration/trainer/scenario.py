@@ -2,8 +2,8 @@
 
 Version 1 is a tiny U-Net trained 6 epochs on 40 images (held-out Dice about 0.4), so honest labels give a
 candidate clearly better than it, and labels that contradict the images (inverted masks) a candidate far
-worse: both verdicts sit far from the gate's noise on any CPU. The new batch goes to images outside the held-out split (a rogue annotator
-relabelling; the held-out labels are the trusted seed set's).
+worse: both verdicts sit far from the gate's noise on any CPU. The new batch goes to images outside the
+held-out split (a rogue annotator's batch; the held-out labels are the trusted seed set's).
 """
 
 from __future__ import annotations

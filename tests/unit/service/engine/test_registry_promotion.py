@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ceal.service.errors import InvalidInput, NotFound
 from ceal.service.engine.loaded import LoadedModel
+from ceal.service.errors import InvalidInput, NotFound
 from ceal.service.promotion import ModelStatus, PromotionRecord, VersionStatus, read_record, update_record
 from ceal.service.registry import ModelRegistry
 from tests.unit.service.engine.conftest import NAME, copy_version, export_untrained, load

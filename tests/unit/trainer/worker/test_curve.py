@@ -12,7 +12,7 @@ def test_fit_recovers_a_known_curve_and_predicts_the_next_gain() -> None:
     y = power_law(n, 0.85, 2.0, 0.7)
     out = replicates(n, y, np.array([120.0, 140.0]))
     assert out is not None
-    best, draws, plateau = out
+    best, _, plateau = out
     truth = float(power_law(np.array([140.0]), 0.85, 2.0, 0.7)[0] - y[-1])
     assert abs((best[1] - best[0]) - truth) < 1e-3
     assert abs(plateau - 0.85) < 0.01

@@ -20,6 +20,7 @@ def register(sub: Sub) -> None:
     p.add_argument("--token", default=None, help="bearer token (annotator role: ExportLabels)")
     p.add_argument("--models", type=Path, required=True, help="models folder the servers watch (shared volume)")
     p.add_argument("--work", type=Path, required=True, help="the trainer's scratch folder")
+    p.add_argument("--promotions", type=Path, help="as `ceal serve --promotions` (default: inside --models)")
     p.add_argument("--name", default="lesion")
     p.add_argument("--pool", default="")
     p.add_argument("--init", type=Path, help="checkpoint of the served version when its folder has none")
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     settings = TrainerSettings(
         models=args.models,
         work=args.work,
+        promotions=args.promotions,
         name=args.name,
         pool=args.pool,
         init=args.init,

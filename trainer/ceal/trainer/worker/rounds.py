@@ -47,6 +47,7 @@ class Stopped(Exception):
 class TrainerSettings:
     models: Path  # the folder the servers watch
     work: Path  # the trainer's scratch folder
+    promotions: Path | None = None  # <name>/promotion.json's folder, as `ceal serve --promotions` (default: models)
     name: str = "lesion"
     pool: str = ""
     init: Path | None = None  # checkpoint of the served version, if its folder has no checkpoint/
@@ -76,6 +77,10 @@ def _model_dir(s: TrainerSettings) -> Path:
     return s.models / s.name
 
 
+def _record_dir(s: TrainerSettings) -> Path:
+    return (s.promotions or s.models) / s.name
+
+
 def _versions_meta(s: TrainerSettings) -> dict[int, ModelMetadata]:
     out = {}
     for v in disk_versions(_model_dir(s)):
@@ -87,7 +92,7 @@ def _versions_meta(s: TrainerSettings) -> dict[int, ModelMetadata]:
 
 
 def served_version(s: TrainerSettings) -> int:
-    record = read_record(_model_dir(s))
+    record = read_record(_record_dir(s))
     if record is not None:
         return record.served
     return max(disk_versions(_model_dir(s)), default=0)
@@ -104,7 +109,7 @@ def recover(s: TrainerSettings) -> list[str]:
     for staging in model_dir.glob(".staging-*") if model_dir.is_dir() else []:
         shutil.rmtree(staging, ignore_errors=True)
         notes.append(f"removed the unfinished export {staging.name}")
-    record = read_record(model_dir)
+    record = read_record(_record_dir(s))
     if record is not None:
         for version, meta in _versions_meta(s).items():
             gate = meta.lineage.get("gate")
@@ -124,7 +129,7 @@ def _record_verdict(s: TrainerSettings, version: int, promote: bool, reason: str
         else:
             record.set(version, ModelStatus.REJECTED, reason, "trainer")
 
-    update_record(_model_dir(s), change)
+    update_record(_record_dir(s), change, _model_dir(s))
 
 
 def label_digest(labels: list[FetchedLabel]) -> str:
@@ -185,7 +190,9 @@ def run_round(client: Client, s: TrainerSettings, stop: Callable[[], bool] = lam
         log.info("stage %s: " + message, name, *args)
 
     recover(s)
-    update_record(_model_dir(s), lambda record: None)  # from here on a new version is a candidate until judged
+    update_record(
+        _record_dir(s), lambda record: None, _model_dir(s)
+    )  # from here on a new version is a candidate until judged
     served = served_version(s)
     if not served:
         raise SystemExit(f"no version of {s.name!r} in {s.models}: export a first one with `ceal export`")
