@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,7 +18,9 @@ Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def register(sub: Sub) -> None:
     p = sub.add_parser("trainer", help="continuous training: candidate → held-out gate → promote or reject")
     p.add_argument("--server", default="127.0.0.1:50051")
-    p.add_argument("--token", default=None, help="bearer token (annotator role: ExportLabels)")
+    p.add_argument(
+        "--token", default=os.environ.get("CEAL_TOKEN"), help="bearer token, annotator role (default $CEAL_TOKEN)"
+    )
     p.add_argument("--models", type=Path, required=True, help="models folder the servers watch (shared volume)")
     p.add_argument("--work", type=Path, required=True, help="the trainer's scratch folder")
     p.add_argument("--promotions", type=Path, help="as `ceal serve --promotions` (default: inside --models)")
