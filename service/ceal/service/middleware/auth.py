@@ -4,7 +4,8 @@ Roles are ordered, each including the ones before it:
 
     viewer     Predict, PredictStream, ListModels
     annotator  + GetQueryList, SubmitLabel, FindSimilar, GetPoolStats, ExportLabels
-    admin      + RegisterImages, ScorePool (and any ceal method added later, until it is given a role)
+    admin      + RegisterImages, ScorePool, PromoteModel, RollbackModel (and any ceal method added later,
+               until it is given a role)
 
 Health checks and reflection need no token. The tokens file (JSON, or YAML when PyYAML is installed) maps
 a name (who the audit log says called) to the token's SHA-256 in hex, or the token itself, and a role:
@@ -47,6 +48,8 @@ METHOD_ROLES: dict[str, Role] = {
     "ceal.v1.ActiveLearning/ExportLabels": Role.ANNOTATOR,
     "ceal.v1.ActiveLearning/RegisterImages": Role.ADMIN,
     "ceal.v1.ActiveLearning/ScorePool": Role.ADMIN,
+    "ceal.v1.Segmentation/PromoteModel": Role.ADMIN,
+    "ceal.v1.Segmentation/RollbackModel": Role.ADMIN,
 }
 OPEN_SERVICES = frozenset(
     {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
