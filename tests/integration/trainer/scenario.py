@@ -24,9 +24,9 @@ from ceal.trainer.worker.rounds import TrainerSettings
 from tests.support.models import HEIGHT, WIDTH, synth_dataset
 
 POOL = "ward"
-SEED_LABELS = 40
-BATCH = 30
-IMAGES = SEED_LABELS + BATCH + 30  # the rest stays unlabelled (the worklist)
+SEED_LABELS = 60
+BATCH = 40
+IMAGES = SEED_LABELS + BATCH + 20  # the rest stays unlabelled (the worklist)
 
 
 def weak_version_1(workdir: Path, models: Path) -> Path:

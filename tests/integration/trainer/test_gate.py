@@ -45,7 +45,7 @@ def test_inverted_labels_are_rejected_and_nothing_served_changes(served: tuple[R
         assert result.decision == "rejected", result.message
         gate = result.gate
         assert gate is not None and gate.images >= 3
-        assert gate.difference_high < 0 and gate.candidate_dice < gate.served_dice - 0.2  # far from the noise
+        assert gate.difference_high < 0 and gate.candidate_dice < gate.served_dice - 0.1  # far from the noise
         assert (models / "lesion" / "2" / "model.onnx").exists()  # the rejected candidate stays on disk
         for _ in range(3):  # the registry watches on its own every 0.2 s; scanning here makes sure it has looked
             running.registry.scan()
