@@ -33,7 +33,7 @@ def one_round_ahead(points: list[tuple[int, float]]) -> list[tuple[float, ...]]:
     """Per round with MIN_POINTS rounds before it: (predicted gain, its 90 % interval low, high, the 90 %
     prediction interval low, high (adds the curve's own round-to-round noise, from the fit's residuals),
     observed gain, the previous round's observed gain)."""
-    rows = []
+    rows: list[tuple[float, ...]] = []
     n = np.array([p[0] for p in points], dtype=np.float64)
     y = np.array([p[1] for p in points], dtype=np.float64)
     rng = np.random.default_rng(0)

@@ -12,6 +12,7 @@ A change of the served version (a promotion, a rollback) notifies the listeners 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ class CatalogueEntry:
     status: VersionStatus
     loaded: LoadedModel | None
     served: bool
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a folder name, never a path
 
 
 def _on_disk(version: int, available: list[int]) -> int:
@@ -219,6 +223,8 @@ class ModelRegistry:
 
     def _change(self, name: str, change: Callable[[PromotionRecord, list[int]], object]) -> tuple[int, int]:
         name = name or self.default_name()
+        if not _MODEL_NAME.fullmatch(name) or not (self.root / name).is_dir():
+            raise NotFound(f"there is no model {name!r} in the models folder")
         model_dir = self.root / name
         available = disk_versions(model_dir)
         if not available:

@@ -66,6 +66,10 @@ def test_rollback_is_immediate_and_notifies_then_promote_overrides(models: Path)
     assert registry.get().meta.version == 3 and heard == [2, 3]
     with pytest.raises(InvalidInput, match="no version 9"):
         registry.promote(NAME, 9, "", "admin")
+    for name in ("../elsewhere", "nope", ".hidden"):
+        with pytest.raises(NotFound, match="no model"):
+            registry.promote(name, 1, "", "admin")
+    assert not (models.parent / "elsewhere").exists()
 
 
 def test_a_second_registry_follows_the_record_file(models: Path) -> None:
