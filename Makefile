@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ceal-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint proto deps system-deps bench load clean help
+.PHONY: demo test test-under-load lint proto deps system-deps bench load clean help
 
 help:
 	@echo "make demo   - synthesise data, train, export, serve, rank by uncertainty, label, retrain (~10 min, CPU)"
 	@echo "make test   - unit and integration tests (installs Orthanc/PostgreSQL with scripts/install-system-deps)"
+	@echo "make test-under-load - the tests with a busy loop on every core beside them (RUNS=3 repeats)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make proto  - regenerate proto/gen from proto/ceal/v1"
 	@echo "make bench  - engine and serving benchmarks (not tests)"
@@ -40,6 +41,12 @@ demo: $(STAMP)
 
 test: deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+RUNS ?= 1
+
+# The same suite with a CPU-burning loop on every core: tests must decide the same way on a loaded machine.
+test-under-load: deps
+	$(PY) scripts/under_load.py --runs $(RUNS) -- $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ from ceal.trainer.data.synth import case_rng, make_case
 from ceal.trainer.export import export_model
 from ceal.trainer.train import Dataset, TrainConfig, train_and_save
 from ceal.trainer.unet import UNet, UNetConfig, load_checkpoint
+from tests.support.determinism import deterministic_torch
 
 HEIGHT, WIDTH = 48, 64
 
@@ -29,7 +30,8 @@ def train_tiny(workdir: Path, *, epochs: int = 6, n: int = 32, placement: str = 
     cfg = TrainConfig(height=HEIGHT, width=WIDTH, epochs=epochs, batch_size=8, seed=seed)
     unet = UNetConfig(base_filters=8, depth=3, dropout=0.5, dropout_placement=placement)  # type: ignore[arg-type]
     ckpt = workdir / f"ckpt-{placement}-{seed}"
-    train_and_save(data.subset(range(n - 8)), data.subset(range(n - 8, n)), ckpt, cfg, unet, progress=False)
+    with deterministic_torch():  # the same model under any load; the tests' figures come from it
+        train_and_save(data.subset(range(n - 8)), data.subset(range(n - 8, n)), ckpt, cfg, unet, progress=False)
     return ckpt
 
 

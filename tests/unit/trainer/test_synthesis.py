@@ -38,6 +38,7 @@ from ceal.trainer.simulate.rounds import synthetic_weights
 from ceal.trainer.simulate.state import RunFolder
 from ceal.trainer.simulate.synthesis import edit_mask, generate, synthesize, train_generator
 from ceal.trainer.train import Dataset
+from tests.support.determinism import deterministic_torch
 from tests.unit.trainer.sim_configs import TINY
 
 Masks = npt.NDArray[np.uint8]
@@ -48,11 +49,9 @@ SYN = dataclasses.replace(TINY, strategies=("random", "random+syn"), synth_per_i
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
-    """On a shared 2-core machine two spinning torch threads are many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    """One thread and deterministic kernels: the same generator on any load (and fastest on 2 shared cores)."""
+    with deterministic_torch():
+        yield
 
 
 def _ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> Masks:

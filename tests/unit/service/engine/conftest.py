@@ -24,6 +24,7 @@ from ceal.trainer.data.synth import case_rng, make_case
 from ceal.trainer.export import export_model
 from ceal.trainer.train import Dataset, TrainConfig, fit
 from ceal.trainer.unet import DropoutPlacement, UNet, UNetConfig
+from tests.support.determinism import deterministic_torch
 
 HEIGHT, WIDTH = 48, 64
 CASES = 24
@@ -86,12 +87,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     cfg = train_config()
     unet = UNet(UNetConfig(base_filters=8, depth=3, dropout=0.5, dropout_placement="bottleneck"))
     train, val = data.subset(list(range(CASES - VALIDATION))), data.subset(list(range(CASES - VALIDATION, CASES)))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # on a shared 2-core machine one thread trains ~5× faster than two
-    try:
+    with deterministic_torch():  # one thread, deterministic kernels: the same model under any load
         history = fit(unet, train, val, cfg, progress=False)
-    finally:
-        torch.set_num_threads(threads)
     training = {**training_record(cfg), "validation_dice": history[-1]["val_dice"]}
     directory = export_model(unet, training, tmp_path_factory.mktemp("models"), NAME)
     return TinyModel(unet, training, directory, data.images)
