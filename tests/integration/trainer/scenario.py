@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ceal.client import Client
 from ceal.trainer.export import export_model
@@ -21,6 +20,7 @@ from ceal.trainer.unet import UNetConfig, load_checkpoint
 from ceal.trainer.worker.gate import GateSettings
 from ceal.trainer.worker.heldout import is_heldout
 from ceal.trainer.worker.rounds import TrainerSettings
+from tests.support.determinism import deterministic_torch
 from tests.support.models import HEIGHT, WIDTH, synth_dataset
 
 POOL = "ward"
@@ -31,12 +31,12 @@ IMAGES = SEED_LABELS + BATCH + 20  # the rest stays unlabelled (the worklist)
 
 def weak_version_1(workdir: Path, models: Path) -> Path:
     """Train (6 epochs, 40 images) and export `lesion/1` with its checkpoint; returns the checkpoint."""
-    torch.manual_seed(0)
     data = synth_dataset(40, seed=5)
     cfg = TrainConfig(height=HEIGHT, width=WIDTH, epochs=6, batch_size=8, seed=0, learning_rate=2e-3)
     unet = UNetConfig(base_filters=8, depth=3, dropout=0.5)
     ckpt = workdir / "ckpt-v1"
-    train_and_save(data, None, ckpt, cfg, unet, progress=False)
+    with deterministic_torch(seed=0):
+        train_and_save(data, None, ckpt, cfg, unet, progress=False)
     model, training = load_checkpoint(ckpt)
     export_model(model, training, models, "lesion", checkpoint=ckpt)
     return ckpt

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from ceal.client import Client
 from ceal.service.promotion import read_record
@@ -25,7 +24,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
-    torch.set_num_threads(1)
     models = tmp_path / "models"
     scenario.weak_version_1(tmp_path, models)
     with in_process(models, tmp_path / "state") as running:

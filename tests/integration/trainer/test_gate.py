@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from ceal.client import Client, NotFound
 from ceal.service.server import Running
 from ceal.trainer.worker.rounds import run_round
 from tests.integration.trainer import scenario
+from tests.support.determinism import deterministic_torch
 from tests.support.server import in_process
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
-    torch.set_num_threads(1)
     models = tmp_path / "models"
     scenario.weak_version_1(tmp_path, models)
     with in_process(models, tmp_path / "state") as running:
@@ -39,7 +38,8 @@ def test_inverted_labels_are_rejected_and_nothing_served_changes(served: tuple[R
         assert scenario.new_batch(client, ids, masks, inverted=True) == scenario.BATCH
         before, stats_before = _worklist(client), client.pool_stats(pool=scenario.POOL)
 
-        result = run_round(client, scenario.settings(models, tmp_path / "work"))
+        with deterministic_torch():
+            result = run_round(client, scenario.settings(models, tmp_path / "work"))
 
         print(result.message)
         assert result.decision == "rejected", result.message
@@ -70,7 +70,8 @@ def test_honest_labels_promote_and_the_pool_is_rescored(served: tuple[Running, P
         ids, masks = scenario.fill_pool(client)
         scenario.new_batch(client, ids, masks, inverted=False)
 
-        result = run_round(client, scenario.settings(models, tmp_path / "work"))
+        with deterministic_torch():
+            result = run_round(client, scenario.settings(models, tmp_path / "work"))
 
         print(result.message)
         assert result.decision == "promoted", result.message
