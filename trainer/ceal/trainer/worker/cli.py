@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         with Client(args.server, timeout=600, token=args.token) as client:
             if args.once:
                 result = run_round(client, settings, stopping.is_set)
-                print(f"trainer: {result.decision}: {result.message}", flush=True)
+                detail = result.message.removeprefix(f"{result.decision}: ")  # the gate's reason starts with it
+                print(f"trainer: {result.decision}: {detail}", flush=True)
             else:
                 watch(client, settings, interval=args.interval, stop=stopping.is_set)
     except Stopped as exc:
