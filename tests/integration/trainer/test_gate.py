@@ -9,7 +9,7 @@ import pytest
 
 from ceal.client import Client, NotFound
 from ceal.service.server import Running
-from ceal.trainer.worker.rounds import run_round
+from ceal.trainer.worker.rounds import Stopped, run_round
 from tests.integration.trainer import scenario
 from tests.support.determinism import deterministic_torch
 from tests.support.server import in_process
@@ -91,3 +91,24 @@ def test_honest_labels_promote_and_the_pool_is_rescored(served: tuple[Running, P
         # nothing new: the next turn waits
         again = run_round(client, scenario.settings(models, tmp_path / "work"))
         assert again.decision == "waiting"
+
+
+def test_a_stop_between_stages_publishes_nothing(served: tuple[Running, Path], tmp_path: Path) -> None:
+    """What SIGTERM does (`ceal trainer` sets the flag): the stage in hand finishes, the next does not start."""
+    running, models = served
+    asked: list[int] = []
+
+    def stop() -> bool:  # false for check and train, true when the export would start
+        asked.append(1)
+        return len(asked) > 2
+
+    with Client(f"127.0.0.1:{running.port}", timeout=120) as client:
+        ids, masks = scenario.fill_pool(client)
+        scenario.new_batch(client, ids, masks, inverted=False)
+        with deterministic_torch(), pytest.raises(Stopped, match="before stage export"):
+            run_round(client, scenario.settings(models, tmp_path / "work"), stop)
+        assert sorted(p.name for p in (models / "lesion").iterdir() if not p.name.startswith(".")) == [
+            "1",
+            "promotion.json",
+        ]
+        assert [(m.version, m.is_latest) for m in client.list_models()] == [(1, True)]
