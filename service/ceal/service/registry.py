@@ -214,7 +214,15 @@ class ModelRegistry:
         return out
 
     def promote(self, name: str, version: int, reason: str, by: str) -> tuple[int, int]:
-        """Serve `version` (an admin override); returns (served, previous). Takes effect before returning."""
+        """Serve `version` (an admin override); returns (served, previous). Takes effect before returning.
+
+        Promoting the newest version of a model without a record changes nothing and writes no record."""
+        name = name or self.default_name()
+        model_dir = self._model_dir(name)
+        available = disk_versions(model_dir)
+        if available and version == max(available) and read_record(self.promotions / name) is None:
+            self.scan()
+            return self.served_version(name), self.served_version(name)
         return self._change(name, lambda r, available: r.promote(_on_disk(version, available), reason, by))
 
     def rollback(self, name: str, version: int, reason: str, by: str) -> tuple[int, int]:
@@ -223,9 +231,7 @@ class ModelRegistry:
 
     def _change(self, name: str, change: Callable[[PromotionRecord, list[int]], object]) -> tuple[int, int]:
         name = name or self.default_name()
-        if not _MODEL_NAME.fullmatch(name) or not (self.root / name).is_dir():
-            raise NotFound(f"there is no model {name!r} in the models folder")
-        model_dir = self.root / name
+        model_dir = self._model_dir(name)
         available = disk_versions(model_dir)
         if not available:
             raise NotFound(f"model {name!r} has no version in {self.root}")
@@ -238,6 +244,11 @@ class ModelRegistry:
         if self.served_version(name) != record.served:
             raise Unavailable(f"version {record.served} is recorded as served but failed to load; see the log")
         return record.served, previous
+
+    def _model_dir(self, name: str) -> Path:
+        if not _MODEL_NAME.fullmatch(name) or not (self.root / name).is_dir():
+            raise NotFound(f"there is no model {name!r} in the models folder")
+        return self.root / name
 
     def served_version(self, name: str = "") -> int:
         """The version served for `name` (0 if none)."""

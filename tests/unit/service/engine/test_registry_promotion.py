@@ -54,6 +54,8 @@ def test_the_record_decides_and_unjudged_or_rejected_versions_are_never_served(m
 def test_rollback_is_immediate_and_notifies_then_promote_overrides(models: Path) -> None:
     registry = ModelRegistry(models, loader=load)
     registry.scan()
+    assert registry.promote(NAME, 3, "", "admin") == (3, 3)  # already served newest-first: no record written
+    assert read_record(models / NAME) is None
     heard: list[int] = []
     registry.on_new_version(lambda m: heard.append(m.meta.version))
     assert registry.rollback(NAME, 0, "bad in the clinic", "admin") == (2, 3)
