@@ -4,6 +4,7 @@ immediate and followed by rescoring."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,23 @@ def test_rollback_and_promote_need_admin_and_take_effect_at_once(
             assert [m.version for m in admin.list_models() if m.is_latest] == [2]
             assert main(["models", "promote", "7", "--server", address, "--token", "admin-t"]) == 1
             assert "no version 7" in capsys.readouterr().err
+
+
+def test_pool_stats_carry_the_served_versions_stop_signal(trained_checkpoint: Path, tmp_path: Path) -> None:
+    from ceal.trainer.export import export_model
+    from ceal.trainer.unet import load_checkpoint
+
+    model, training = load_checkpoint(trained_checkpoint)
+    stop = {"gain_next_20": 0.003, "gain_next_20_low": 0.001, "gain_next_20_high": 0.004, "gain_per_hour": 0.01}
+    export_model(
+        model, training, tmp_path / "models", "lesion", lineage={"stop": {**stop, "plateau": True, "threshold": 0.005}}
+    )
+    with in_process(tmp_path / "models", tmp_path / "state") as running, Client(f"127.0.0.1:{running.port}") as client:
+        client.register_images(list(synth_dataset(2, seed=4).images), pool="p")
+        stats = client.pool_stats(pool="p")
+        assert stats.plateau and stats.plateau_threshold == 0.005
+        assert (stats.expected_gain_next_20, stats.expected_gain_next_20_high) == (0.003, 0.004)
+        assert (
+            stats.expected_gain_per_hour == 0.01
+            and stats.expected_gain_per_hour_high != stats.expected_gain_per_hour_high
+        )  # NaN: not given

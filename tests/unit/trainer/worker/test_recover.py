@@ -31,3 +31,26 @@ def test_recover_cleans_up_and_records_a_verdict_the_crash_lost(tmp_path: Path) 
     assert after is not None and after.status_of(2).status == ModelStatus.REJECTED
     assert after.status_of(2).reason == gate["reason"] and served_version(settings) == 1
     assert recover(settings) == []  # nothing left to do
+
+
+def test_curve_points_include_the_plain_export_the_chain_started_from() -> None:
+    from ceal.service.metadata import ModelMetadata
+    from ceal.trainer.worker.rounds import _curve_points
+
+    def meta(version: int, lineage: dict[str, object]) -> ModelMetadata:
+        return ModelMetadata("lesion", version, 3, 48, 64, 1, 0.5, 0.25, 0.5, lineage=lineage)
+
+    def trained(parent: int, n: int, dice: float, served_dice: float, promote: bool = True) -> dict[str, object]:
+        gate = {"promote": promote, "served_train_human": 34}
+        heldout = {"dice": dice, "dice_low": dice - 0.1, "dice_high": dice + 0.1, "served_dice": served_dice}
+        return {"parent": parent, "labels": {"train_human": n}, "heldout": heldout, "gate": gate}
+
+    metas = {
+        1: meta(1, {}),
+        2: meta(2, trained(1, 54, 0.5, 0.3)),
+        3: meta(3, trained(2, 69, 0.2, 0.5, promote=False)),  # rejected: not a point of the curve
+        4: meta(4, trained(2, 80, 0.6, 0.5)),
+    }
+    n, y, se = _curve_points(metas)
+    assert n == [34, 54, 80] and y == [0.3, 0.5, 0.6]
+    assert all(abs(s - 0.2 / 3.92) < 1e-9 for s in se)

@@ -173,10 +173,14 @@ def _curve_points(metas: dict[int, ModelMetadata]) -> tuple[list[int], list[floa
     """(train human labels, held-out Dice, its standard error) of every promoted trainer version."""
     points = []
     for m in metas.values():
-        heldout, labels = m.lineage.get("heldout", {}), m.lineage.get("labels", {})
-        if m.lineage.get("gate", {}).get("promote") and "dice" in heldout:
+        heldout, labels, gate = (m.lineage.get(k, {}) for k in ("heldout", "labels", "gate"))
+        if gate.get("promote") and "dice" in heldout:
             se = (float(heldout["dice_high"]) - float(heldout["dice_low"])) / (2 * 1.96)
             points.append((int(labels["train_human"]), float(heldout["dice"]), se))
+            parent = metas.get(int(m.lineage.get("parent", 0)))
+            if parent is not None and not parent.lineage and gate.get("served_train_human"):
+                # a plain export's version: its training count, its Dice on that round's held-out set
+                points.append((int(gate["served_train_human"]), float(heldout["served_dice"]), se))
     points.sort()
     return [p[0] for p in points], [p[1] for p in points], [p[2] for p in points]
 
@@ -262,7 +266,9 @@ def run_round(client: Client, s: TrainerSettings, stop: Callable[[], bool] = lam
             "dice_high": result.candidate_high,
             "served_dice": result.served_dice,
         }
-        lin = {**meta.lineage, "heldout": figures, "gate": {**result.figures(), "served_version": served}}
+        served_train = served_meta.lineage.get("labels", {}).get("train_human", training.get("train_images", 0))
+        gate = {**result.figures(), "served_version": served, "served_train_human": served_train}
+        lin = {**meta.lineage, "heldout": figures, "gate": gate}
         n, y, se = _curve_points(metas)
         if not served_meta.lineage and isinstance(training.get("train_images"), int) and heldout:
             # the first version (a plain export): its own training count, its Dice on today's held-out set
