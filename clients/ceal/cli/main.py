@@ -21,6 +21,7 @@ EXTRAS = {
     "trainer": "train",
     "simulate": "train",
     "pacs": "pacs",
+    "console": "console",
 }
 
 

@@ -19,9 +19,9 @@ import grpc
 import numpy as np
 
 from ceal.client import calls
-from ceal.client.channel import ChannelSettings
+from ceal.client.channel import resolve_settings
 from ceal.client.codec import ImageLike
-from ceal.client.results import LabelRecord, ModelInfo, Prediction, QueryList
+from ceal.client.results import Identity, LabelRecord, ModelInfo, PoolImageView, Prediction, QueryList
 from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import active_learning_pb2_grpc as al_grpc
 from ceal.v1 import segmentation_pb2_grpc as seg_grpc
@@ -37,9 +37,14 @@ class AsyncClient:
     """
 
     def __init__(
-        self, address: str, *, timeout: float = 60.0, stream_timeout: float | None = None, **settings: Any
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 60.0,
+        stream_timeout: float | None = None,
+        **settings: Any,
     ) -> None:
-        self.settings = ChannelSettings(address, **settings)
+        self.settings = resolve_settings(address, **settings)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         target, creds, options = calls.channel_parts(self.settings)
@@ -160,6 +165,7 @@ class AsyncClient:
         budget_seconds: float = 0.0,
         lease_seconds: int = 0,
         series: bool = False,
+        study: bool = False,
         round: int = 0,
         seed: int = 0,
         max_pseudo_labels: int = 0,
@@ -174,6 +180,7 @@ class AsyncClient:
                 budget_seconds=budget_seconds,
                 lease_seconds=lease_seconds,
                 series=series,
+                study=study,
                 round=round,
                 seed=seed,
                 max_pseudo_labels=max_pseudo_labels,
@@ -225,3 +232,19 @@ class AsyncClient:
 
     async def pool_stats(self, *, pool: str = "", model: str = "") -> al_pb.PoolStats:
         return await self._unary(calls.pool_stats(pool=pool, model=model))
+
+    async def list_pools(self) -> list[str]:
+        """Names of the pools that hold at least one image, sorted."""
+        return await self._unary(calls.list_pools())
+
+    async def pool_image(self, image_id: str, *, pool: str = "") -> PoolImageView:
+        """A pool image's pixels as registered, its newest label and its lease."""
+        return await self._unary(calls.pool_image_view(image_id, pool=pool))
+
+    async def release_lease(self, image_id: str, *, annotator: str, pool: str = "") -> bool:
+        """Give back `annotator`'s lease on the image (skip it); False when they held none."""
+        return await self._unary(calls.release_lease(image_id, annotator=annotator, pool=pool))
+
+    async def who_am_i(self) -> Identity:
+        """The token's name and role as the server sees them (authentication False: no tokens checked)."""
+        return await self._unary(calls.who_am_i())

@@ -10,14 +10,22 @@ import numpy as np
 from PIL import Image as PILImage
 from tqdm import tqdm
 
+from ceal.client.connect import DefaultsHelpFormatter, add_connection_arguments, client_options
 from ceal.client.errors import CealError
-from ceal.client.results import Prediction
+from ceal.client.overlay import overlay
+from ceal.client.results import readable
+
+__all__ = ["overlay", "register", "run"]  # overlay: kept here for scripts that import it from the CLI
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("predict", help="segment images with a running server and write overlays")
+    p = sub.add_parser(
+        "predict",
+        help="segment images with a running server and write overlays",
+        formatter_class=DefaultsHelpFormatter,
+    )
     p.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or DICOM files")
-    p.add_argument("--server", default="127.0.0.1:50051", help="host:port of the ceal server")
+    add_connection_arguments(p)
     p.add_argument("--model", default="", help="model name (default: the server's default)")
     p.add_argument("--samples", type=int, default=0, help="Monte-Carlo samples T (default: the server's)")
     p.add_argument("--out", type=Path, default=Path("predictions"), help="folder for overlay PNGs")
@@ -25,29 +33,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def overlay(image: np.ndarray, p: Prediction) -> tuple[np.ndarray, np.ndarray]:
-    """(mask overlay, uncertainty heat-map) as uint8 RGB (H, W, 3)."""
-    base = (
-        np.asarray(PILImage.fromarray(image).convert("RGB"), dtype=np.float32)
-        if image.dtype == np.uint8
-        else (np.repeat(np.clip(image, 0, 1)[..., None] * 255, 3, axis=2) if image.ndim == 2 else image * 255)
-    )
-    mask = p.label_map != 0 if p.label_map is not None else np.zeros(base.shape[:2], bool)
-    over = base.copy()
-    over[mask] = 0.55 * over[mask] + 0.45 * np.array([0, 255, 0], np.float32)
-    unc = p.entropy if p.entropy is not None else np.zeros(base.shape[:2], np.float32)
-    heat = np.clip(unc / max(float(unc.max()), 1e-6), 0, 1)
-    hot = np.stack([heat, heat**2, np.zeros_like(heat)], axis=2) * 255
-    return over.astype(np.uint8), (0.5 * base + 0.5 * hot).astype(np.uint8)
-
-
 def run(args: argparse.Namespace) -> int:
     from ceal.client.sync import Client
 
+    try:
+        connection = client_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[tuple[str, float]] = []
     try:
-        with Client(args.server) as client:
+        with Client(**connection) as client:
             for path, pred in zip(
                 args.images,
                 client.predict_many(args.images, model=args.model, samples=args.samples, progress=True),
@@ -60,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                     PILImage.fromarray(unc_img).save(args.out / f"{path.stem}_uncertainty.png")
                 results.append((path.name, pred.score))
                 tqdm.write(
-                    f"{path.name}\tscore={pred.score:.5f}\tforeground={pred.foreground_fraction:.3f}"
+                    f"{path.name}\tscore={readable(pred.score)}\tforeground={pred.foreground_fraction:.3f}"
                     f"\tmodel={pred.model_name}@{pred.model_version}"
                 )
     except CealError as exc:
@@ -68,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"\n{min(args.top, len(results))} most uncertain (mutual information, mean):")
     for rank, (name, score) in enumerate(sorted(results, key=lambda r: -r[1])[: args.top], 1):
-        print(f"{rank:3d}. {name}\t{score:.5f}")
+        print(f"{rank:3d}. {name}\t{readable(score)}")
     print(f"overlays written to {args.out}/")
     return 0

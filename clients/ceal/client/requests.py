@@ -56,11 +56,12 @@ def predict_request(
     keep_largest_component: bool = False,
     fill_holes: bool = False,
     request_id: str = "",
+    float16_maps: bool = False,
 ) -> seg_pb.PredictRequest:
     """One PredictRequest. samples: T (0 = the server's default). adaptive_tolerance > 0 makes `samples` the
     maximum T and stops once the image score's standard error is at most this (score units, e.g. 0.001 nats
     for mean mutual information); adaptive_min_samples: no stopping before this many samples (0 = the
-    server's 8; else 4..samples)."""
+    server's 8; else 4..samples). float16_maps: probability and uncertainty maps as float16 (half the bytes)."""
     options = seg_pb.PredictOptions(
         samples=samples,
         maps=[_choice(MAPS, m, "map") for m in maps],
@@ -69,6 +70,7 @@ def predict_request(
         adaptive_tolerance=adaptive_tolerance,
         adaptive_min_samples=adaptive_min_samples,
         post_processing=seg_pb.PostProcessing(keep_largest_component=keep_largest_component, fill_holes=fill_holes),
+        float16_maps=float16_maps,
     )
     if seed is not None:
         options.seed = seed
@@ -85,15 +87,22 @@ def pool_image(
     slice_index: int = 0,
     dicom: tuple[str, str, str] | None = None,
     frame: int = 0,
+    name: str = "",
 ) -> al_pb.PoolImage:
-    """One image for `register_images`; `dicom` is (study UID, series UID, SOP instance UID)."""
+    """One image for `register_images`; `dicom` is (study UID, series UID, SOP instance UID); `name` what you
+    call it (a file name or UID: shown in query lists and exports, at most 1024 characters)."""
     ref = None
     if dicom is not None:
         ref = tensor_pb2.DicomReference(
             study_instance_uid=dicom[0], series_instance_uid=dicom[1], sop_instance_uid=dicom[2], frame_number=frame
         )
     return al_pb.PoolImage(
-        image=to_image(image), dicom=ref, series_key=series_key, study_key=study_key, slice_index=slice_index
+        image=to_image(image),
+        dicom=ref,
+        series_key=series_key,
+        study_key=study_key,
+        slice_index=slice_index,
+        name=name,
     )
 
 
@@ -140,7 +149,8 @@ def query_list_request(
     budget_seconds: float,
     lease_seconds: int,
     series: bool,
-    round_: int,
+    study: bool = False,
+    round_: int = 0,
     seed: int,
     max_pseudo_labels: int,
 ) -> al_pb.GetQueryListRequest:
@@ -152,7 +162,7 @@ def query_list_request(
         budget_seconds=budget_seconds,
         annotator=annotator,
         lease_seconds=lease_seconds,
-        level=al_pb.QUERY_LEVEL_SERIES if series else al_pb.QUERY_LEVEL_IMAGE,
+        level=al_pb.QUERY_LEVEL_STUDY if study else (al_pb.QUERY_LEVEL_SERIES if series else al_pb.QUERY_LEVEL_IMAGE),
         round=round_,
         seed=seed,
         max_pseudo_labels=max_pseudo_labels,

@@ -11,6 +11,17 @@ from ceal.client.codec import as_numpy
 from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import segmentation_pb2 as seg_pb
 
+
+def readable(value: float, digits: int = 4) -> str:
+    """A score for people: fixed point from 0.001 up, scientific notation below (1.234e-05 rather than
+    0.00001), and 0, nan and inf as themselves."""
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g}"
+    if abs(value) < 1e-3 or abs(value) >= 1e6:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+
+
 _MEASURES = {1: "entropy", 2: "mutual_information", 3: "variance"}
 _STATUSES = {1: "candidate", 2: "promoted", 3: "rejected", 4: "rolled_back"}
 _REDUCTIONS = {1: "mean", 2: "sum", 3: "top_k_mean", 4: "boundary_weighted"}
@@ -110,6 +121,7 @@ class QueryItem:
     lease_expires_at: datetime | None
     slice_image_ids: tuple[str, ...] = ()
     sop_instance_uid: str = ""
+    name: str = ""  # as registered: a file name or UID
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,7 @@ class QueryList:
     items: tuple[QueryItem, ...]
     pseudo_labels: tuple[tuple[str, float], ...]  # (image_id, confidence)
     unscored: int
+    note: str = ""  # why the list is shorter than asked for (empty when it is not)
 
     @classmethod
     def from_proto(cls, r: al_pb.GetQueryListResponse) -> QueryList:
@@ -134,11 +147,12 @@ class QueryList:
                 lease_expires_at=i.lease_expires_at.ToDatetime() if i.HasField("lease_expires_at") else None,
                 slice_image_ids=tuple(i.slice_image_ids),
                 sop_instance_uid=i.dicom.sop_instance_uid,
+                name=i.name,
             )
             for i in r.items
         )
         pseudo = tuple((p.image_id, p.confidence) for p in r.pseudo_labels)
-        return cls(r.model_name, r.model_version, items, pseudo, r.unscored)
+        return cls(r.model_name, r.model_version, items, pseudo, r.unscored, r.note)
 
 
 @dataclass(frozen=True)
@@ -151,7 +165,10 @@ class LabelRecord:
     mask: np.ndarray
     image: np.ndarray | None = None
     extra: dict[str, str] = field(default_factory=dict)
-    seconds_spent: float = 0.0
+    name: str = ""  # as registered: a file name or UID
+    image_omitted: str = ""  # why the image was left out of this record (too large to send), if it was
+    seconds_spent: float = 0.0  # annotation time as submitted
+    created_at: datetime | None = None
     model_version: int = 0  # pseudo-labels: the version that drew the mask
 
     @classmethod
@@ -167,6 +184,59 @@ class LabelRecord:
             r.annotator,
             mask,
             as_numpy(r.image),
+            name=r.name,
+            image_omitted=r.image_omitted,
             seconds_spent=r.seconds_spent,
+            created_at=r.created_at.ToDatetime() if r.HasField("created_at") else None,
             model_version=r.model_version,
+        )
+
+
+_ROLES = {al_pb.ROLE_VIEWER: "viewer", al_pb.ROLE_ANNOTATOR: "annotator", al_pb.ROLE_ADMIN: "admin"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the server takes the caller for. authentication False: the server checks no tokens (all open)."""
+
+    name: str
+    role: str  # "viewer" | "annotator" | "admin"
+    authentication: bool
+
+    @classmethod
+    def from_proto(cls, r: al_pb.WhoAmIResponse) -> Identity:
+        return cls(r.name, _ROLES.get(r.role, "viewer"), r.authentication)
+
+
+@dataclass(frozen=True)
+class PoolImageView:
+    """One pool image for a viewer: pixels as registered (H, W) or (H, W, C); newest label uint8 (H, W)."""
+
+    image_id: str
+    image: np.ndarray
+    series_key: str
+    label: np.ndarray | None
+    label_version: int
+    label_source: str  # "human" | "pseudo" | "" when unlabelled
+    label_annotator: str
+    lease_annotator: str
+    lease_expires_at: datetime | None
+    name: str = ""  # as registered: a file name or UID
+
+    @classmethod
+    def from_proto(cls, r: al_pb.GetPoolImageResponse) -> PoolImageView:
+        image = as_numpy(r.image)
+        assert image is not None
+        source = {al_pb.LABEL_SOURCE_HUMAN: "human", al_pb.LABEL_SOURCE_PSEUDO: "pseudo"}.get(r.label_source, "")
+        return cls(
+            image_id=r.image_id,
+            image=image,
+            series_key=r.series_key,
+            label=as_numpy(r.label),
+            label_version=r.label_version,
+            label_source=source,
+            label_annotator=r.label_annotator,
+            lease_annotator=r.lease_annotator,
+            lease_expires_at=r.lease_expires_at.ToDatetime() if r.HasField("lease_expires_at") else None,
+            name=r.name,
         )

@@ -17,9 +17,9 @@ import grpc
 import numpy as np
 
 from ceal.client import calls
-from ceal.client.channel import ChannelSettings
+from ceal.client.channel import resolve_settings
 from ceal.client.codec import ImageLike
-from ceal.client.results import LabelRecord, ModelInfo, Prediction, QueryList
+from ceal.client.results import Identity, LabelRecord, ModelInfo, PoolImageView, Prediction, QueryList
 from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import active_learning_pb2_grpc as al_grpc
 from ceal.v1 import segmentation_pb2_grpc as seg_grpc
@@ -31,18 +31,25 @@ class Client:
     """A connection to a ceal server. Close it, or use it as a context manager.
 
     Args:
-        address: "host:port"; a DNS name is balanced round-robin over all its addresses.
+        address: "host:port"; a DNS name is balanced round-robin over all its addresses. None: $CEAL_SERVER,
+            else 127.0.0.1:50051. A malformed address (no port, say) raises ValueError.
         timeout: default deadline in seconds for each unary call; a method's `timeout=` overrides it.
         stream_timeout: default deadline in seconds for a whole stream (predict_many, score_pool,
             export_labels); None (the default) lets a stream run as long as it has work.
         tls, root_certificates, client_certificate, client_key: TLS and mutual TLS.
-        token: bearer token for servers with authentication.
+        token: bearer token for servers with authentication; None: read from `token_file` if given, else
+            $CEAL_TOKEN.
     """
 
     def __init__(
-        self, address: str, *, timeout: float = 60.0, stream_timeout: float | None = None, **settings: Any
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 60.0,
+        stream_timeout: float | None = None,
+        **settings: Any,
     ) -> None:
-        self.settings = ChannelSettings(address, **settings)
+        self.settings = resolve_settings(address, **settings)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         target, creds, options = calls.channel_parts(self.settings)
@@ -162,11 +169,13 @@ class Client:
         budget_seconds: float = 0.0,
         lease_seconds: int = 0,
         series: bool = False,
+        study: bool = False,
         round: int = 0,
         seed: int = 0,
         max_pseudo_labels: int = 0,
     ) -> QueryList:
-        """The items to label next (series=True: whole series, most uncertain first), leased to `annotator`."""
+        """The items to label next, leased to `annotator`. series=True (or study=True): whole series (studies),
+        most uncertain first, every slice leased together and listed in `slice_image_ids`."""
         return self._unary(
             calls.query_list(
                 strategy=strategy,
@@ -177,6 +186,7 @@ class Client:
                 budget_seconds=budget_seconds,
                 lease_seconds=lease_seconds,
                 series=series,
+                study=study,
                 round=round,
                 seed=seed,
                 max_pseudo_labels=max_pseudo_labels,
@@ -229,3 +239,19 @@ class Client:
 
     def pool_stats(self, *, pool: str = "", model: str = "") -> al_pb.PoolStats:
         return self._unary(calls.pool_stats(pool=pool, model=model))
+
+    def list_pools(self) -> list[str]:
+        """Names of the pools that hold at least one image, sorted."""
+        return self._unary(calls.list_pools())
+
+    def pool_image(self, image_id: str, *, pool: str = "") -> PoolImageView:
+        """A pool image's pixels as registered, its newest label and its lease."""
+        return self._unary(calls.pool_image_view(image_id, pool=pool))
+
+    def release_lease(self, image_id: str, *, annotator: str, pool: str = "") -> bool:
+        """Give back `annotator`'s lease on the image (skip it); False when they held none."""
+        return self._unary(calls.release_lease(image_id, annotator=annotator, pool=pool))
+
+    def who_am_i(self) -> Identity:
+        """The token's name and role as the server sees them (authentication False: no tokens checked)."""
+        return self._unary(calls.who_am_i())

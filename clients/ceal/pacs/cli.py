@@ -1,9 +1,12 @@
 """`ceal pacs sync` and `ceal pacs worklist`: the PACS bridge on the command line.
 
-    ceal pacs sync --server ADDR (--dicomweb URL --user U --password-file F | --dimse HOST:PORT --aet A
+    ceal pacs sync [--server ADDR] (--dicomweb URL --user U --password-file F | --dimse HOST:PORT --aet A
                    --calling-aet B) [--since YYYYMMDD] [--state FILE] [--pool NAME] [--fractional]
                    [--modalities CT,MR]
-    ceal pacs worklist --server ADDR [--strategy ceal] [--k 10] [--annotator NAME]
+    ceal pacs worklist [--server ADDR] [--strategy ceal] [--k 10] [--annotator NAME]
+
+Both take the connection flags of every client command (--token/--token-file, --tls, --tls-ca,
+--tls-cert/--tls-key; $CEAL_SERVER and $CEAL_TOKEN), see `ceal.client.connect`.
 
 `sync` exits 0 when every series is done, 1 when any failed (after a summary naming each), 2 when it cannot
 start. Heavy imports (pydicom, highdicom, pynetdicom) wait until a command runs; `ceal` without the pacs extra
@@ -26,6 +29,8 @@ _NEEDS = ("pydicom", "pynetdicom", "highdicom", "dicomweb_client")
 if any(find_spec(name) is None for name in _NEEDS):
     raise ImportError(f"the PACS bridge needs {', '.join(_NEEDS)}")
 
+from ceal.client.connect import add_connection_arguments, client_options  # noqa: E402 - after the check
+
 __all__ = ["register"]
 
 
@@ -38,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = actions.add_parser("sync", help="predict new series and store DICOM SEG + Parametric Map in the PACS")
-    s.add_argument("--server", required=True, help="host:port of the ceal server")
+    add_connection_arguments(s)
     wire = s.add_mutually_exclusive_group(required=True)
     wire.add_argument("--dicomweb", metavar="URL", help="DICOMweb root, e.g. http://pacs:8042/dicom-web")
     wire.add_argument("--dimse", metavar="HOST:PORT", help="DIMSE (C-FIND / C-GET / C-STORE) address")
@@ -62,7 +67,7 @@ def _add_sync(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _add_worklist(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w = actions.add_parser("worklist", help="the studies and series a radiologist should open next")
-    w.add_argument("--server", required=True, help="host:port of the ceal server")
+    add_connection_arguments(w)
     w.add_argument("--strategy", default="ceal", help="selection strategy (default ceal)")
     w.add_argument("--k", type=int, default=10, help="how many series to list")
     w.add_argument("--annotator", default="", help="lease the listed series to this annotator")
@@ -127,7 +132,12 @@ def run_sync(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        with Client(args.server) as client:
+        connection = client_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with Client(**connection) as client:
             report = sync(pacs, client, options, state=args.state, progress=True)
     except (PacsError, CealError) as exc:
         print(f"error: the sync could not run: {exc}", file=sys.stderr)
@@ -145,7 +155,7 @@ def run_worklist(args: argparse.Namespace) -> int:
     from ceal.pacs.worklist import format_worklist, worklist
 
     try:
-        with Client(args.server) as client:
+        with Client(**client_options(args)) as client:
             wl = worklist(
                 client,
                 strategy=args.strategy,

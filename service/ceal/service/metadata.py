@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 METADATA_FILE = "metadata.json"
+RESIZE_MODES = ("stretch", "pad")
 MODEL_FILE = "model.onnx"
 
 
@@ -37,6 +38,9 @@ class ModelMetadata:
     created_at: str = ""  # ISO 8601, UTC
     class_names: tuple[str, ...] = ("background", "lesion")
     precision: str = "fp32"
+    # How an image meets the input size: "stretch" (resize to it; models exported before this field) or
+    # "pad" (keep the aspect: resize to fit, centre, pad with black; maps are cropped back before scoring).
+    resize: str = "stretch"
     input_name: str = "image"
     output_name: str = "probabilities"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +84,8 @@ class ModelMetadata:
             raise MetadataError("metadata input shape must have 1 or 3 channels and positive sides")
         if meta.std <= 0:
             raise MetadataError("metadata std must be positive")
+        if meta.resize not in RESIZE_MODES:
+            raise MetadataError(f"metadata resize must be one of {', '.join(RESIZE_MODES)}; got {meta.resize!r}")
         return meta
 
     @classmethod

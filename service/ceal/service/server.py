@@ -10,7 +10,9 @@ request is never parsed, while the audit log sees the parsed request of every ca
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
@@ -59,7 +61,9 @@ class ServerConfig:
     watch_interval: float = 2.0
     promotions: Path | None = None  # folder of <name>/promotion.json; None: inside the models folder
     reflection: bool = False  # server reflection lists the API to anyone; on only when asked for
-    max_concurrent_rpcs: int | None = None  # calls beyond this get RESOURCE_EXHAUSTED at once; None = no cap
+    # calls beyond this get RESOURCE_EXHAUSTED at once; None = derived from the machine
+    # (`default_max_concurrent_rpcs`); 0 = no cap (calls beyond `workers` wait unseen in gRPC's queue)
+    max_concurrent_rpcs: int | None = None
     tls: TLSConfig | None = None  # None = plaintext (behind a mesh or on loopback only)
     tokens: Path | None = None  # tokens file (JSON/YAML): bearer tokens with roles; None = no authentication
     audit: bool = False  # write the `ceal.audit` log (always on when tokens are set)
@@ -105,9 +109,71 @@ class Running:
             self.telemetry.shutdown()
 
 
+PER_CALL_MEMORY_FACTOR = 4  # a call in flight may hold its request, the decoded image, model input, response
+MEMORY_SHARE = 0.5  # of the machine's memory, at most, for the calls in flight
+MIN_CONCURRENT_RPCS = 4
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine (or its cgroup's limit, when lower), in bytes; None if unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def default_max_concurrent_rpcs(workers: int, max_message_bytes: int, memory_bytes: int | None) -> int:
+    """The default cap on calls in progress: never more than the RPC worker threads (a call beyond them
+    would wait in gRPC's own queue, where admission control cannot see it, until its deadline passes), and
+    few enough that the calls in flight, each holding up to PER_CALL_MEMORY_FACTOR × the message limit,
+    fit in MEMORY_SHARE of the machine's memory. At least MIN_CONCURRENT_RPCS."""
+    cap = max(workers, 1)
+    if memory_bytes is not None:
+        cap = min(cap, int(memory_bytes * MEMORY_SHARE) // (PER_CALL_MEMORY_FACTOR * max_message_bytes))
+    return max(cap, MIN_CONCURRENT_RPCS)
+
+
+def concurrent_rpc_cap(config: ServerConfig) -> int | None:
+    """The cap the server runs with: the configured one (0 = none), or the machine-derived default."""
+    if config.max_concurrent_rpcs is not None:
+        return config.max_concurrent_rpcs or None
+    return default_max_concurrent_rpcs(config.workers, config.max_message_bytes, machine_memory_bytes())
+
+
 def _set_health(servicer: health.HealthServicer, status: int) -> None:
     for name in ("", *SERVICES):
         servicer.set(name, status)
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def plaintext_token_warning(address: str, tls: bool, tokens: bool) -> str | None:
+    """The warning for bearer tokens sent in plain text beyond this machine, or None when there is none to
+    give (no tokens, TLS on, or a loopback address)."""
+    host = address.rsplit(":", 1)[0]
+    if not tokens or tls or _is_loopback(host):
+        return None
+    return (
+        f"bearer tokens are on without TLS on {host}: tokens and images cross the network in plain text, where "
+        "anyone on the path can read and replay them; add --tls-cert/--tls-key (or terminate TLS in a mesh "
+        "in front and bind 127.0.0.1)"
+    )
 
 
 def _interceptors(config: ServerConfig, telemetry: Telemetry | None) -> list[grpc.ServerInterceptor]:
@@ -116,6 +182,9 @@ def _interceptors(config: ServerConfig, telemetry: Telemetry | None) -> list[grp
         out.append(telemetry.interceptor())
     out.append(DecodeInterceptor())
     tokens = TokenTable.load(config.tokens) if config.tokens is not None else None
+    warning = plaintext_token_warning(config.address, config.tls is not None, tokens is not None)
+    if warning is not None:
+        log.warning("%s", warning)  # once, as the server starts
     if tokens is not None or config.audit:
         out.append(AccessInterceptor(tokens, audit=True))
         log.info("access: %s, audit log on", f"{len(tokens)} bearer token(s)" if tokens else "no authentication")
@@ -139,13 +208,22 @@ def create_server(config: ServerConfig) -> Running:
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="ceal-rpc"),
         options=options,
         interceptors=interceptors,
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=concurrent_rpc_cap(config),
     )
     segmentation = SegmentationServicer(
-        registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+        registry,
+        engine,
+        default_samples=config.default_samples,
+        max_pixels=config.max_pixels,
+        max_message_bytes=config.max_message_bytes,
     )
     active = ActiveLearningServicer.create(
-        config.state, registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+        config.state,
+        registry,
+        engine,
+        default_samples=config.default_samples,
+        max_pixels=config.max_pixels,
+        max_message_bytes=config.max_message_bytes,
     )
     segmentation_pb2_grpc.add_SegmentationServicer_to_server(segmentation, server)
     active_learning_pb2_grpc.add_ActiveLearningServicer_to_server(active, server)
@@ -170,13 +248,22 @@ def create_server(config: ServerConfig) -> Running:
     registry.scan()
     registry.start_watching(config.watch_interval)
     _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
+    names = sorted({m.meta.name for m in registry.models()})
+    if len(names) > 1 and not config.default_model:
+        log.warning(
+            "serving %d models (%s) with no --default-model: requests must name their model",
+            len(names),
+            ", ".join(names),
+        )
     host = config.address.rsplit(":", 1)[0]
     log.info(
-        "ceal serving on %s:%d (%s) with %d model(s)",
+        "ceal serving on %s:%d (%s) with %d model(s); at most %s calls in progress, %d queued for inference",
         host,
         port,
         "TLS" if config.tls else "plaintext",
         len(registry.models()),
+        concurrent_rpc_cap(config) or "unlimited",
+        config.max_queue,
     )
     return Running(server, port, registry, engine, health_servicer, active, telemetry, config.shutdown_delay)
 

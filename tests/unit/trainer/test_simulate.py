@@ -315,7 +315,8 @@ def test_first_reaching_is_the_first_point_at_or_over_the_target(dice: list[floa
 
 
 def test_strategy_names_and_the_recipe() -> None:
-    assert parse_strategies(" Random, cost,ceal,random ") == ("random", "cost", "ceal")
+    assert parse_strategies(" Random, cost,ceal,random ") == ("random", "cost_sensitive", "ceal")
+    assert parse_strategies("cost_sensitive,cost,cost+syn") == ("cost_sensitive", "cost_sensitive+syn")
     with pytest.raises(SimulationError, match="cost_sensitive"):
         parse_strategies("random,oracle")
     with pytest.raises(SimulationError, match="multiples"):
@@ -393,5 +394,5 @@ def test_the_cli_registers_simulate_with_its_options(tmp_path: Path) -> None:
             "0.25",
         ]
     )
-    assert args.strategies == ("random", "cost") and args.per_round == 5 and args.test_fraction == 0.25
+    assert args.strategies == ("random", "cost_sensitive") and args.per_round == 5 and args.test_fraction == 0.25
     assert args.steps == 200 and args.warm_start is False and args.workers == 2

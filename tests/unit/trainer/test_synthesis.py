@@ -165,7 +165,7 @@ def test_synthesize_with_nothing_to_make_and_bad_arguments() -> None:
 
 
 def test_the_syn_suffix_names_the_same_strategy_with_synthesis(tmp_path: Path) -> None:
-    assert parse_strategies("bald+syn, random, cost+syn") == ("bald+syn", "random", "cost+syn")
+    assert parse_strategies("bald+syn, random, cost+syn") == ("bald+syn", "random", "cost_sensitive+syn")
     assert registry_name("cost+syn") == "cost_sensitive" and registry_name("bald") == "bald"
     assert uses_synthesis("bald+syn") and not uses_synthesis("bald")
     with pytest.raises(SimulationError, match=r"\+syn"):

@@ -13,6 +13,12 @@ if TYPE_CHECKING:
 Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+def _parser(sub: Sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    from ceal.client.connect import DefaultsHelpFormatter
+
+    return sub.add_parser(name, help=help_text, formatter_class=DefaultsHelpFormatter)
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -20,12 +26,12 @@ def _logging() -> None:
 def register_data(sub: Sub) -> None:
     p = sub.add_parser("data", help="datasets: synthesise a lesion set in the ISIC 2017 layout")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    s = dsub.add_parser("synth", help="write a synthetic dermoscopy-like lesion set (ISIC 2017 layout)")
+    s = _parser(dsub, "synth", "write a synthetic dermoscopy-like lesion set (ISIC 2017 layout)")
     s.add_argument("--out", type=Path, required=True, help="output folder (images/, masks/, cases.csv)")
     s.add_argument("--n", type=int, default=200, help="number of images")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--height", type=int, default=192)
-    s.add_argument("--width", type=int, default=256)
+    s.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same images)")
+    s.add_argument("--height", type=int, default=192, help="image height in pixels")
+    s.add_argument("--width", type=int, default=256, help="image width in pixels")
     s.set_defaults(func=_synth)
 
 
@@ -38,30 +44,55 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def register_train(sub: Sub) -> None:
-    p = sub.add_parser("train", help="train a U-Net with Monte-Carlo dropout on image/mask folders")
-    p.add_argument("--images", type=Path, required=True)
-    p.add_argument("--masks", type=Path, required=True)
+    from ceal.client.connect import add_connection_arguments
+
+    p = _parser(sub, "train", "train a U-Net with Monte-Carlo dropout on image/mask folders")
+    p.add_argument("--images", type=Path, required=True, help="image folder (PNG/JPEG/BMP/TIFF; ISIC 2017 layout too)")
+    p.add_argument("--masks", type=Path, required=True, help="mask folder: X.png or X_segmentation.png for image X")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     p.add_argument("--init", type=Path, help="fine-tune from this checkpoint instead of starting fresh")
+    p.add_argument(
+        "--allow-unlabelled",
+        action="store_true",
+        help="train on the images that have a mask and leave the others out (with --pool they still enter the pool)",
+    )
     p.add_argument("--height", type=int, default=96, help="training height (multiple of 2**depth)")
     p.add_argument("--width", type=int, default=128, help="training width (multiple of 2**depth)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--base-filters", type=int, default=16)
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--dropout-placement", default="bottleneck", choices=["bottleneck", "decoder", "encoder_decoder"])
+    p.add_argument(
+        "--resize",
+        choices=["pad", "stretch"],
+        default="pad",
+        help="pad: keep each image's aspect (fit, centre, pad); stretch: resize to --height x --width. "
+        "Recorded in the model, so the server resizes the same way",
+    )
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training images")
+    p.add_argument("--batch-size", type=int, default=8, help="images per optimiser step")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation Dice")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and augmentation")
+    p.add_argument("--base-filters", type=int, default=16, help="filters of the first U-Net level (doubling per level)")
+    p.add_argument("--depth", type=int, default=4, help="U-Net levels (downsamplings)")
+    p.add_argument("--dropout", type=float, default=0.5, help="Monte-Carlo dropout rate")
+    p.add_argument(
+        "--dropout-placement",
+        default="bottleneck",
+        choices=["bottleneck", "decoder", "encoder_decoder"],
+        help="where the dropout layers sit",
+    )
     p.add_argument("--num-classes", type=int, default=1, help="1 = sigmoid (binary); C >= 2 = softmax")
+    pool = p.add_argument_group("pool", "put the training set into a server's pool, so `ceal loop` trains on it too")
+    pool.add_argument("--pool", help="register every image (by file name) and its mask as a human label in this pool")
+    pool.add_argument("--annotator", default="seed", help="annotator recorded with the imported masks")
+    add_connection_arguments(p)
     p.set_defaults(func=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    import sys
+
     import torch
 
-    from ceal.trainer.data.folders import split_ids
+    from ceal.trainer.data.folders import DatasetError, split_ids
     from ceal.trainer.dataset import load_folder
     from ceal.trainer.train import TrainConfig, train_and_save
     from ceal.trainer.unet import UNetConfig, load_checkpoint
@@ -75,8 +106,17 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        resize=args.resize,
     )
-    data = load_folder(args.images, args.masks, cfg.height, cfg.width)
+    try:
+        data = load_folder(
+            args.images, args.masks, cfg.height, cfg.width, allow_unlabelled=args.allow_unlabelled, resize=cfg.resize
+        )
+        if cfg.resize == "stretch":
+            _warn_if_squashed(args.images, cfg.height, cfg.width)
+    except DatasetError as exc:
+        print(f"ceal train: {exc}", file=sys.stderr)
+        return 2
     train_ids, val_ids = split_ids(data.ids, args.val_fraction, args.seed)
     index = {image_id: i for i, image_id in enumerate(data.ids)}
     train = data.subset([index[i] for i in train_ids])
@@ -95,12 +135,57 @@ def _train(args: argparse.Namespace) -> int:
         f"checkpoint {args.out}: {len(train.ids)} train / {len(val.ids)} val images, "
         f"validation Dice {record['validation_dice']:.3f}"
     )
+    if args.pool:
+        return _seed_pool(args)
+    return 0
+
+
+def _warn_if_squashed(images: Path, height: int, width: int) -> None:
+    """Say so when the images' shape differs clearly from the training size (they are resized to it)."""
+    from PIL import Image
+
+    from ceal.trainer.data.folders import IMAGE_SUFFIXES
+
+    first = next((p for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES), None)
+    if first is None:
+        return
+    with Image.open(first) as img:
+        w, h = img.size
+    if abs((w / h) / (width / height) - 1) > 0.1:
+        logging.getLogger("ceal.train").warning(
+            "images are %d×%d (aspect %.2f) but train at %d×%d (aspect %.2f): they are stretched to fit; "
+            "pass --height/--width of the same aspect (multiples of 2**depth) to keep their shape",
+            w,
+            h,
+            w / h,
+            width,
+            height,
+            width / height,
+        )
+
+
+def _seed_pool(args: argparse.Namespace) -> int:
+    """`ceal train --pool`: the training images and masks into the server's pool, as `ceal pool import`."""
+    import sys
+
+    from ceal.client import CealError, Client
+    from ceal.client.connect import client_options
+    from ceal.client.files import FolderError
+    from ceal.client.pool_cli import import_folder
+
+    try:
+        with Client(**client_options(args)) as client:
+            registered, labelled = import_folder(client, args.images, args.masks, args.pool, args.annotator)
+    except (CealError, FolderError, ValueError) as exc:
+        print(f"ceal train: the checkpoint is saved, but the pool could not be seeded: {exc}", file=sys.stderr)
+        return 1
+    print(f"pool {args.pool!r}: {registered} images registered, {labelled} masks stored as human labels")
     return 0
 
 
 def register_export(sub: Sub) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX with dropout live (models/<name>/<version>/)")
-    p.add_argument("checkpoint", type=Path)
+    p = _parser(sub, "export", "export a checkpoint to ONNX with dropout live (models/<name>/<version>/)")
+    p.add_argument("checkpoint", type=Path, help="checkpoint folder written by `ceal train` or `ceal loop`")
     p.add_argument("--models", type=Path, required=True, help="models folder the server watches")
     p.add_argument("--name", default="lesion", help="model name")
     q = p.add_argument_group("int8", "static int8 quantisation, refused unless it ranks and segments like fp32")
@@ -121,7 +206,8 @@ def _int8_converter(args: argparse.Namespace, training: dict[str, object]) -> In
 
     cfg = training.get("train_config", {})
     assert isinstance(cfg, dict)
-    data = load_folder(args.images, args.masks, int(cfg.get("height", 96)), int(cfg.get("width", 128)))
+    size = int(cfg.get("height", 96)), int(cfg.get("width", 128))
+    data = load_folder(args.images, args.masks, *size, resize=str(cfg.get("resize", "stretch")))
     train_ids, val_ids = split_ids(data.ids, args.val_fraction, args.seed)
     index = {image_id: i for i, image_id in enumerate(data.ids)}
     settings = Int8Settings(calibration_images=args.calibration, samples=args.gate_samples, seed=args.seed)
@@ -149,38 +235,58 @@ def _export(args: argparse.Namespace) -> int:
             f"int8 fidelity on {f.images} validation images: Spearman ρ MI {f.spearman_mutual_information:.3f}, "
             f"entropy {f.spearman_entropy:.3f}; Dice {f.dice_fp32:.4f} → {f.dice_int8:.4f}"
         )
+    from ceal.trainer.loop import remember_export
+
+    remember_export(args.checkpoint, target)  # so `ceal loop --init` knows the model's name
     print(f"exported {target}")
     return 0
 
 
 def register_loop(sub: Sub) -> None:
-    p = sub.add_parser("loop", help="export labels from the server, fine-tune, export the next model version")
-    p.add_argument("--server", default="127.0.0.1:50051")
+    from ceal.client.connect import add_connection_arguments
+
+    p = _parser(sub, "loop", "export labels from the server, fine-tune, export the next model version")
     p.add_argument("--init", type=Path, required=True, help="checkpoint to fine-tune")
     p.add_argument("--out", type=Path, required=True, help="new checkpoint folder")
     p.add_argument("--models", type=Path, required=True, help="models folder the server watches")
-    p.add_argument("--name", default="lesion")
-    p.add_argument("--pool", default="")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument(
+        "--name",
+        default=None,
+        help="model name to export (default: the name --init was exported as; required if it never was)",
+    )
+    p.add_argument("--pool", default="default", help="pool whose labels to train on")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the labelled images")
     p.add_argument("--no-pseudo", action="store_true", help="train on human labels only")
+    add_connection_arguments(p)
     p.set_defaults(func=_loop)
 
 
 def _loop(args: argparse.Namespace) -> int:
-    from ceal.client import Client
-    from ceal.trainer.loop import run_loop
+    import sys
+
+    from ceal.client import CealError, Client
+    from ceal.client.connect import client_options
+    from ceal.trainer.loop import LoopError, model_name_for, run_loop
 
     _logging()
-    with Client(args.server, timeout=600) as client:
-        result = run_loop(
-            client,
-            args.init,
-            args.out,
-            args.models,
-            args.name,
-            epochs=args.epochs,
-            pool=args.pool,
-            pseudo=not args.no_pseudo,
-        )
-    print(f"trained on {result.human} human + {result.pseudo} pseudo labels; exported {result.version_dir}")
+    try:
+        name = model_name_for(args.init, args.name)
+        with Client(**{**client_options(args), "timeout": 600}) as client:
+            result = run_loop(
+                client,
+                args.init,
+                args.out,
+                args.models,
+                name,
+                epochs=args.epochs,
+                pool=args.pool,
+                pseudo=not args.no_pseudo,
+            )
+    except (LoopError, CealError, ValueError) as exc:
+        print(f"ceal loop: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, LoopError | ValueError) else 1
+    print(
+        f"trained on {result.human} human + {result.pseudo} pseudo labels of pool {args.pool!r}; "
+        f"exported {result.version_dir}"
+    )
     return 0

@@ -7,16 +7,28 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ceal.trainer.data.folders import find_pairs, load_image, load_mask, resize_pair
+from ceal.trainer.data.folders import DatasetError, find_pairs, load_image, load_mask, resize_pair
 from ceal.trainer.train import Dataset
 
 
-def load_folder(images: Path, masks: Path, height: int, width: int, *, progress: bool = True) -> Dataset:
-    """All pairs under `images` / `masks`, resized to (height, width); masks as class indices."""
-    pairs = find_pairs(images, masks)
+def load_folder(
+    images: Path,
+    masks: Path,
+    height: int,
+    width: int,
+    *,
+    progress: bool = True,
+    allow_unlabelled: bool = False,
+    resize: str = "stretch",
+) -> Dataset:
+    """All pairs under `images` / `masks`, resized to (height, width) (`resize_pair` mode `resize`); masks as
+    class indices. With allow_unlabelled, images without a mask are left out (DatasetError when none has one)."""
+    pairs = [p for p in find_pairs(images, masks, allow_unlabelled=allow_unlabelled) if p.mask_path is not None]
+    if not pairs:
+        raise DatasetError(f"no image in {images} has a mask in {masks}: add masks, or point --masks at them")
     xs = np.zeros((len(pairs), height, width, 3), np.uint8)
     ys = np.zeros((len(pairs), height, width), np.uint8)
     for i, pair in enumerate(tqdm(pairs, desc="load", unit="img", disable=not progress)):
         assert pair.mask_path is not None
-        xs[i], ys[i] = resize_pair(load_image(pair.image_path), load_mask(pair.mask_path), height, width)
+        xs[i], ys[i] = resize_pair(load_image(pair.image_path), load_mask(pair.mask_path), height, width, resize)
     return Dataset([p.image_id for p in pairs], xs, ys)

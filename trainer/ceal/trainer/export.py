@@ -138,6 +138,7 @@ def export_model(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         class_names=classes,
         extra={"unet": model.config.to_json(), "checks": checks, "opset": OPSET},
+        resize=str(cfg.get("resize", "stretch")),  # checkpoints from before the field were stretched
         lineage=dict(lineage or {}),
     )
     if convert is not None:

@@ -7,6 +7,7 @@ stale, and the pool is rescored.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,46 @@ from ceal.trainer.train import Dataset, TrainConfig, train_and_save
 from ceal.trainer.unet import load_checkpoint
 
 log = logging.getLogger(__name__)
+EXPORTED_FILE = "exported.json"  # in a checkpoint folder: the model name and version it was exported as
+
+
+class LoopError(ValueError):
+    """`ceal loop` cannot run as asked; the message says what to change."""
+
+
+def remember_export(checkpoint: Path, version_dir: Path) -> None:
+    """Record in the checkpoint folder which model (models/<name>/<version>/) it was exported as."""
+    record = {"name": version_dir.parent.name, "version": int(version_dir.name)}
+    (checkpoint / EXPORTED_FILE).write_text(json.dumps(record))
+
+
+def exported_name(checkpoint: Path) -> str | None:
+    """The model name the checkpoint was exported under (`remember_export`), or None if it never was."""
+    try:
+        record = json.loads((checkpoint / EXPORTED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    name = record.get("name") if isinstance(record, dict) else None
+    return str(name) if name else None
+
+
+def model_name_for(checkpoint: Path, given: str | None) -> str:
+    """The model name `ceal loop` exports to: the one given, else the one the checkpoint was exported as, so
+    the loop never starts a second model by accident. Raises LoopError when neither is known."""
+    if given:
+        known = exported_name(checkpoint)
+        if known and known != given:
+            log.warning(
+                "checkpoint %s was exported as %r; exporting as %r starts another model", checkpoint, known, given
+            )
+        return given
+    known = exported_name(checkpoint)
+    if known is None:
+        raise LoopError(
+            f"{checkpoint} was never exported with `ceal export`, so its model name is unknown: pass --name, "
+            "the model name the server serves"
+        )
+    return known
 
 
 @dataclass(frozen=True)
@@ -53,14 +94,17 @@ def _training_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def fetch_labels(client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True) -> list[FetchedLabel]:
-    """The service's latest labels (human, and pseudo on request) with their images, resized to (height, width)."""
+def fetch_labels(
+    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True, resize: str = "stretch"
+) -> list[FetchedLabel]:
+    """The service's latest labels (human, and pseudo on request) with their images, resized to (height, width)
+    (`resize_pair` mode `resize`)."""
     sources = ("human", "pseudo") if pseudo else ("human",)
     out = []
     for record in client.export_labels(pool=pool, sources=sources, include_images=True):
         if record.image is None:
             continue
-        x, y = resize_pair(_training_image(record.image), record.mask, height, width)
+        x, y = resize_pair(_training_image(record.image), record.mask, height, width, resize)
         out.append(FetchedLabel(record.image_id, record.version, record.source, record.seconds_spent, x, y))
     return out
 
@@ -72,12 +116,17 @@ def as_dataset(labels: list[FetchedLabel]) -> Dataset:
 
 
 def labels_dataset(
-    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True
+    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True, resize: str = "stretch"
 ) -> tuple[Dataset, int, int]:
-    """The service's labels with their images, resized for training; (dataset, human count, pseudo count)."""
-    labels = fetch_labels(client, height, width, pool=pool, pseudo=pseudo)
+    """The service's labels with their images, resized for training (`resize_pair` mode `resize`);
+    (dataset, human count, pseudo count)."""
+    labels = fetch_labels(client, height, width, pool=pool, pseudo=pseudo, resize=resize)
     if not labels:
-        raise SystemExit("the service holds no labels yet: submit some with SubmitLabel first")
+        which = " or ".join(("human", "pseudo") if pseudo else ("human",))
+        raise LoopError(
+            f"pool {pool or 'default'!r} holds no {which} labels: label some there (ceal pool import, ceal pool "
+            "label), or pass --pool with the pool that has them"
+        )
     human = sum(r.source == "human" for r in labels)
     return as_dataset(labels), human, len(labels) - human
 
@@ -100,9 +149,11 @@ def run_loop(
     model, training = load_checkpoint(init)
     cfg_raw = training.get("train_config", {})
     assert isinstance(cfg_raw, dict)
+    # a checkpoint from before `resize` was recorded has none: it was trained stretched, TrainConfig's default
     cfg = TrainConfig(**{**cfg_raw, "epochs": epochs, "learning_rate": learning_rate})
-    data, human, n_pseudo = labels_dataset(client, cfg.height, cfg.width, pool=pool, pseudo=pseudo)
+    data, human, n_pseudo = labels_dataset(client, cfg.height, cfg.width, pool=pool, pseudo=pseudo, resize=cfg.resize)
     log.info("fine-tuning on %d human and %d pseudo labels", human, n_pseudo)
     record = train_and_save(data, val, out, cfg, init=model)
     target = export_model(model, record, models, name)
+    remember_export(out, target)
     return LoopResult(human, n_pseudo, target, float(record["validation_dice"]))  # type: ignore[arg-type]

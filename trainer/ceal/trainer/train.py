@@ -33,6 +33,10 @@ class TrainConfig:
     augment: bool = True
     mean: float = DEFAULT_MEAN
     std: float = DEFAULT_STD
+    # How images were brought to height x width: "pad" keeps their aspect (fit, centre, pad black; masks pad
+    # with background; `ceal train`'s default), "stretch" resizes. Recorded in the checkpoint and the exported
+    # model's metadata, so the server feeds the model as it was trained.
+    resize: str = "stretch"
 
 
 @dataclass

@@ -28,12 +28,20 @@ class QueryLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUERY_LEVEL_UNSPECIFIED: _ClassVar[QueryLevel]
     QUERY_LEVEL_IMAGE: _ClassVar[QueryLevel]
     QUERY_LEVEL_SERIES: _ClassVar[QueryLevel]
+    QUERY_LEVEL_STUDY: _ClassVar[QueryLevel]
 
 class LabelSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     LABEL_SOURCE_UNSPECIFIED: _ClassVar[LabelSource]
     LABEL_SOURCE_HUMAN: _ClassVar[LabelSource]
     LABEL_SOURCE_PSEUDO: _ClassVar[LabelSource]
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_VIEWER: _ClassVar[Role]
+    ROLE_ANNOTATOR: _ClassVar[Role]
+    ROLE_ADMIN: _ClassVar[Role]
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_RANDOM: Strategy
 STRATEGY_ENTROPY: Strategy
@@ -46,23 +54,30 @@ STRATEGY_POWER_BALD: Strategy
 QUERY_LEVEL_UNSPECIFIED: QueryLevel
 QUERY_LEVEL_IMAGE: QueryLevel
 QUERY_LEVEL_SERIES: QueryLevel
+QUERY_LEVEL_STUDY: QueryLevel
 LABEL_SOURCE_UNSPECIFIED: LabelSource
 LABEL_SOURCE_HUMAN: LabelSource
 LABEL_SOURCE_PSEUDO: LabelSource
+ROLE_UNSPECIFIED: Role
+ROLE_VIEWER: Role
+ROLE_ANNOTATOR: Role
+ROLE_ADMIN: Role
 
 class PoolImage(_message.Message):
-    __slots__ = ("image", "dicom", "series_key", "study_key", "slice_index")
+    __slots__ = ("image", "dicom", "series_key", "study_key", "slice_index", "name")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     DICOM_FIELD_NUMBER: _ClassVar[int]
     SERIES_KEY_FIELD_NUMBER: _ClassVar[int]
     STUDY_KEY_FIELD_NUMBER: _ClassVar[int]
     SLICE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     image: _tensor_pb2.Image
     dicom: _tensor_pb2.DicomReference
     series_key: str
     study_key: str
     slice_index: int
-    def __init__(self, image: _Optional[_Union[_tensor_pb2.Image, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., slice_index: _Optional[int] = ...) -> None: ...
+    name: str
+    def __init__(self, image: _Optional[_Union[_tensor_pb2.Image, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., slice_index: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
 
 class RegisterImagesRequest(_message.Message):
     __slots__ = ("pool", "images")
@@ -151,7 +166,7 @@ class GetQueryListRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., k: _Optional[int] = ..., budget_seconds: _Optional[float] = ..., annotator: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., level: _Optional[_Union[QueryLevel, str]] = ..., round: _Optional[int] = ..., seed: _Optional[int] = ..., max_pseudo_labels: _Optional[int] = ...) -> None: ...
 
 class QueryItem(_message.Message):
-    __slots__ = ("image_id", "rank", "score", "reason", "estimated_seconds", "dicom", "series_key", "study_key", "lease_expires_at", "slice_image_ids")
+    __slots__ = ("image_id", "rank", "score", "reason", "estimated_seconds", "dicom", "series_key", "study_key", "lease_expires_at", "slice_image_ids", "name")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +177,7 @@ class QueryItem(_message.Message):
     STUDY_KEY_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SLICE_IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     rank: int
     score: float
@@ -172,7 +188,8 @@ class QueryItem(_message.Message):
     study_key: str
     lease_expires_at: _timestamp_pb2.Timestamp
     slice_image_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, image_id: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., estimated_seconds: _Optional[float] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slice_image_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    name: str
+    def __init__(self, image_id: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., estimated_seconds: _Optional[float] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slice_image_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class PseudoLabelCandidate(_message.Message):
     __slots__ = ("image_id", "confidence")
@@ -183,18 +200,20 @@ class PseudoLabelCandidate(_message.Message):
     def __init__(self, image_id: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class GetQueryListResponse(_message.Message):
-    __slots__ = ("model_name", "model_version", "items", "pseudo_labels", "unscored")
+    __slots__ = ("model_name", "model_version", "items", "pseudo_labels", "unscored", "note")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     PSEUDO_LABELS_FIELD_NUMBER: _ClassVar[int]
     UNSCORED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: int
     items: _containers.RepeatedCompositeFieldContainer[QueryItem]
     pseudo_labels: _containers.RepeatedCompositeFieldContainer[PseudoLabelCandidate]
     unscored: int
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[QueryItem, _Mapping]]] = ..., pseudo_labels: _Optional[_Iterable[_Union[PseudoLabelCandidate, _Mapping]]] = ..., unscored: _Optional[int] = ...) -> None: ...
+    note: str
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[QueryItem, _Mapping]]] = ..., pseudo_labels: _Optional[_Iterable[_Union[PseudoLabelCandidate, _Mapping]]] = ..., unscored: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SubmitLabelRequest(_message.Message):
     __slots__ = ("pool", "image_id", "mask", "annotator", "source", "seconds_spent", "idempotency_key", "model_version")
@@ -235,7 +254,7 @@ class ExportLabelsRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[LabelSource, str]]] = ..., include_images: _Optional[bool] = ...) -> None: ...
 
 class LabelRecord(_message.Message):
-    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "seconds_spent", "model_version")
+    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "name", "image_omitted", "seconds_spent", "model_version")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +264,8 @@ class LabelRecord(_message.Message):
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DICOM_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_OMITTED_FIELD_NUMBER: _ClassVar[int]
     SECONDS_SPENT_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     image_id: str
@@ -256,9 +277,11 @@ class LabelRecord(_message.Message):
     image: _tensor_pb2.Tensor
     created_at: _timestamp_pb2.Timestamp
     dicom: _tensor_pb2.DicomReference
+    name: str
+    image_omitted: str
     seconds_spent: float
     model_version: int
-    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., seconds_spent: _Optional[float] = ..., model_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., name: _Optional[str] = ..., image_omitted: _Optional[str] = ..., seconds_spent: _Optional[float] = ..., model_version: _Optional[int] = ...) -> None: ...
 
 class FindSimilarRequest(_message.Message):
     __slots__ = ("pool", "image_id", "image", "k", "model_name")
@@ -335,3 +358,77 @@ class PoolStats(_message.Message):
     plateau: bool
     plateau_threshold: float
     def __init__(self, pool: _Optional[str] = ..., images: _Optional[int] = ..., series: _Optional[int] = ..., labelled_human: _Optional[int] = ..., labelled_pseudo: _Optional[int] = ..., scored_fresh: _Optional[int] = ..., scored_stale: _Optional[int] = ..., leased: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., expected_gain_next_20: _Optional[float] = ..., expected_gain_next_20_low: _Optional[float] = ..., expected_gain_next_20_high: _Optional[float] = ..., expected_gain_per_hour: _Optional[float] = ..., expected_gain_per_hour_high: _Optional[float] = ..., plateau: _Optional[bool] = ..., plateau_threshold: _Optional[float] = ...) -> None: ...
+
+class ListPoolsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPoolsResponse(_message.Message):
+    __slots__ = ("pools",)
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    pools: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pools: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetPoolImageRequest(_message.Message):
+    __slots__ = ("pool", "image_id")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    image_id: str
+    def __init__(self, pool: _Optional[str] = ..., image_id: _Optional[str] = ...) -> None: ...
+
+class GetPoolImageResponse(_message.Message):
+    __slots__ = ("image_id", "image", "dicom", "series_key", "label", "label_version", "label_source", "label_annotator", "lease_annotator", "lease_expires_at", "name")
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    DICOM_FIELD_NUMBER: _ClassVar[int]
+    SERIES_KEY_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_ANNOTATOR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ANNOTATOR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    image: _tensor_pb2.Tensor
+    dicom: _tensor_pb2.DicomReference
+    series_key: str
+    label: _tensor_pb2.Tensor
+    label_version: int
+    label_source: LabelSource
+    label_annotator: str
+    lease_annotator: str
+    lease_expires_at: _timestamp_pb2.Timestamp
+    name: str
+    def __init__(self, image_id: _Optional[str] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., label: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., label_version: _Optional[int] = ..., label_source: _Optional[_Union[LabelSource, str]] = ..., label_annotator: _Optional[str] = ..., lease_annotator: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeaseRequest(_message.Message):
+    __slots__ = ("pool", "image_id", "annotator")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATOR_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    image_id: str
+    annotator: str
+    def __init__(self, pool: _Optional[str] = ..., image_id: _Optional[str] = ..., annotator: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeaseResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("name", "role", "authentication")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    AUTHENTICATION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: Role
+    authentication: bool
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., authentication: _Optional[bool] = ...) -> None: ...

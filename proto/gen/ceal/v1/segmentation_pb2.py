@@ -26,43 +26,45 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ceal.v1 import tensor_pb2 as ceal_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x65\x61l/v1/segmentation.proto\x12\x07\x63\x65\x61l.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14\x63\x65\x61l/v1/tensor.proto\"D\n\x0ePostProcessing\x12\x1e\n\x16keep_largest_component\x18\x01 \x01(\x08\x12\x12\n\nfill_holes\x18\x02 \x01(\x08\"\xec\x02\n\x0ePredictOptions\x12\x0f\n\x07samples\x18\x01 \x01(\r\x12\x1e\n\x04maps\x18\x02 \x03(\x0e\x32\x10.ceal.v1.MapKind\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x16\n\x0ereturn_samples\x18\x04 \x01(\x08\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\x30\n\x0fpost_processing\x18\x06 \x01(\x0b\x32\x17.ceal.v1.PostProcessing\x12\x32\n\rscore_measure\x18\x07 \x01(\x0e\x32\x1b.ceal.v1.UncertaintyMeasure\x12+\n\x0fscore_reduction\x18\x08 \x01(\x0e\x32\x12.ceal.v1.Reduction\x12\x15\n\rtop_k_percent\x18\t \x01(\x02\x12\x1a\n\x12\x61\x64\x61ptive_tolerance\x18\n \x01(\x02\x12\x1c\n\x14\x61\x64\x61ptive_min_samples\x18\x0b \x01(\rB\x07\n\x05_seed\"\x98\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x04\x12\x1d\n\x05image\x18\x03 \x01(\x0b\x32\x0e.ceal.v1.Image\x12(\n\x07options\x18\x04 \x01(\x0b\x32\x17.ceal.v1.PredictOptions\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"v\n\x10UncertaintyScore\x12,\n\x07measure\x18\x01 \x01(\x0e\x32\x1b.ceal.v1.UncertaintyMeasure\x12%\n\treduction\x18\x02 \x01(\x0e\x32\x12.ceal.v1.Reduction\x12\r\n\x05value\x18\x03 \x01(\x01\"\x9a\x03\n\x0fPredictResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\x0f\n\x07samples\x18\x04 \x01(\r\x12$\n\x0bprobability\x18\x05 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\"\n\tlabel_map\x18\x06 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12 \n\x07\x65ntropy\x18\x07 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12+\n\x12mutual_information\x18\x08 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12!\n\x08variance\x18\t \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12$\n\x0bsamples_raw\x18\n \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\r\n\x05score\x18\x0b \x01(\x01\x12)\n\x06scores\x18\x0c \x03(\x0b\x32\x19.ceal.v1.UncertaintyScore\x12\x1b\n\x13\x66oreground_fraction\x18\r \x01(\x01\"\xca\x04\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x16\n\x0einput_channels\x18\x03 \x01(\r\x12\x14\n\x0cinput_height\x18\x04 \x01(\r\x12\x13\n\x0binput_width\x18\x05 \x01(\r\x12\'\n\nactivation\x18\x06 \x01(\x0e\x32\x13.ceal.v1.Activation\x12\x13\n\x0bnum_classes\x18\x07 \x01(\r\x12\x13\n\x0b\x63lass_names\x18\x08 \x03(\t\x12\x14\n\x0c\x64ropout_rate\x18\t \x01(\x01\x12\x17\n\x0fvalidation_dice\x18\n \x01(\x01\x12\x1a\n\x12training_data_hash\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tis_latest\x18\r \x01(\x08\x12\r\n\x05split\x18\x0e \x01(\x08\x12\x10\n\x08provider\x18\x0f \x01(\t\x12\x11\n\tprecision\x18\x10 \x01(\t\x12$\n\x06status\x18\x11 \x01(\x0e\x32\x14.ceal.v1.ModelStatus\x12\x15\n\rstatus_reason\x18\x12 \x01(\t\x12\x14\n\x0cheldout_dice\x18\x13 \x01(\x01\x12\x18\n\x10heldout_dice_low\x18\x14 \x01(\x01\x12\x19\n\x11heldout_dice_high\x18\x15 \x01(\x01\x12\x16\n\x0eheldout_images\x18\x16 \x01(\r\x12\x16\n\x0eparent_version\x18\x17 \x01(\x04\x12\x0e\n\x06loaded\x18\x18 \x01(\x08\"D\n\x13PromoteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"V\n\x14PromoteModelResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0eserved_version\x18\x02 \x01(\x04\x12\x18\n\x10previous_version\x18\x03 \x01(\x04\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"8\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.ceal.v1.ModelInfo*\xa8\x01\n\x12UncertaintyMeasure\x12#\n\x1fUNCERTAINTY_MEASURE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bUNCERTAINTY_MEASURE_ENTROPY\x10\x01\x12*\n&UNCERTAINTY_MEASURE_MUTUAL_INFORMATION\x10\x02\x12 \n\x1cUNCERTAINTY_MEASURE_VARIANCE\x10\x03*\x88\x01\n\tReduction\x12\x19\n\x15REDUCTION_UNSPECIFIED\x10\x00\x12\x12\n\x0eREDUCTION_MEAN\x10\x01\x12\x11\n\rREDUCTION_SUM\x10\x02\x12\x18\n\x14REDUCTION_TOP_K_MEAN\x10\x03\x12\x1f\n\x1bREDUCTION_BOUNDARY_WEIGHTED\x10\x04*\xa3\x01\n\x07MapKind\x12\x18\n\x14MAP_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14MAP_KIND_PROBABILITY\x10\x01\x12\x16\n\x12MAP_KIND_LABEL_MAP\x10\x02\x12\x14\n\x10MAP_KIND_ENTROPY\x10\x03\x12\x1f\n\x1bMAP_KIND_MUTUAL_INFORMATION\x10\x04\x12\x15\n\x11MAP_KIND_VARIANCE\x10\x05*X\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TIVATION_SIGMOID\x10\x01\x12\x16\n\x12\x41\x43TIVATION_SOFTMAX\x10\x02*\x9b\x01\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MODEL_STATUS_CANDIDATE\x10\x01\x12\x19\n\x15MODEL_STATUS_PROMOTED\x10\x02\x12\x19\n\x15MODEL_STATUS_REJECTED\x10\x03\x12\x1c\n\x18MODEL_STATUS_ROLLED_BACK\x10\x04\x32\xf6\x02\n\x0cSegmentation\x12<\n\x07Predict\x12\x17.ceal.v1.PredictRequest\x1a\x18.ceal.v1.PredictResponse\x12\x46\n\rPredictStream\x12\x17.ceal.v1.PredictRequest\x1a\x18.ceal.v1.PredictResponse(\x01\x30\x01\x12\x45\n\nListModels\x12\x1a.ceal.v1.ListModelsRequest\x1a\x1b.ceal.v1.ListModelsResponse\x12K\n\x0cPromoteModel\x12\x1c.ceal.v1.PromoteModelRequest\x1a\x1d.ceal.v1.PromoteModelResponse\x12L\n\rRollbackModel\x12\x1c.ceal.v1.PromoteModelRequest\x1a\x1d.ceal.v1.PromoteModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x65\x61l/v1/segmentation.proto\x12\x07\x63\x65\x61l.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14\x63\x65\x61l/v1/tensor.proto\"D\n\x0ePostProcessing\x12\x1e\n\x16keep_largest_component\x18\x01 \x01(\x08\x12\x12\n\nfill_holes\x18\x02 \x01(\x08\"\x82\x03\n\x0ePredictOptions\x12\x0f\n\x07samples\x18\x01 \x01(\r\x12\x1e\n\x04maps\x18\x02 \x03(\x0e\x32\x10.ceal.v1.MapKind\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x16\n\x0ereturn_samples\x18\x04 \x01(\x08\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\x30\n\x0fpost_processing\x18\x06 \x01(\x0b\x32\x17.ceal.v1.PostProcessing\x12\x32\n\rscore_measure\x18\x07 \x01(\x0e\x32\x1b.ceal.v1.UncertaintyMeasure\x12+\n\x0fscore_reduction\x18\x08 \x01(\x0e\x32\x12.ceal.v1.Reduction\x12\x15\n\rtop_k_percent\x18\t \x01(\x02\x12\x1a\n\x12\x61\x64\x61ptive_tolerance\x18\n \x01(\x02\x12\x1c\n\x14\x61\x64\x61ptive_min_samples\x18\x0b \x01(\r\x12\x14\n\x0c\x66loat16_maps\x18\x0c \x01(\x08\x42\x07\n\x05_seed\"\x98\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x04\x12\x1d\n\x05image\x18\x03 \x01(\x0b\x32\x0e.ceal.v1.Image\x12(\n\x07options\x18\x04 \x01(\x0b\x32\x17.ceal.v1.PredictOptions\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"v\n\x10UncertaintyScore\x12,\n\x07measure\x18\x01 \x01(\x0e\x32\x1b.ceal.v1.UncertaintyMeasure\x12%\n\treduction\x18\x02 \x01(\x0e\x32\x12.ceal.v1.Reduction\x12\r\n\x05value\x18\x03 \x01(\x01\"\x9a\x03\n\x0fPredictResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\x0f\n\x07samples\x18\x04 \x01(\r\x12$\n\x0bprobability\x18\x05 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\"\n\tlabel_map\x18\x06 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12 \n\x07\x65ntropy\x18\x07 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12+\n\x12mutual_information\x18\x08 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12!\n\x08variance\x18\t \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12$\n\x0bsamples_raw\x18\n \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\r\n\x05score\x18\x0b \x01(\x01\x12)\n\x06scores\x18\x0c \x03(\x0b\x32\x19.ceal.v1.UncertaintyScore\x12\x1b\n\x13\x66oreground_fraction\x18\r \x01(\x01\"\xca\x04\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x16\n\x0einput_channels\x18\x03 \x01(\r\x12\x14\n\x0cinput_height\x18\x04 \x01(\r\x12\x13\n\x0binput_width\x18\x05 \x01(\r\x12\'\n\nactivation\x18\x06 \x01(\x0e\x32\x13.ceal.v1.Activation\x12\x13\n\x0bnum_classes\x18\x07 \x01(\r\x12\x13\n\x0b\x63lass_names\x18\x08 \x03(\t\x12\x14\n\x0c\x64ropout_rate\x18\t \x01(\x01\x12\x17\n\x0fvalidation_dice\x18\n \x01(\x01\x12\x1a\n\x12training_data_hash\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tis_latest\x18\r \x01(\x08\x12\r\n\x05split\x18\x0e \x01(\x08\x12\x10\n\x08provider\x18\x0f \x01(\t\x12\x11\n\tprecision\x18\x10 \x01(\t\x12$\n\x06status\x18\x11 \x01(\x0e\x32\x14.ceal.v1.ModelStatus\x12\x15\n\rstatus_reason\x18\x12 \x01(\t\x12\x14\n\x0cheldout_dice\x18\x13 \x01(\x01\x12\x18\n\x10heldout_dice_low\x18\x14 \x01(\x01\x12\x19\n\x11heldout_dice_high\x18\x15 \x01(\x01\x12\x16\n\x0eheldout_images\x18\x16 \x01(\r\x12\x16\n\x0eparent_version\x18\x17 \x01(\x04\x12\x0e\n\x06loaded\x18\x18 \x01(\x08\"D\n\x13PromoteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"V\n\x14PromoteModelResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0eserved_version\x18\x02 \x01(\x04\x12\x18\n\x10previous_version\x18\x03 \x01(\x04\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"`\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.ceal.v1.ModelInfo\x12&\n\x07refused\x18\x02 \x03(\x0b\x32\x15.ceal.v1.RefusedModel\"=\n\x0cRefusedModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t*\xa8\x01\n\x12UncertaintyMeasure\x12#\n\x1fUNCERTAINTY_MEASURE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bUNCERTAINTY_MEASURE_ENTROPY\x10\x01\x12*\n&UNCERTAINTY_MEASURE_MUTUAL_INFORMATION\x10\x02\x12 \n\x1cUNCERTAINTY_MEASURE_VARIANCE\x10\x03*\x88\x01\n\tReduction\x12\x19\n\x15REDUCTION_UNSPECIFIED\x10\x00\x12\x12\n\x0eREDUCTION_MEAN\x10\x01\x12\x11\n\rREDUCTION_SUM\x10\x02\x12\x18\n\x14REDUCTION_TOP_K_MEAN\x10\x03\x12\x1f\n\x1bREDUCTION_BOUNDARY_WEIGHTED\x10\x04*\xa3\x01\n\x07MapKind\x12\x18\n\x14MAP_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14MAP_KIND_PROBABILITY\x10\x01\x12\x16\n\x12MAP_KIND_LABEL_MAP\x10\x02\x12\x14\n\x10MAP_KIND_ENTROPY\x10\x03\x12\x1f\n\x1bMAP_KIND_MUTUAL_INFORMATION\x10\x04\x12\x15\n\x11MAP_KIND_VARIANCE\x10\x05*X\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TIVATION_SIGMOID\x10\x01\x12\x16\n\x12\x41\x43TIVATION_SOFTMAX\x10\x02*\x9b\x01\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MODEL_STATUS_CANDIDATE\x10\x01\x12\x19\n\x15MODEL_STATUS_PROMOTED\x10\x02\x12\x19\n\x15MODEL_STATUS_REJECTED\x10\x03\x12\x1c\n\x18MODEL_STATUS_ROLLED_BACK\x10\x04\x32\xf6\x02\n\x0cSegmentation\x12<\n\x07Predict\x12\x17.ceal.v1.PredictRequest\x1a\x18.ceal.v1.PredictResponse\x12\x46\n\rPredictStream\x12\x17.ceal.v1.PredictRequest\x1a\x18.ceal.v1.PredictResponse(\x01\x30\x01\x12\x45\n\nListModels\x12\x1a.ceal.v1.ListModelsRequest\x1a\x1b.ceal.v1.ListModelsResponse\x12K\n\x0cPromoteModel\x12\x1c.ceal.v1.PromoteModelRequest\x1a\x1d.ceal.v1.PromoteModelResponse\x12L\n\rRollbackModel\x12\x1c.ceal.v1.PromoteModelRequest\x1a\x1d.ceal.v1.PromoteModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ceal.v1.segmentation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UNCERTAINTYMEASURE']._serialized_start=2060
-  _globals['_UNCERTAINTYMEASURE']._serialized_end=2228
-  _globals['_REDUCTION']._serialized_start=2231
-  _globals['_REDUCTION']._serialized_end=2367
-  _globals['_MAPKIND']._serialized_start=2370
-  _globals['_MAPKIND']._serialized_end=2533
-  _globals['_ACTIVATION']._serialized_start=2535
-  _globals['_ACTIVATION']._serialized_end=2623
-  _globals['_MODELSTATUS']._serialized_start=2626
-  _globals['_MODELSTATUS']._serialized_end=2781
+  _globals['_UNCERTAINTYMEASURE']._serialized_start=2185
+  _globals['_UNCERTAINTYMEASURE']._serialized_end=2353
+  _globals['_REDUCTION']._serialized_start=2356
+  _globals['_REDUCTION']._serialized_end=2492
+  _globals['_MAPKIND']._serialized_start=2495
+  _globals['_MAPKIND']._serialized_end=2658
+  _globals['_ACTIVATION']._serialized_start=2660
+  _globals['_ACTIVATION']._serialized_end=2748
+  _globals['_MODELSTATUS']._serialized_start=2751
+  _globals['_MODELSTATUS']._serialized_end=2906
   _globals['_POSTPROCESSING']._serialized_start=94
   _globals['_POSTPROCESSING']._serialized_end=162
   _globals['_PREDICTOPTIONS']._serialized_start=165
-  _globals['_PREDICTOPTIONS']._serialized_end=529
-  _globals['_PREDICTREQUEST']._serialized_start=532
-  _globals['_PREDICTREQUEST']._serialized_end=684
-  _globals['_UNCERTAINTYSCORE']._serialized_start=686
-  _globals['_UNCERTAINTYSCORE']._serialized_end=804
-  _globals['_PREDICTRESPONSE']._serialized_start=807
-  _globals['_PREDICTRESPONSE']._serialized_end=1217
-  _globals['_MODELINFO']._serialized_start=1220
-  _globals['_MODELINFO']._serialized_end=1806
-  _globals['_PROMOTEMODELREQUEST']._serialized_start=1808
-  _globals['_PROMOTEMODELREQUEST']._serialized_end=1876
-  _globals['_PROMOTEMODELRESPONSE']._serialized_start=1878
-  _globals['_PROMOTEMODELRESPONSE']._serialized_end=1964
-  _globals['_LISTMODELSREQUEST']._serialized_start=1966
-  _globals['_LISTMODELSREQUEST']._serialized_end=1999
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2001
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2057
-  _globals['_SEGMENTATION']._serialized_start=2784
-  _globals['_SEGMENTATION']._serialized_end=3158
+  _globals['_PREDICTOPTIONS']._serialized_end=551
+  _globals['_PREDICTREQUEST']._serialized_start=554
+  _globals['_PREDICTREQUEST']._serialized_end=706
+  _globals['_UNCERTAINTYSCORE']._serialized_start=708
+  _globals['_UNCERTAINTYSCORE']._serialized_end=826
+  _globals['_PREDICTRESPONSE']._serialized_start=829
+  _globals['_PREDICTRESPONSE']._serialized_end=1239
+  _globals['_MODELINFO']._serialized_start=1242
+  _globals['_MODELINFO']._serialized_end=1828
+  _globals['_PROMOTEMODELREQUEST']._serialized_start=1830
+  _globals['_PROMOTEMODELREQUEST']._serialized_end=1898
+  _globals['_PROMOTEMODELRESPONSE']._serialized_start=1900
+  _globals['_PROMOTEMODELRESPONSE']._serialized_end=1986
+  _globals['_LISTMODELSREQUEST']._serialized_start=1988
+  _globals['_LISTMODELSREQUEST']._serialized_end=2021
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2023
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2119
+  _globals['_REFUSEDMODEL']._serialized_start=2121
+  _globals['_REFUSEDMODEL']._serialized_end=2182
+  _globals['_SEGMENTATION']._serialized_start=2909
+  _globals['_SEGMENTATION']._serialized_end=3283
 # @@protoc_insertion_point(module_scope)

@@ -14,7 +14,7 @@ from ceal.service import image_reductions, postprocess
 from ceal.service.engine.adaptive import DEFAULT_GROUPS, DEFAULT_MIN_SAMPLES, AdaptiveRule
 from ceal.service.engine.batcher import DynamicBatcher
 from ceal.service.engine.loaded import LoadedModel, Samples
-from ceal.service.engine.preprocess import prepare, resize_planes
+from ceal.service.engine.preprocess import crop_to_content, prepare, resize_planes
 from ceal.service.errors import InvalidInput
 from ceal.service.middleware.spans import child_span, record_run
 from ceal.service.uncertainty import MCStatistics, summarize
@@ -39,6 +39,7 @@ class PredictOptions:
     adaptive_tolerance: float = 0.0
     # adaptive T only: no stopping before this many samples; 0 = DEFAULT_MIN_SAMPLES
     adaptive_min_samples: int = 0
+    float16_maps: bool = False  # probability and uncertainty maps sent as float16 (the response is smaller)
 
 
 @dataclass
@@ -154,8 +155,11 @@ def check_adaptive(opts: PredictOptions) -> None:
 def finish(
     model: LoadedModel, size: tuple[int, ...], samples: np.ndarray, descriptor: np.ndarray, opts: PredictOptions
 ) -> Prediction:
-    """Samples (T, C, h, w) → statistics, maps at the original size, label map and scores."""
+    """Samples (T, C, h, w) → statistics, maps at the original size, label map and scores. A padded input
+    ("pad" models) is cropped to the image first, so the padding never counts in a score."""
     height, width = int(size[0]), int(size[1])
+    raw = samples
+    samples = np.ascontiguousarray(crop_to_content(samples, height, width, model.meta.resize))
     stats = summarize(samples)
     scores = image_reductions.image_scores(stats, threshold=opts.threshold, top_k_percent=opts.top_k_percent)
     mean = resize_planes(stats.mean, height, width)  # (C, H, W)
@@ -186,6 +190,6 @@ def finish(
         foreground_fraction=float((label_map != 0).mean()),
         confidence=image_reductions.confidence(stats),
         descriptor=descriptor,
-        samples_raw=samples.astype(np.float16) if opts.return_samples else None,
+        samples_raw=raw.astype(np.float16) if opts.return_samples else None,  # at the model's size, padding too
         stats=stats,
     )

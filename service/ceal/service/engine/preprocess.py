@@ -2,6 +2,8 @@
 
 Intensity: uint8 / 255, uint16 / 65535, float taken as already in [0, 1], signed integers min-max
 scaled per image. Channels: grayscale is repeated to RGB, RGB becomes luminance for 1-channel models.
+Size: as the metadata's `resize` says: "stretch" to the input size, or "pad" (keep the aspect: fit, centre,
+pad with black), where `content_box` is the part of the input the image fills and maps are cropped to it.
 """
 
 from __future__ import annotations
@@ -52,9 +54,38 @@ def resize_planes(planes: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.reshape(*planes.shape[:-2], height, width)
 
 
+def content_box(height: int, width: int, in_height: int, in_width: int, mode: str) -> tuple[int, int, int, int]:
+    """(top, left, h, w): where an (height, width) image lies in the (in_height, in_width) input. "stretch":
+    all of it; "pad": the largest box of the image's aspect that fits, centred (at least 1 × 1)."""
+    if mode != "pad":
+        return 0, 0, in_height, in_width
+    scale = min(in_height / height, in_width / width)
+    h = min(in_height, max(1, round(height * scale)))
+    w = min(in_width, max(1, round(width * scale)))
+    return (in_height - h) // 2, (in_width - w) // 2, h, w
+
+
+def fit_planes(planes: np.ndarray, in_height: int, in_width: int, mode: str, fill: float = 0.0) -> np.ndarray:
+    """(..., H, W) planes → (..., in_height, in_width): bilinear resize ("stretch"), or resized into the
+    `content_box` and surrounded by `fill` ("pad")."""
+    top, left, h, w = content_box(planes.shape[-2], planes.shape[-1], in_height, in_width, mode)
+    inner = resize_planes(planes, h, w)
+    if (h, w) == (in_height, in_width):
+        return inner
+    out = np.full((*planes.shape[:-2], in_height, in_width), fill, dtype=np.float32)
+    out[..., top : top + h, left : left + w] = inner
+    return out
+
+
+def crop_to_content(planes: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
+    """(..., h, w) planes at the input size → the `content_box` of an (height, width) image (a view)."""
+    top, left, h, w = content_box(height, width, planes.shape[-2], planes.shape[-1], mode)
+    return planes[..., top : top + h, left : left + w]
+
+
 def prepare(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
-    """Pixels (H, W[, C]) → model input float32 (C, h, w), normalised as the metadata says."""
+    """Pixels (H, W[, C]) → model input float32 (C, h, w), normalised and sized as the metadata says."""
     unit = to_channels(to_unit_range(pixels), meta.input_channels)
     planes = np.moveaxis(unit, 2, 0)
-    planes = resize_planes(planes, meta.input_height, meta.input_width)
+    planes = fit_planes(planes, meta.input_height, meta.input_width, meta.resize)
     return ((planes - meta.mean) / meta.std).astype(np.float32)

@@ -17,10 +17,14 @@ from ceal.service.errors import InvalidInput
 
 from .table import FloatArray
 
-__all__ = ["MIN_FIT_OBSERVATIONS", "AnnotationCostModel", "knapsack"]
+__all__ = ["MAX_SECONDS", "MIN_FIT_OBSERVATIONS", "MIN_SECONDS", "AnnotationCostModel", "knapsack"]
 
 # Fewer observations than this leave a three-coefficient fit at the mercy of one odd label.
 MIN_FIT_OBSERVATIONS: Final = 5
+# Predictions are clamped to this range, in seconds: a weak model's ragged mask (a boundary of thousands of
+# pixels on a 128 x 128 slice) once predicted 10,084 s for one image, which no radiologist spends.
+MIN_SECONDS: Final = 1.0
+MAX_SECONDS: Final = 600.0
 
 
 def _column(name: str, values: object) -> FloatArray:
@@ -34,26 +38,35 @@ def _column(name: str, values: object) -> FloatArray:
 class AnnotationCostModel:
     """Predicted annotation time of a mask, in seconds:
 
-    seconds = intercept_seconds + seconds_per_boundary_pixel · boundary + seconds_per_component · components.
+    seconds = intercept_seconds + seconds_per_boundary_pixel · boundary + seconds_per_component · components,
 
-    The defaults are a prior for a lesion outlined by hand; `fit` replaces them with what annotators took.
-    fitted_on: how many labels the coefficients were fitted on (0 = the defaults).
+    clamped to [min_seconds, max_seconds]. The defaults are a prior for a lesion outlined by hand; `fit`
+    replaces the coefficients with what annotators took (the clamp stays). fitted_on: how many labels the
+    coefficients were fitted on (0 = the defaults).
     """
 
     intercept_seconds: float = 20.0
     seconds_per_boundary_pixel: float = 0.15
     seconds_per_component: float = 10.0
     fitted_on: int = 0
+    min_seconds: float = MIN_SECONDS
+    max_seconds: float = MAX_SECONDS
 
     def __post_init__(self) -> None:
         coefficients = (self.intercept_seconds, self.seconds_per_boundary_pixel, self.seconds_per_component)
         if not all(np.isfinite(c) and c >= 0 for c in coefficients):
             raise InvalidInput(f"annotation cost coefficients must be finite and >= 0; got {coefficients}")
+        if not (np.isfinite(self.max_seconds) and 0 <= self.min_seconds <= self.max_seconds):
+            raise InvalidInput(
+                f"the clamp must satisfy 0 <= min_seconds <= max_seconds < inf; got {self.min_seconds}, "
+                f"{self.max_seconds}"
+            )
 
     def predict(self, boundary_length: npt.ArrayLike, components: npt.ArrayLike) -> FloatArray:
         """(N,) predicted seconds for masks with (N,) boundary pixels and (N,) components.
 
-        A non-finite input gives a non-finite prediction: the time of such a mask is unknown.
+        A NaN input gives a NaN prediction: the time of such a mask is unknown. Others are clamped to
+        [min_seconds, max_seconds] (an infinite boundary gives max_seconds).
         """
         boundary = _column("boundary_length", boundary_length)
         pieces = _column("components", components)
@@ -61,9 +74,8 @@ class AnnotationCostModel:
             raise InvalidInput(
                 f"boundary_length and components must have equal lengths; got {boundary.size} and {pieces.size}"
             )
-        seconds: FloatArray = (
-            self.intercept_seconds + self.seconds_per_boundary_pixel * boundary + self.seconds_per_component * pieces
-        )
+        raw = self.intercept_seconds + self.seconds_per_boundary_pixel * boundary + self.seconds_per_component * pieces
+        seconds: FloatArray = np.clip(raw, self.min_seconds, self.max_seconds)  # NaN stays NaN
         return seconds
 
     def fit(
@@ -90,7 +102,14 @@ class AnnotationCostModel:
             return self
         coefficients, _ = nnls(rows[:, :3], rows[:, 3])
         intercept, per_pixel, per_component = (float(c) for c in coefficients)
-        return AnnotationCostModel(intercept, per_pixel, per_component, fitted_on=int(rows.shape[0]))
+        return AnnotationCostModel(
+            intercept,
+            per_pixel,
+            per_component,
+            fitted_on=int(rows.shape[0]),
+            min_seconds=self.min_seconds,
+            max_seconds=self.max_seconds,
+        )
 
 
 def knapsack(values: npt.ArrayLike, weights: npt.ArrayLike, capacity: int) -> list[int]:

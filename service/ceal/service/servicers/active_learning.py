@@ -16,11 +16,13 @@ from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
 from ceal.service.errors import InvalidInput, NotFound, Unavailable
 from ceal.service.middleware.spans import child_span
+from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
 from ceal.service.pool.retrieval import find_similar
 from ceal.service.pool.scoring import PoolScorer
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers import pool_messages as msg
+from ceal.service.servicers import pool_views
 from ceal.service.servicers.segmentation import deadline_of
 from ceal.service.servicers.status import streaming, unary
 from ceal.service.store import PoolStore, open_store
@@ -40,6 +42,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         *,
         default_samples: int = 20,
         max_pixels: int = 4096 * 4096,
+        max_message_bytes: int = 64 * 1024 * 1024,
         rescore_on_new_version: bool = True,
     ) -> None:
         self.store = store
@@ -47,6 +50,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         self.engine = engine
         self.default_samples = default_samples
         self.max_pixels = max_pixels
+        self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
         self.scorer = PoolScorer(store, engine) if store is not None else None
         self._background: list[threading.Thread] = []
         self._background_lock = threading.Lock()
@@ -147,16 +151,17 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             items=[msg.query_item(i) for i in result.items],
             pseudo_labels=[pb.PseudoLabelCandidate(image_id=i, confidence=c) for i, c in result.pseudo],
             unscored=result.unscored,
+            note=result.note,
         )
 
     @unary
     def SubmitLabel(self, request: pb.SubmitLabelRequest, context: grpc.ServicerContext) -> Any:
         store, _ = self._store()
-        mask = msg.label_mask(request)
         source = msg.label_source(request.source)
         model_version = None
         if source == "pseudo":  # the version that drew the mask, when the client says; else the one served now
             model_version = int(request.model_version) or self.registry.get("").meta.version
+        mask = self._checked_mask(msg.label_mask(request))
         with child_span("store"):
             label = store.submit_label(
                 msg.pool_name(request.pool),
@@ -171,6 +176,21 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         log.info("label stored: image %s version %d source %s", label.image_id, label.version, label.source)
         return pb.SubmitLabelResponse(label_id=label.label_id, version=label.version)
 
+    def _checked_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The mask as class indices of the served model(s) (`normalise_mask`); unchecked beyond 0-255 when no
+        model is loaded, or the loaded ones disagree on their classes and none is the default."""
+        metas = {(m.meta.classes, m.meta.class_names) for m in self.registry.models()}
+        if len(metas) > 1:
+            try:
+                meta = self.registry.get("").meta
+            except (InvalidInput, NotFound, Unavailable):
+                return mask
+            metas = {(meta.classes, meta.class_names)}
+        if not metas:
+            return mask
+        ((classes, names),) = metas
+        return normalise_mask(mask, classes, names)
+
     @streaming
     def ExportLabels(self, request: pb.ExportLabelsRequest, context: grpc.ServicerContext) -> Iterator[Any]:
         store, _ = self._store()
@@ -179,9 +199,14 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         for label in store.latest_labels(pool, sources):
             if not context.is_active():
                 return
-            pixels = store.load_pixels(pool, label.image_id) if request.include_images else None
             record = store.get_image(pool, label.image_id)
-            yield msg.label_record(label, record, pixels)
+            omitted = msg.image_omitted(label, record, self.max_message_bytes) if request.include_images else ""
+            pixels = store.load_pixels(pool, label.image_id) if request.include_images and not omitted else None
+            out = msg.label_record(label, record, pixels)
+            if omitted:
+                log.warning("export of pool %s: image %s left out of its record: %s", pool, label.image_id, omitted)
+                out.image_omitted = omitted
+            yield out
 
     @unary
     def FindSimilar(self, request: pb.FindSimilarRequest, context: grpc.ServicerContext) -> Any:
@@ -233,3 +258,27 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             model_name=model.meta.name,
             model_version=model.meta.version,
         )
+
+    @unary
+    def ListPools(self, request: pb.ListPoolsRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        return pb.ListPoolsResponse(pools=store.pools())
+
+    @unary
+    def GetPoolImage(self, request: pb.GetPoolImageRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        if not request.image_id:
+            raise InvalidInput("set image_id: the id RegisterImages or GetQueryList gave")
+        return pool_views.pool_image(store, msg.pool_name(request.pool), request.image_id)
+
+    @unary
+    def ReleaseLease(self, request: pb.ReleaseLeaseRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        if not request.image_id or not request.annotator:
+            raise InvalidInput("set image_id and annotator (the one the query list was leased to)")
+        released = pool_views.release_lease(store, msg.pool_name(request.pool), request.image_id, request.annotator)
+        return pb.ReleaseLeaseResponse(released=released)
+
+    @unary
+    def WhoAmI(self, request: pb.WhoAmIRequest, context: grpc.ServicerContext) -> Any:
+        return pool_views.who_am_i()

@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ceal.service.codec import decode_image, numpy_to_tensor, tensor_to_numpy
 from ceal.service.errors import InvalidInput
-from ceal.service.pool.queries import QueryItem, QueryRequest
+from ceal.service.pool.queries import QueryItem, QueryLevel, QueryRequest
 from ceal.service.store.base import DicomRef, ImageRecord, Label, NewImage
 from ceal.v1 import active_learning_pb2 as pb
 from ceal.v1 import tensor_pb2
@@ -72,8 +72,17 @@ def new_images(request: pb.RegisterImagesRequest, *, max_pixels: int, max_images
             pixels = decode_image(item.image, max_pixels=max_pixels)
         except InvalidInput as exc:
             raise InvalidInput(f"images[{i}]: {exc}") from exc
+        if len(item.name) > 1024:
+            raise InvalidInput(f"images[{i}].name has {len(item.name)} characters; send at most 1024 (a file name)")
         out.append(
-            NewImage(pixels, dicom_ref(item.dicom), item.series_key or None, item.study_key or None, item.slice_index)
+            NewImage(
+                pixels,
+                dicom_ref(item.dicom),
+                item.series_key or None,
+                item.study_key or None,
+                item.slice_index,
+                name=item.name,
+            )
         )
     return out
 
@@ -99,7 +108,17 @@ def label_source(value: int) -> str:
     return SOURCES[value]
 
 
+_LEVELS: dict[int, QueryLevel] = {
+    pb.QUERY_LEVEL_UNSPECIFIED: "image",
+    pb.QUERY_LEVEL_IMAGE: "image",
+    pb.QUERY_LEVEL_SERIES: "series",
+    pb.QUERY_LEVEL_STUDY: "study",
+}
+
+
 def query_request(request: pb.GetQueryListRequest) -> QueryRequest:
+    if request.level not in _LEVELS:
+        raise InvalidInput(f"query level {request.level} is not known; use IMAGE, SERIES or STUDY")
     strategy = STRATEGIES.get(request.strategy or pb.STRATEGY_CEAL)
     if strategy is None:
         raise InvalidInput(f"strategy {request.strategy} is not known; use one of {sorted(STRATEGIES.values())}")
@@ -112,7 +131,7 @@ def query_request(request: pb.GetQueryListRequest) -> QueryRequest:
         budget_seconds=request.budget_seconds,
         annotator=request.annotator,
         lease_seconds=float(request.lease_seconds or 0) or 30 * 60.0,
-        series=request.level == pb.QUERY_LEVEL_SERIES,
+        level=_LEVELS[request.level],
         round_index=request.round,
         seed=request.seed,
         max_pseudo=request.max_pseudo_labels,
@@ -131,10 +150,29 @@ def query_item(item: QueryItem) -> pb.QueryItem:
         series_key=r.series_key,
         study_key=r.study_key,
         slice_image_ids=list(item.slice_ids),
+        name=r.name,
     )
     if item.lease_expires_at is not None:
         out.lease_expires_at.CopyFrom(timestamp(item.lease_expires_at))
     return out
+
+
+RECORD_OVERHEAD = 64 * 1024  # bytes of a LabelRecord besides its two tensors (ids, annotator, framing)
+
+
+def image_omitted(label: Label, record: ImageRecord, limit: int) -> str:
+    """Why a record's image cannot be exported within `limit` bytes ("" when it fits), and what to do."""
+    image = record.height * record.width * record.channels * np.dtype(record.dtype).itemsize
+    total = image + int(label.mask.nbytes) + RECORD_OVERHEAD
+    if total <= limit:
+        return ""
+    mib = 1024 * 1024
+    return (
+        f"the {record.height}×{record.width} image ({image / mib:.1f} MiB) with its mask would exceed the "
+        f"{limit / mib:.0f} MiB message limit; the mask is included: fetch the image from its source "
+        "(its DICOM reference, or the file it was registered from), or start the server with a larger "
+        "--max-message-bytes"
+    )
 
 
 def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | None) -> pb.LabelRecord:
@@ -147,6 +185,7 @@ def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | 
         mask=numpy_to_tensor(label.mask),
         created_at=timestamp(label.created_at),
         seconds_spent=label.seconds_spent,
+        name=record.name if record is not None else "",
         model_version=label.model_version or 0,
     )
     ref = dicom_proto(record.dicom) if record is not None else None

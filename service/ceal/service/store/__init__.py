@@ -8,6 +8,7 @@ share; `open_store(state)` picks one from a directory or URL. The store knows no
 from ceal.service.store.base import (
     LABEL_SOURCES,
     DicomRef,
+    GroupLease,
     ImageRecord,
     Label,
     LabelSource,
@@ -26,6 +27,7 @@ __all__ = [
     "LABEL_SOURCES",
     "Conflict",
     "DicomRef",
+    "GroupLease",
     "ImageRecord",
     "InvalidInput",
     "Label",

@@ -16,8 +16,11 @@ from typing import Literal, Self
 import numpy as np
 
 __all__ = [
+    "GROUP_LEVELS",
     "LABEL_SOURCES",
     "DicomRef",
+    "GroupLease",
+    "GroupLevel",
     "ImageRecord",
     "Label",
     "LabelSource",
@@ -30,6 +33,8 @@ __all__ = [
 
 LabelSource = Literal["human", "pseudo"]
 LABEL_SOURCES: frozenset[str] = frozenset({"human", "pseudo"})
+GroupLevel = Literal["series", "study"]
+GROUP_LEVELS: frozenset[str] = frozenset({"series", "study"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,8 @@ class NewImage:
     """An image to register. pixels: (H, W) or (H, W, C), channels last, any bool/int/uint/float dtype.
 
     Empty or None keys take their defaults: series_key = dicom.series_uid, else the image id; study_key =
-    dicom.study_uid, else the series key.
+    dicom.study_uid, else the series key. name: what the user calls the image (a file name, a UID), at most
+    1024 characters; empty for none.
     """
 
     pixels: np.ndarray = field(compare=False)
@@ -55,6 +61,7 @@ class NewImage:
     series_key: str | None = None
     study_key: str | None = None
     slice_index: int = 0
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class ImageRecord:
     dicom: DicomRef | None
     created_at: float
     dtype: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,14 @@ class Lease:
     image_id: str
     annotator: str
     expires_at: float
+
+
+@dataclass(frozen=True)
+class GroupLease:
+    """Every image of one series or study (`key`) that `acquire_group_leases` leased, in slice order."""
+
+    key: str
+    leases: tuple[Lease, ...]
 
 
 @dataclass(frozen=True)
@@ -226,6 +242,18 @@ class PoolStore(abc.ABC):
         """Atomically lease to `annotator` the first k ids, in ranked order, that no human has labelled and
         that are not leased to someone else; leases `annotator` already holds are extended. Concurrent callers
         never receive the same image. Raises NotFound if a ranked id is not in the pool."""
+
+    @abc.abstractmethod
+    def acquire_group_leases(
+        self, pool: str, ranked_keys: Sequence[str], annotator: str, k: int, seconds: float, *, level: GroupLevel
+    ) -> list[GroupLease]:
+        """Atomically lease to `annotator` whole series (level "series": images sharing a series_key) or whole
+        studies ("study": a study_key): the first k keys, in ranked order, whose images include one no human
+        has labelled and none leased to someone else. Every image of such a group that no human has labelled
+        is leased, in slice order (slice_index, then id); leases `annotator` already holds are extended.
+        Concurrent callers (threads, processes, replicas) never receive images of the same group, and never
+        an image another caller leased one at a time. A key no image carries is skipped. Raises InvalidInput
+        for an unknown level and as `acquire_leases` for the other arguments."""
 
     @abc.abstractmethod
     def active_leases(self, pool: str) -> list[Lease]:

@@ -135,6 +135,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX scoring_claims_by_expiry ON scoring_claims (pool, expires_at)",
         ),
     ),
+    Migration(
+        4,
+        "image names (file name or UID) beside the id; studies found by key for study-level leases",
+        (
+            "ALTER TABLE images ADD COLUMN name TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX images_by_name ON images (pool, name)",
+            "CREATE INDEX images_by_study ON images (pool, study_key)",
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

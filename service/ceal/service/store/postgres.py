@@ -26,6 +26,8 @@ import psycopg
 from ceal.service.store import postgres_queries as q
 from ceal.service.store import rows as records
 from ceal.service.store.base import (
+    GroupLease,
+    GroupLevel,
     ImageRecord,
     Label,
     LabelSource,
@@ -41,6 +43,7 @@ from ceal.service.store.postgres_connections import PostgresConnections
 from ceal.service.store.postgres_migrations import migrate
 from ceal.service.store.validation import (
     check_claim_request,
+    check_group_level,
     check_label_request,
     check_lease_request,
     check_mask,
@@ -275,6 +278,43 @@ class PostgresPoolStore(PoolStore):
             with conn.cursor() as cursor:
                 cursor.executemany(q.UPSERT_LEASE, [(pool, i, annotator, expires_at) for i in chosen])
         return [Lease(image_id, annotator, expires_at) for image_id in chosen]
+
+    def acquire_group_leases(
+        self, pool: str, ranked_keys: Sequence[str], annotator: str, k: int, seconds: float, *, level: GroupLevel
+    ) -> list[GroupLease]:
+        check_pool(pool)
+        check_lease_request(annotator, k, seconds)
+        lock_members = q.LOCK_SERIES if check_group_level(level) == "series" else q.LOCK_STUDY
+        granted: list[tuple[str, list[str]]] = []
+        with self._db.transaction() as conn:
+            now = self._clock()
+            # Group leases of one pool queue on this lock, so two of them never wait on each other's rows.
+            conn.execute(q.GROUP_LEASE_LOCK, (q.GROUP_LEASE_LOCK_KEY, pool))
+            for key in dict.fromkeys(ranked_keys):
+                if len(granted) >= k:
+                    break
+                # Wait for (not skip) the group's rows: a one-at-a-time lease or a label on them commits
+                # first, and the next statement's fresh snapshot sees it.
+                members = [str(row[0]) for row in conn.execute(lock_members, (pool, key))]
+                if not members:
+                    continue
+                state = conn.execute(q.GROUP_TAKEN, {"pool": pool, "ids": members, "now": now, "annotator": annotator})
+                human, others = set(), False
+                for image_id, labelled, leased in state:
+                    others = others or bool(leased)
+                    if labelled:
+                        human.add(str(image_id))
+                free = [image_id for image_id in members if image_id not in human]
+                if free and not others:
+                    granted.append((key, free))
+            expires_at = now + float(seconds)
+            conn.execute(q.DELETE_EXPIRED_LEASES, (pool, now))
+            with conn.cursor() as cursor:
+                rows = [(pool, image_id, annotator, expires_at) for _, free in granted for image_id in free]
+                cursor.executemany(q.UPSERT_LEASE, rows)
+        return [
+            GroupLease(key, tuple(Lease(image_id, annotator, expires_at) for image_id in free)) for key, free in granted
+        ]
 
     def active_leases(self, pool: str) -> list[Lease]:
         check_pool(pool)

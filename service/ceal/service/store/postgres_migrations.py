@@ -1,6 +1,6 @@
 """Postgres schema, as an ordered list of migration steps applied on open.
 
-The same tables as the SQLite schema (`migrations.py`, whose latest version this first step matches) in
+The same tables as the SQLite schema (`migrations.py`: this step 1 matches its steps 1-3, step 2 its step 4) in
 Postgres types: DOUBLE PRECISION for times and scores (SQLite's REAL is 8 bytes too), BYTEA for the
 zlib-compressed arrays (stored EXTERNAL: already compressed, Postgres should not try again). `migrate` runs in
 one transaction that first takes a transaction-level advisory lock, so replicas starting at once queue on
@@ -119,6 +119,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 {_IMAGE_FK}
             )""",
             "CREATE INDEX scoring_claims_by_expiry ON scoring_claims (pool, expires_at)",
+        ),
+    ),
+    Migration(
+        2,
+        "image names (file name or UID) beside the id; studies found by key for study-level leases",
+        (
+            "ALTER TABLE images ADD COLUMN name TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX images_by_name ON images (pool, name)",
+            "CREATE INDEX images_by_study ON images (pool, study_key)",
         ),
     ),
 )

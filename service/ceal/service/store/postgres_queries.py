@@ -114,6 +114,27 @@ WHERE i.pool = %(pool)s AND i.image_id = ANY(%(ids)s::text[])
                     AND l.annotator <> %(annotator)s))"""
 
 
+# Group (series / study) leases: one group lease per pool at a time (transaction-level advisory lock, keyed by
+# a fixed number and the pool's hash), then each candidate group's rows locked in id order, waiting.
+GROUP_LEASE_LOCK_KEY = 0x6C656173  # "leas"
+GROUP_LEASE_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+LOCK_SERIES = """
+SELECT image_id FROM (SELECT image_id, slice_index FROM images WHERE pool = %s AND series_key = %s
+                      ORDER BY image_id FOR NO KEY UPDATE) AS g
+ORDER BY slice_index, image_id"""
+LOCK_STUDY = """
+SELECT image_id FROM (SELECT image_id, slice_index FROM images WHERE pool = %s AND study_key = %s
+                      ORDER BY image_id FOR NO KEY UPDATE) AS g
+ORDER BY slice_index, image_id"""
+# Per image of `ids`: (image_id, labelled by a human, leased live to someone other than `annotator`).
+GROUP_TAKEN = """
+SELECT i.image_id,
+       EXISTS (SELECT 1 FROM labels h WHERE h.pool = i.pool AND h.image_id = i.image_id AND h.source = 'human'),
+       EXISTS (SELECT 1 FROM leases l WHERE l.pool = i.pool AND l.image_id = i.image_id
+                                        AND l.expires_at > %(now)s AND l.annotator <> %(annotator)s)
+FROM images i WHERE i.pool = %(pool)s AND i.image_id = ANY(%(ids)s::text[])"""
+
+
 def pick_free(
     conn: psycopg.Connection, pick: LiteralString, taken: LiteralString, params: Mapping[str, Any], k: int
 ) -> list[str]:

@@ -19,7 +19,7 @@ def marks(n: int) -> str:
 # Column lists, in the order the row readers in sqlite.py expect.
 IMAGE_COLUMNS = (
     "image_id, pool, height, width, channels, series_key, study_key, slice_index, "
-    "dicom_study_uid, dicom_series_uid, dicom_sop_uid, dicom_frame, created_at, dtype"
+    "dicom_study_uid, dicom_series_uid, dicom_sop_uid, dicom_frame, created_at, dtype, name"
 )
 SCORE_COLUMNS = (
     "image_id, model_name, model_version, entropy, mutual_information, variance, confidence, "
@@ -30,8 +30,9 @@ LABEL_COLUMNS = "label_id, image_id, version, source, annotator, mask, seconds_s
 # --- images -------------------------------------------------------------------------------------------
 INSERT_IMAGE = """
 INSERT INTO images (image_id, pool, height, width, channels, series_key, study_key, slice_index,
-                    dicom_study_uid, dicom_series_uid, dicom_sop_uid, dicom_frame, dtype, pixels, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    dicom_study_uid, dicom_series_uid, dicom_sop_uid, dicom_frame, dtype, pixels, name,
+                    created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (pool, image_id) DO NOTHING"""
 SELECT_IMAGE = f"SELECT {IMAGE_COLUMNS} FROM images WHERE pool = ? AND image_id = ?"
 SELECT_PIXELS = "SELECT pixels FROM images WHERE pool = ? AND image_id = ?"
@@ -120,6 +121,9 @@ ACTIVE_LEASES = """
 SELECT image_id, annotator, expires_at FROM leases WHERE pool = ? AND expires_at > ?
 ORDER BY expires_at, image_id"""
 DELETE_LEASE = "DELETE FROM leases WHERE pool = ? AND image_id = ?"
+# Every image of one series or study, in slice order (group leases). Parameters: pool, key.
+SERIES_MEMBERS = "SELECT image_id FROM images WHERE pool = ? AND series_key = ? ORDER BY slice_index, image_id"
+STUDY_MEMBERS = "SELECT image_id FROM images WHERE pool = ? AND study_key = ? ORDER BY slice_index, image_id"
 
 # --- counts (one statement, so one snapshot) ----------------------------------------------------------
 COUNTS = """

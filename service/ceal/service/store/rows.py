@@ -7,7 +7,7 @@ from typing import Any
 
 from ceal.service.store.base import DicomRef, ImageRecord, Label, Lease, NewImage, ScoreRow
 from ceal.service.store.codec import decode_array, encode_array, image_id_of
-from ceal.service.store.validation import check_image_pixels, check_source
+from ceal.service.store.validation import check_image_name, check_image_pixels, check_source
 
 __all__ = ["image_record", "label", "lease", "new_image_params", "score_numbers", "score_row"]
 
@@ -29,7 +29,7 @@ def new_image_params(pool: str, image: NewImage) -> tuple[Any, ...]:
         dicom_cols = (dicom.study_uid, dicom.series_uid, dicom.sop_uid, dicom.frame)
     dtype = pixels.dtype.newbyteorder("<").str if pixels.dtype.byteorder == ">" else pixels.dtype.str
     head = (image_id, pool, height, width, channels, series, study, int(image.slice_index))
-    return (*head, *dicom_cols, dtype, encode_array(pixels))
+    return (*head, *dicom_cols, dtype, encode_array(pixels), check_image_name(image.name))
 
 
 def score_numbers(row: ScoreRow) -> tuple[Any, ...]:
@@ -52,7 +52,7 @@ def score_numbers(row: ScoreRow) -> tuple[Any, ...]:
 def image_record(row: Row) -> ImageRecord:
     """Row of queries.IMAGE_COLUMNS."""
     (image_id, pool, height, width, channels, series_key, study_key, slice_index) = row[:8]
-    study_uid, series_uid, sop_uid, frame, created_at, dtype = row[8:]
+    study_uid, series_uid, sop_uid, frame, created_at, dtype, name = row[8:]
     dicom = None
     if sop_uid is not None:
         dicom = DicomRef(str(study_uid), str(series_uid), str(sop_uid), None if frame is None else int(frame))
@@ -68,6 +68,7 @@ def image_record(row: Row) -> ImageRecord:
         dicom=dicom,
         created_at=float(created_at),
         dtype=str(dtype),
+        name=str(name or ""),
     )
 
 

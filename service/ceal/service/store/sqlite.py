@@ -19,6 +19,8 @@ import numpy as np
 from ceal.service.store import queries as q
 from ceal.service.store import rows as records
 from ceal.service.store.base import (
+    GroupLease,
+    GroupLevel,
     ImageRecord,
     Label,
     LabelSource,
@@ -34,6 +36,7 @@ from ceal.service.store.errors import Conflict, InvalidInput, NotFound, StoreErr
 from ceal.service.store.migrations import migrate
 from ceal.service.store.validation import (
     check_claim_request,
+    check_group_level,
     check_label_request,
     check_lease_request,
     check_mask,
@@ -54,6 +57,41 @@ def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
         yield ids[start : start + _CHUNK]
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_state_file(path: Path) -> None:
+    """Refuse, before SQLite opens it, a state file that exists but is empty or not an SQLite database:
+    SQLite would start an empty zero-length file silently as a new pool, hiding the pool that was lost."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # a new pool
+    if size == 0:
+        raise StoreError(
+            f"the pool database {path} is empty (0 bytes): it is not a pool store, and starting would hide "
+            "whatever was lost. Restore it from a backup, or delete it to start a new, empty pool"
+        )
+    with open(path, "rb") as fh:
+        header = fh.read(len(_SQLITE_HEADER))
+    if header != _SQLITE_HEADER:
+        raise StoreError(
+            f"{path} is not an SQLite database, so not a ceal pool database (it is some other file): point "
+            "--state at the folder of a ceal pool, or move the file away to start a new pool"
+        )
+
+
+def check_ceal_database(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse an SQLite database written by something else (tables, but no ceal schema_version)."""
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    if tables and "schema_version" not in tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(
+            f"{path} is an SQLite database of something else (tables {shown}), not a ceal pool: point --state "
+            "at the folder of a ceal pool, or move the file away to start a new pool"
+        )
+
+
 class SQLitePoolStore(PoolStore):
     """Pool store in the SQLite file at `path` (created, and migrated to the latest schema, on open).
 
@@ -70,9 +108,11 @@ class SQLitePoolStore(PoolStore):
         if not self._path.parent.is_dir():
             raise InvalidInput(f"folder {self._path.parent} does not exist: create it, or use open_store(dir)")
         self._clock = clock
+        check_state_file(self._path)
         self._db = ThreadConnections(self._path, busy_timeout_s)
         try:
             conn = self._db.get()
+            check_ceal_database(conn, self._path)
             (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if str(mode).lower() != "wal":
                 raise StoreError(
@@ -278,6 +318,33 @@ class SQLitePoolStore(PoolStore):
             conn.execute(q.DELETE_EXPIRED_LEASES, (pool, now))
             conn.executemany(q.UPSERT_LEASE, [(pool, image_id, annotator, expires_at) for image_id in chosen])
         return [Lease(image_id, annotator, expires_at) for image_id in chosen]
+
+    def acquire_group_leases(
+        self, pool: str, ranked_keys: Sequence[str], annotator: str, k: int, seconds: float, *, level: GroupLevel
+    ) -> list[GroupLease]:
+        check_pool(pool)
+        check_lease_request(annotator, k, seconds)
+        members_sql = q.SERIES_MEMBERS if check_group_level(level) == "series" else q.STUDY_MEMBERS
+        granted: list[tuple[str, list[str]]] = []
+        # BEGIN IMMEDIATE: reading who holds what and writing the group's leases are one step for every writer.
+        with self._db.transaction(write=True) as conn:
+            now = self._clock()
+            human = {str(row[0]) for row in conn.execute(q.HUMAN_LABELLED_IDS, (pool,))}
+            others = {str(row[0]) for row in conn.execute(q.LEASED_TO_OTHERS, (pool, now, annotator))}
+            for key in dict.fromkeys(ranked_keys):
+                if len(granted) >= k:
+                    break
+                members = [str(row[0]) for row in conn.execute(members_sql, (pool, key))]
+                free = [image_id for image_id in members if image_id not in human]
+                if free and not others.intersection(members):
+                    granted.append((key, free))
+            expires_at = now + float(seconds)
+            conn.execute(q.DELETE_EXPIRED_LEASES, (pool, now))
+            rows = [(pool, image_id, annotator, expires_at) for _, free in granted for image_id in free]
+            conn.executemany(q.UPSERT_LEASE, rows)
+        return [
+            GroupLease(key, tuple(Lease(image_id, annotator, expires_at) for image_id in free)) for key, free in granted
+        ]
 
     def active_leases(self, pool: str) -> list[Lease]:
         check_pool(pool)

@@ -9,11 +9,13 @@ from collections.abc import Collection, Iterable
 
 import numpy as np
 
-from ceal.service.store.base import LABEL_SOURCES, LabelSource, ScoreRow
+from ceal.service.store.base import LABEL_SOURCES, GroupLevel, LabelSource, ScoreRow
 from ceal.service.store.errors import InvalidInput, NotFound
 
 __all__ = [
     "check_claim_request",
+    "check_group_level",
+    "check_image_name",
     "check_image_pixels",
     "check_label_request",
     "check_lease_request",
@@ -57,6 +59,26 @@ def check_image_pixels(pixels: object) -> np.ndarray:
     if pixels.dtype.kind not in _PIXEL_KINDS:
         raise InvalidInput(f"image pixels have dtype {pixels.dtype}: send a bool, integer or float array")
     return pixels
+
+
+MAX_NAME_CHARS = 1024
+
+
+def check_image_name(name: object) -> str:
+    """An image's name (file name or UID): a string of at most 1024 characters, no NUL; empty for none."""
+    if name is None:
+        return ""
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or "\x00" in name:
+        raise InvalidInput(f"image name must be a string of at most {MAX_NAME_CHARS} characters without NUL")
+    return name
+
+
+def check_group_level(level: str) -> GroupLevel:
+    if level == "series":
+        return "series"
+    if level == "study":
+        return "study"
+    raise InvalidInput(f"group level {level!r} is not known: use 'series' or 'study'")
 
 
 def check_mask(mask: object, height: int, width: int) -> np.ndarray:

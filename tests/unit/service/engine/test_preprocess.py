@@ -153,3 +153,40 @@ def test_predictions_come_back_at_the_original_size(
     for name, plane in prediction.maps.items():
         assert plane.shape == size and plane.dtype == np.float32, name
     assert prediction.samples == 4 and np.isfinite(prediction.probability).all()
+
+
+class TestKeepAspect:
+    """ "pad" models: the image keeps its aspect inside the input, and maps come back cropped to it."""
+
+    def test_content_box(self) -> None:
+        from ceal.service.engine.preprocess import content_box
+
+        assert content_box(100, 100, 96, 128, "pad") == (0, 16, 96, 96)  # square into 3:4: bars left and right
+        assert content_box(50, 200, 96, 128, "pad") == (32, 0, 32, 128)  # wide: bars above and below
+        assert content_box(100, 100, 96, 128, "stretch") == (0, 0, 96, 128)
+        assert content_box(96, 128, 96, 128, "pad") == (0, 0, 96, 128)  # same aspect: no padding at all
+
+    def test_pad_then_crop_round_trips(self) -> None:
+        from ceal.service.engine.preprocess import crop_to_content, fit_planes
+
+        rng = np.random.default_rng(0)
+        planes = rng.random((2, 60, 60)).astype(np.float32)
+        padded = fit_planes(planes, 96, 128, "pad", fill=-1.0)
+        assert padded.shape == (2, 96, 128)
+        assert np.all(padded[..., :16] == -1.0) and np.all(padded[..., 112:] == -1.0)
+        inner = crop_to_content(padded, 60, 60, "pad")
+        assert inner.shape == (2, 96, 96) and np.all(inner > -1.0)
+
+    def test_prepare_pads_with_normalised_black(self) -> None:
+        meta = ModelMetadata("m", 1, 3, 32, 64, 1, mean=0.5, std=0.25, dropout_rate=0.5, resize="pad")
+        x = prepare(np.full((32, 32, 3), 255, np.uint8), meta)  # a white square into a 1:2 input
+        assert x.shape == (3, 32, 64)
+        np.testing.assert_allclose(x[:, :, :16], (0.0 - 0.5) / 0.25)  # black bars
+        np.testing.assert_allclose(x[:, :, 16:48], (1.0 - 0.5) / 0.25)  # the image, unstretched
+
+    def test_metadata_refuses_an_unknown_mode(self) -> None:
+        from ceal.service.metadata import MetadataError
+
+        raw = {**ModelMetadata("m", 1, 3, 32, 64, 1, 0.5, 0.25, 0.5).__dict__, "resize": "crop"}
+        with pytest.raises(MetadataError, match="resize"):
+            ModelMetadata.from_dict(raw)

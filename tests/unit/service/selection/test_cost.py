@@ -107,3 +107,17 @@ def test_knapsack_prefers_the_better_pair_to_the_best_single() -> None:
 def test_knapsack_refuses_bad_input(values: list[float], weights: list[float], capacity: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         knapsack(np.array(values), np.array(weights), capacity)
+
+
+def test_predictions_are_clamped_to_a_plausible_range() -> None:
+    from ceal.service.errors import InvalidInput
+    from ceal.service.selection.cost import MAX_SECONDS, MIN_SECONDS
+
+    model = AnnotationCostModel()
+    # the weak model: a ragged mask with a 67,000-pixel boundary on one 128 x 128 slice
+    assert model.predict([67_000], [12])[0] == MAX_SECONDS == 600.0
+    assert AnnotationCostModel(0.0, 0.0, 0.0).predict([0], [0])[0] == MIN_SECONDS
+    fitted = model.fit([10, 20, 30, 40, 50], [1, 1, 1, 1, 1], [5e3, 6e3, 7e3, 8e3, 9e3])
+    assert fitted.fitted_on == 5 and fitted.predict([30], [1])[0] == MAX_SECONDS  # the clamp survives a fit
+    with pytest.raises(InvalidInput, match="clamp"):
+        AnnotationCostModel(min_seconds=10.0, max_seconds=5.0)

@@ -9,6 +9,7 @@ def test_public_names_are_what_we_meant() -> None:
             "LABEL_SOURCES",
             "Conflict",
             "DicomRef",
+            "GroupLease",
             "ImageRecord",
             "InvalidInput",
             "Label",

@@ -17,6 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from ceal.service.engine.preprocess import content_box
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_CLASS_INDEX",
@@ -103,8 +105,8 @@ def find_pairs(images: Path, masks: Path, allow_unlabelled: bool = False) -> lis
         raise DatasetError(
             f"{len(missing)} of {len(pairs)} images in {images} have no mask in {masks} ({shown}). "
             f"A mask for X.jpg is X{MASK_SUFFIX}.png (ISIC 2017) or X.png/.bmp/.tif (same stem). Add the "
-            "missing masks, point masks at the right folder, or pass allow_unlabelled=True to keep them "
-            "as unlabelled images"
+            "missing masks, point --masks at the right folder, or pass --allow-unlabelled (allow_unlabelled=True) "
+            "to train on the labelled ones"
         )
     return pairs
 
@@ -158,11 +160,15 @@ def load_mask(path: Path) -> NDArray[np.uint8]:
 
 
 def resize_pair(
-    image: NDArray[np.uint8], mask: NDArray[np.uint8], height: int, width: int
+    image: NDArray[np.uint8], mask: NDArray[np.uint8], height: int, width: int, mode: str = "stretch"
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """Resize image (H, W, 3) bilinearly and mask (H, W) by nearest neighbour to (height, width)."""
+    """Resize image (H, W, 3) bilinearly and mask (H, W) by nearest neighbour to (height, width). mode
+    "stretch" fills the size; "pad" keeps the aspect: the pair is resized into the service's
+    `content_box`, centred, the image padded black and the mask with background (0)."""
     if height < 1 or width < 1:
         raise DatasetError(f"target size must be positive; got {height}×{width}")
+    if mode not in ("stretch", "pad"):
+        raise DatasetError(f"resize mode must be 'stretch' or 'pad'; got {mode!r}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise DatasetError(f"image must be (H, W, 3) uint8; got shape {image.shape}; use load_image")
     if mask.shape != image.shape[:2]:
@@ -170,9 +176,15 @@ def resize_pair(
             f"image is {image.shape[0]}×{image.shape[1]} but its mask is {mask.shape[0]}×{mask.shape[1]}"
             " (or not 2-D); the mask must have the image's height and width"
         )
-    size = (width, height)
-    img_out = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
-    mask_out = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST), dtype=np.uint8)
+    top, left, h, w = content_box(image.shape[0], image.shape[1], height, width, mode)
+    img_in = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+    mask_in = np.asarray(Image.fromarray(mask).resize((w, h), Image.Resampling.NEAREST), dtype=np.uint8)
+    if (h, w) == (height, width):
+        return img_in, mask_in
+    img_out = np.zeros((height, width, 3), np.uint8)
+    mask_out = np.zeros((height, width), np.uint8)
+    img_out[top : top + h, left : left + w] = img_in
+    mask_out[top : top + h, left : left + w] = mask_in
     return img_out, mask_out
 
 

@@ -31,7 +31,7 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
         "--strategies",
         type=parse_strategies,
         default=DEFAULT_STRATEGIES,
-        help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)}; cost = cost_sensitive); the suffix "
+        help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)}); the suffix "
         f"{SYNTHESIS_SUFFIX} (e.g. bald{SYNTHESIS_SUFFIX}) adds synthetic pairs from a mask → image generator",
     )
     p.add_argument("--seeds", type=int, default=d.seeds, help="repetitions with other initial sets")

@@ -31,8 +31,9 @@ __all__ = [
 
 # The full-data ceiling is recorded in results.csv as one more arm under this name.
 CEILING: Final = "full_data"
-DEFAULT_STRATEGIES: Final = ("random", "entropy", "bald", "power_bald", "ceal", "suggestive", "cost")
-# Short names on the command line → the service's selection registry.
+DEFAULT_STRATEGIES: Final = ("random", "entropy", "bald", "power_bald", "ceal", "suggestive", "cost_sensitive")
+# One name per strategy everywhere (the service's registry name); older command lines' names map to it, and
+# only the registry's name is ever written to results.
 STRATEGY_ALIASES: Final[dict[str, str]] = {"cost": "cost_sensitive"}
 # `<strategy>+syn`: the same strategy, with synthetic pairs around its queried images in every round's training.
 SYNTHESIS_SUFFIX: Final = "+syn"
@@ -51,17 +52,21 @@ def uses_synthesis(strategy: str) -> bool:
 
 
 def registry_name(strategy: str) -> str:
-    """The service registry's name for a command-line strategy name ('cost' → 'cost_sensitive', 'bald+syn' →
-    'bald')."""
+    """The service registry's name for a strategy name ('cost' → 'cost_sensitive', 'bald+syn' → 'bald')."""
     base = strategy.removesuffix(SYNTHESIS_SUFFIX)
     return STRATEGY_ALIASES.get(base, base)
 
 
+def _canonical(name: str) -> str:
+    base = name.removesuffix(SYNTHESIS_SUFFIX)
+    return STRATEGY_ALIASES.get(base, base) + name[len(base) :]
+
+
 def parse_strategies(text: str) -> tuple[str, ...]:
-    """'random, ceal,cost, bald+syn' → ('random', 'ceal', 'cost', 'bald+syn'), checked against the service's
-    registry (any of them may carry the suffix '+syn')."""
-    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
-    valid = sorted({*STRATEGIES, *STRATEGY_ALIASES})
+    """'random, ceal,cost, bald+syn' → ('random', 'ceal', 'cost_sensitive', 'bald+syn'): the registry's names,
+    checked against it (any of them may carry the suffix '+syn')."""
+    names = tuple(dict.fromkeys(_canonical(part.strip().lower()) for part in text.split(",") if part.strip()))
+    valid = sorted(STRATEGIES)
     unknown = [name for name in names if registry_name(name) not in STRATEGIES]
     if unknown or not names:
         raise SimulationError(

@@ -203,7 +203,14 @@ def run_round(client: Client, s: TrainerSettings, stop: Callable[[], bool] = lam
     served_dir = _model_dir(s) / str(served)
     served_meta = ModelMetadata.read(served_dir)
     stage("check", "reading labels of pool %r (served version %d)", s.pool or "default", served)
-    labels = fetch_labels(client, served_meta.input_height, served_meta.input_width, pool=s.pool, pseudo=s.pseudo)
+    labels = fetch_labels(
+        client,
+        served_meta.input_height,
+        served_meta.input_width,
+        pool=s.pool,
+        pseudo=s.pseudo,
+        resize=served_meta.resize,
+    )
     heldout = [r for r in labels if r.source == "human" and is_heldout(r.image_id, s.heldout_share)]
     train = [r for r in labels if not is_heldout(r.image_id, s.heldout_share)]
     human = sum(r.source == "human" for r in labels)
