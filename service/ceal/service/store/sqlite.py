@@ -32,7 +32,7 @@ from ceal.service.store.base import (
 )
 from ceal.service.store.codec import content_digest, decode_array, encode_array
 from ceal.service.store.connections import ThreadConnections
-from ceal.service.store.errors import Conflict, InvalidInput, NotFound, StoreError
+from ceal.service.store.errors import Conflict, InvalidInput, NotFound, StoreDamaged, StoreError
 from ceal.service.store.migrations import migrate
 from ceal.service.store.validation import (
     check_claim_request,
@@ -67,8 +67,8 @@ def check_state_file(path: Path) -> None:
         size = path.stat().st_size
     except FileNotFoundError:
         return  # a new pool
-    if size == 0:
-        raise StoreError(
+    if size == 0:  # truncated: DATA_LOSS, never retried
+        raise StoreDamaged(
             f"the pool database {path} is empty (0 bytes): it is not a pool store, and starting would hide "
             "whatever was lost. Restore it from a backup, or delete it to start a new, empty pool"
         )
