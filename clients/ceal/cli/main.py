@@ -18,6 +18,7 @@ EXTRAS = {
     "train": "train",
     "export": "train",
     "loop": "train",
+    "trainer": "train",
     "simulate": "train",
     "pacs": "pacs",
     "console": "console",

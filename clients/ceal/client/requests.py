@@ -115,6 +115,7 @@ def submit_label_request(
     source: str,
     seconds_spent: float,
     idempotency_key: str | None,
+    model_version: int = 0,
 ) -> al_pb.SubmitLabelRequest:
     mask = np.asarray(mask)
     if mask.dtype == np.bool_:
@@ -128,6 +129,7 @@ def submit_label_request(
         seconds_spent=seconds_spent,
         # A key per logical submission makes gRPC's automatic retries safe.
         idempotency_key=idempotency_key or uuid.uuid4().hex,
+        model_version=model_version,
     )
 
 

@@ -25,6 +25,7 @@ def readable(value: float, digits: int = 4) -> str:
 
 
 _MEASURES = {1: "entropy", 2: "mutual_information", 3: "variance"}
+_STATUSES = {1: "candidate", 2: "promoted", 3: "rejected", 4: "rolled_back"}
 _REDUCTIONS = {1: "mean", 2: "sum", 3: "top_k_mean", 4: "boundary_weighted"}
 
 
@@ -80,6 +81,13 @@ class ModelInfo:
     precision: str
     # The model's preprocessing contract (`ceal.imaging.PreprocessParams` fields); None for older models.
     preprocessing: dict[str, Any] | None = None
+    status: str = "promoted"  # candidate | promoted | rejected | rolled_back
+    status_reason: str = ""
+    heldout_dice: float = float("nan")  # held-out Dice against human labels, with its 95 % interval
+    heldout_dice_interval: tuple[float, float] = (float("nan"), float("nan"))
+    heldout_images: int = 0
+    parent_version: int = 0
+    loaded: bool = True
 
     @classmethod
     def from_proto(cls, m: seg_pb.ModelInfo) -> ModelInfo:
@@ -96,6 +104,13 @@ class ModelInfo:
             provider=m.provider,
             precision=m.precision,
             preprocessing=json.loads(m.preprocessing) if m.preprocessing else None,
+            status=_STATUSES.get(m.status, "promoted"),
+            status_reason=m.status_reason,
+            heldout_dice=m.heldout_dice,
+            heldout_dice_interval=(m.heldout_dice_low, m.heldout_dice_high),
+            heldout_images=m.heldout_images,
+            parent_version=m.parent_version,
+            loaded=m.loaded,
         )
 
 
@@ -166,6 +181,7 @@ class LabelRecord:
     image_omitted: str = ""  # why the image was left out of this record (too large to send), if it was
     seconds_spent: float = 0.0  # annotation time as submitted
     created_at: datetime | None = None
+    model_version: int = 0  # pseudo-labels: the version that drew the mask
 
     @classmethod
     def from_proto(cls, r: al_pb.LabelRecord) -> LabelRecord:
@@ -184,6 +200,7 @@ class LabelRecord:
             image_omitted=r.image_omitted,
             seconds_spent=r.seconds_spent,
             created_at=r.created_at.ToDatetime() if r.HasField("created_at") else None,
+            model_version=r.model_version,
         )
 
 

@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="models folder: <name>/<version>/model.onnx [CEAL_MODELS]",
     )
     p.add_argument(
+        "--promotions",
+        type=Path,
+        help="folder of <name>/promotion.json (which version is served); default: inside --models. Give a "
+        "writable folder here when --models is mounted read-only, so PromoteModel/RollbackModel can write",
+    )
+    p.add_argument(
         "--host", default=_env("CEAL_HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1) [CEAL_HOST]"
     )
     p.add_argument("--port", type=int, default=_env("CEAL_PORT", 50051), help="port (0 picks a free one) [CEAL_PORT]")
@@ -222,4 +228,5 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         keepalive_timeout=args.keepalive_timeout,
         max_connection_age=args.max_connection_age,
         max_connection_age_grace=args.max_connection_age_grace,
+        promotions=args.promotions,
     )

@@ -49,6 +49,15 @@ class ModelMetadata:
     # The preprocessing contract the model was trained with; None for models exported before it, which
     # are served with the service's pre-contract normalisation (`engine.preprocess.legacy_prepare`).
     preprocessing: PreprocessParams | None = None
+    # Written by `ceal trainer` (empty for a plain export): parent (version fine-tuned from, 0 = none),
+    # labels ({"human": n, "pseudo": n, "digest": sha256 of the sorted (image id, label version) pairs}),
+    # heldout ({"images", "share", "dice", "dice_low", "dice_high", ...}), gate (the promotion figures),
+    # train_config, ceal_version, stop (the learning-curve stop signal).
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parent_version(self) -> int:
+        return int(self.lineage.get("parent", 0) or 0)
 
     @property
     def activation(self) -> str:

@@ -65,6 +65,7 @@ class ServerConfig:
     max_queue_delay: float = 0.005
     max_queue: int = 64
     watch_interval: float = 2.0
+    promotions: Path | None = None  # folder of <name>/promotion.json; None: inside the models folder
     reflection: bool = False  # server reflection lists the API to anyone; on only when asked for
     # calls beyond this get RESOURCE_EXHAUSTED at once; None = derived from the machine
     # (`default_max_concurrent_rpcs`); 0 = no cap (calls beyond `workers` wait unseen in gRPC's queue)
@@ -237,7 +238,9 @@ def create_server(config: ServerConfig) -> Running:
     threads = choose_threads(config.threads, cgroup_root=config.cgroup_root)
     log.info("onnxruntime intra-op threads per session: %d (%s)", threads.threads, threads.reason)
     loader = functools.partial(load_model, intra_op_threads=threads.threads)
-    registry = ModelRegistry(config.models, loader=loader, default_model=config.default_model)
+    registry = ModelRegistry(
+        config.models, loader=loader, default_model=config.default_model, promotions=config.promotions
+    )
     batcher = DynamicBatcher(
         max_images=config.max_batch_images, max_delay=config.max_queue_delay, max_queue=config.max_queue
     )

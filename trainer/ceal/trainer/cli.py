@@ -245,7 +245,7 @@ def _export(args: argparse.Namespace) -> int:
     model, training = load_checkpoint(args.checkpoint)
     try:
         convert = _int8_converter(args, training) if args.int8 else None
-        target = export_model(model, training, args.models, args.name, convert=convert)
+        target = export_model(model, training, args.models, args.name, convert=convert, checkpoint=args.checkpoint)
     except ExportError as exc:
         print(f"export refused: {exc}")
         return 1

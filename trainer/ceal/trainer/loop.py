@@ -71,6 +71,47 @@ class LoopResult:
     validation_dice: float
 
 
+@dataclass(frozen=True)
+class FetchedLabel:
+    """One exported label with its image, resized for training: image uint8 (h, w, 3), mask uint8 (h, w)."""
+
+    image_id: str
+    version: int
+    source: str  # "human" | "pseudo"
+    seconds_spent: float
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def fetch_labels(
+    client: Client,
+    height: int,
+    width: int,
+    *,
+    pool: str = "",
+    pseudo: bool = True,
+    resize: str = "stretch",
+    params: PreprocessParams | None = None,
+) -> list[FetchedLabel]:
+    """The service's latest labels (human, and pseudo on request) with their images, through the preprocessing
+    contract (`params`, the defaults when None) and resized to (height, width) (`resize_pair` mode `resize`)."""
+    params = params or PreprocessParams()
+    sources = ("human", "pseudo") if pseudo else ("human",)
+    out = []
+    for record in client.export_labels(pool=pool, sources=sources, include_images=True):
+        if record.image is None:
+            continue
+        x, y = resize_pair(to_training_image(record.image, params), record.mask, height, width, resize)
+        out.append(FetchedLabel(record.image_id, record.version, record.source, record.seconds_spent, x, y))
+    return out
+
+
+def as_dataset(labels: list[FetchedLabel]) -> Dataset:
+    return Dataset(
+        [r.image_id for r in labels], np.stack([r.image for r in labels]), np.stack([r.mask for r in labels])
+    )
+
+
 def labels_dataset(
     client: Client,
     height: int,
@@ -83,25 +124,15 @@ def labels_dataset(
 ) -> tuple[Dataset, int, int]:
     """The service's labels with their images, through the preprocessing contract (`params`, the defaults
     when None) and resized for training (`resize_pair` mode `resize`); (dataset, human count, pseudo count)."""
-    params = params or PreprocessParams()
-    sources = ("human", "pseudo") if pseudo else ("human",)
-    ids, images, masks, counts = [], [], [], {"human": 0, "pseudo": 0}
-    for record in client.export_labels(pool=pool, sources=sources, include_images=True):
-        if record.image is None:
-            continue
-        image = to_training_image(record.image, params)
-        x, y = resize_pair(image, record.mask, height, width, resize)
-        ids.append(record.image_id)
-        images.append(x)
-        masks.append(y)
-        counts[record.source] += 1
-    if not ids:
-        which = " or ".join(sources)
+    labels = fetch_labels(client, height, width, pool=pool, pseudo=pseudo, resize=resize, params=params)
+    if not labels:
+        which = " or ".join(("human", "pseudo") if pseudo else ("human",))
         raise LoopError(
             f"pool {pool or 'default'!r} holds no {which} labels: label some there (ceal pool import, ceal pool "
             "label), or pass --pool with the pool that has them"
         )
-    return Dataset(ids, np.stack(images), np.stack(masks)), counts["human"], counts["pseudo"]
+    human = sum(r.source == "human" for r in labels)
+    return as_dataset(labels), human, len(labels) - human
 
 
 def run_loop(

@@ -6,7 +6,8 @@ Roles are ordered, each including the ones before it:
                ModelReady, ServerMetadata, ModelMetadata
     annotator  + GetQueryList, SubmitLabel, FindSimilar, GetPoolStats, ExportLabels, ListPools, GetPoolImage,
                  ReleaseLease
-    admin      + RegisterImages, ScorePool (and any ceal method added later, until it is given a role)
+    admin      + RegisterImages, ScorePool, PromoteModel, RollbackModel (and any ceal method added later,
+               until it is given a role)
 
 Health checks, reflection and the Open Inference liveness/readiness probes (ServerLive, ServerReady) need no
 token. The tokens file (JSON, or YAML when PyYAML is installed) maps
@@ -63,6 +64,8 @@ METHOD_ROLES: dict[str, Role] = {
     "ceal.v1.ActiveLearning/ReleaseLease": Role.ANNOTATOR,
     "ceal.v1.ActiveLearning/RegisterImages": Role.ADMIN,
     "ceal.v1.ActiveLearning/ScorePool": Role.ADMIN,
+    "ceal.v1.Segmentation/PromoteModel": Role.ADMIN,
+    "ceal.v1.Segmentation/RollbackModel": Role.ADMIN,
     "inference.GRPCInferenceService/ModelInfer": Role.VIEWER,
     "inference.GRPCInferenceService/ModelReady": Role.VIEWER,
     "inference.GRPCInferenceService/ServerMetadata": Role.VIEWER,

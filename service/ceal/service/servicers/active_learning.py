@@ -158,8 +158,8 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         store, _ = self._store()
         source = msg.label_source(request.source)
         model_version = None
-        if source == "pseudo":
-            model_version = self.registry.get("").meta.version
+        if source == "pseudo":  # the version that drew the mask, when the client says; else the one served now
+            model_version = int(request.model_version) or self.registry.get("").meta.version
         mask = self._checked_mask(msg.label_mask(request))
         with child_span("store"):
             label = store.submit_label(
@@ -240,7 +240,9 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         pool = msg.pool_name(request.pool)
         model = self.registry.get(request.model_name)
         c = store.counts(pool, model.meta.name, model.meta.version)
+        stop = msg.stop_signal(model.meta.lineage.get("stop", {}))
         return pb.PoolStats(
+            **stop,
             pool=pool,
             images=c.images,
             series=c.series,

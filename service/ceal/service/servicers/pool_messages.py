@@ -187,6 +187,7 @@ def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | 
         created_at=timestamp(label.created_at),
         seconds_spent=label.seconds_spent,
         name=record.name if record is not None else "",
+        model_version=label.model_version or 0,
     )
     ref = dicom_proto(record.dicom) if record is not None else None
     if ref is not None:
@@ -194,3 +195,17 @@ def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | 
     if pixels is not None:
         out.image.CopyFrom(numpy_to_tensor(pixels))
     return out
+
+
+def stop_signal(stop: dict[str, Any]) -> dict[str, Any]:
+    """PoolStats' stop-signal fields from a version's `lineage["stop"]` (NaN where the trainer had no fit)."""
+    nan = float("nan")
+    return {
+        "expected_gain_next_20": float(stop.get("gain_next_20", nan)),
+        "expected_gain_next_20_low": float(stop.get("gain_next_20_low", nan)),
+        "expected_gain_next_20_high": float(stop.get("gain_next_20_high", nan)),
+        "expected_gain_per_hour": float(stop.get("gain_per_hour", nan)),
+        "expected_gain_per_hour_high": float(stop.get("gain_per_hour_high", nan)),
+        "plateau": bool(stop.get("plateau", False)),
+        "plateau_threshold": float(stop.get("threshold", nan)),
+    }

@@ -20,7 +20,8 @@ from ceal.service.engine.core import Engine, Prediction, PredictOptions
 from ceal.service.errors import InvalidInput, NotFound, about
 from ceal.service.metadata import ModelMetadata
 from ceal.service.middleware.spans import child_span
-from ceal.service.registry import ModelRegistry
+from ceal.service.promotion import ModelStatus
+from ceal.service.registry import CatalogueEntry, ModelRegistry
 from ceal.service.servicers.fields import check_fields
 from ceal.service.servicers.status import abort, unary
 from ceal.v1 import segmentation_pb2 as pb
@@ -235,35 +236,78 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
     @unary
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
         out = pb.ListModelsResponse()
-        for model in self.registry.models():
-            m = model.meta
-            if request.name and m.name != request.name:
-                continue
-            created = Timestamp()
-            if m.created_at:
-                created.FromJsonString(m.created_at.replace("+00:00", "Z"))
-            out.models.add(
-                name=m.name,
-                version=m.version,
-                input_channels=m.input_channels,
-                input_height=m.input_height,
-                input_width=m.input_width,
-                activation=pb.ACTIVATION_SIGMOID if m.num_classes == 1 else pb.ACTIVATION_SOFTMAX,
-                num_classes=m.classes,
-                class_names=list(m.class_names),
-                dropout_rate=m.dropout_rate,
-                validation_dice=m.validation_dice,
-                training_data_hash=m.training_data_hash,
-                created_at=created,
-                is_latest=self.registry.is_latest(model),
-                preprocessing="" if m.preprocessing is None else json.dumps(m.preprocessing.to_dict(), sort_keys=True),
-                split=True,
-                provider=model.provider,
-                precision=m.precision,
-            )
-        for name, version, reason in self.registry.refused():
+        refused = self.registry.refused()
+        skip = {(name, version) for name, version, _ in refused}
+        for entry in self.registry.catalogue(request.name):
+            if (entry.meta.name, entry.meta.version) not in skip:
+                out.models.append(model_info(entry))
+        for name, version, reason in refused:
             if not request.name or name == request.name:
                 out.refused.add(name=name, version=version, reason=reason)
         if request.name and not out.models and not out.refused:
-            raise NotFound(f"no model named {request.name!r} is loaded", reason="MODEL_NOT_FOUND")
+            raise NotFound(f"no model named {request.name!r} is on disk", reason="MODEL_NOT_FOUND")
         return out
+
+    @unary
+    def PromoteModel(self, request: pb.PromoteModelRequest, context: grpc.ServicerContext) -> pb.PromoteModelResponse:
+        if request.version == 0:
+            raise InvalidInput("set version to the version to serve (ListModels lists them with their status)")
+        name = request.name or self.registry.default_name()
+        served, previous = self.registry.promote(
+            name, request.version, request.reason or "promoted by an admin", "admin"
+        )
+        log.info("model %s version %d promoted by an admin (was %d)", name, served, previous)
+        return pb.PromoteModelResponse(name=name, served_version=served, previous_version=previous)
+
+    @unary
+    def RollbackModel(self, request: pb.PromoteModelRequest, context: grpc.ServicerContext) -> pb.PromoteModelResponse:
+        name = request.name or self.registry.default_name()
+        served, previous = self.registry.rollback(
+            name, request.version, request.reason or "rolled back by an admin", "admin"
+        )
+        log.info("model %s rolled back from version %d to %d by an admin", name, previous, served)
+        return pb.PromoteModelResponse(name=name, served_version=served, previous_version=previous)
+
+
+_STATUS_ENUM = {
+    ModelStatus.CANDIDATE: pb.MODEL_STATUS_CANDIDATE,
+    ModelStatus.PROMOTED: pb.MODEL_STATUS_PROMOTED,
+    ModelStatus.REJECTED: pb.MODEL_STATUS_REJECTED,
+    ModelStatus.ROLLED_BACK: pb.MODEL_STATUS_ROLLED_BACK,
+}
+
+
+def model_info(entry: CatalogueEntry) -> pb.ModelInfo:
+    m = entry.meta
+    created = Timestamp()
+    if m.created_at:
+        created.FromJsonString(m.created_at.replace("+00:00", "Z"))
+    heldout = m.lineage.get("heldout", {})
+    nan = float("nan")
+    return pb.ModelInfo(
+        name=m.name,
+        version=m.version,
+        input_channels=m.input_channels,
+        input_height=m.input_height,
+        input_width=m.input_width,
+        activation=pb.ACTIVATION_SIGMOID if m.num_classes == 1 else pb.ACTIVATION_SOFTMAX,
+        num_classes=m.classes,
+        class_names=list(m.class_names),
+        dropout_rate=m.dropout_rate,
+        validation_dice=m.validation_dice,
+        training_data_hash=m.training_data_hash,
+        created_at=created,
+        is_latest=entry.served,
+        split=entry.loaded is not None,
+        provider=entry.loaded.provider if entry.loaded is not None else "",
+        precision=m.precision,
+        preprocessing="" if m.preprocessing is None else json.dumps(m.preprocessing.to_dict(), sort_keys=True),
+        status=_STATUS_ENUM[entry.status.status],
+        status_reason=entry.status.reason,
+        heldout_dice=float(heldout.get("dice", nan)),
+        heldout_dice_low=float(heldout.get("dice_low", nan)),
+        heldout_dice_high=float(heldout.get("dice_high", nan)),
+        heldout_images=int(heldout.get("images", 0)),
+        parent_version=m.parent_version,
+        loaded=entry.loaded is not None,
+    )
