@@ -81,7 +81,7 @@ def test_predict_honours_the_floor(address: str, data: np.ndarray) -> None:
     ("options", "match"),
     [
         ({"adaptive_tolerance": -0.5}, "adaptive_tolerance must be >= 0"),
-        ({"adaptive_tolerance": float("nan")}, "adaptive_tolerance must be >= 0"),
+        ({"adaptive_tolerance": float("nan")}, "adaptive_tolerance is nan; send a finite number"),
         ({"adaptive_tolerance": 1e-3, "adaptive_min_samples": 3}, "between 4"),
         ({"adaptive_tolerance": 1e-3, "adaptive_min_samples": T_MAX + 1}, "between 4"),
         ({"adaptive_min_samples": 8}, "set adaptive_tolerance > 0"),

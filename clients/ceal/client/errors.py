@@ -5,6 +5,7 @@ CealError
 ├── NotFound            NOT_FOUND: no such model, version, pool or image
 ├── AlreadyExists       ALREADY_EXISTS: an idempotency key was reused with other content
 ├── Overloaded          RESOURCE_EXHAUSTED: the server's queue is full; back off and retry
+├── MessageTooLarge     RESOURCE_EXHAUSTED "message larger than max": a retry cannot succeed; ask for less
 ├── DeadlineExceeded    DEADLINE_EXCEEDED
 ├── Unauthenticated     UNAUTHENTICATED
 ├── PermissionDenied    PERMISSION_DENIED
@@ -40,6 +41,17 @@ class AlreadyExists(CealError):
 
 class Overloaded(CealError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class MessageTooLarge(CealError, ValueError):
+    """A request or response exceeded a gRPC message limit: the same call will fail again. Ask for fewer
+    maps, float16 maps or a smaller image, or raise the limit (the server's --max-message-bytes)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# gRPC's own wording when a message exceeds max_send/max_receive_message_length (C core and Python).
+_TOO_LARGE_MARKERS = ("larger than max", "message too large", "exceeds maximum")
 
 
 class DeadlineExceeded(CealError, TimeoutError):
@@ -87,6 +99,8 @@ def from_rpc_error(err: grpc.RpcError) -> CealError:
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)
     cls = _BY_CODE.get(code, ServerError)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and any(m in (details or "").lower() for m in _TOO_LARGE_MARKERS):
+        cls = MessageTooLarge  # not Overloaded: retrying the same message can never succeed
     exc = cls(f"{details} [{code.name}]")
     exc.code = code
     return exc

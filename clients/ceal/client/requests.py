@@ -52,11 +52,12 @@ def predict_request(
     keep_largest_component: bool = False,
     fill_holes: bool = False,
     request_id: str = "",
+    float16_maps: bool = False,
 ) -> seg_pb.PredictRequest:
     """One PredictRequest. samples: T (0 = the server's default). adaptive_tolerance > 0 makes `samples` the
     maximum T and stops once the image score's standard error is at most this (score units, e.g. 0.001 nats
     for mean mutual information); adaptive_min_samples: no stopping before this many samples (0 = the
-    server's 8; else 4..samples)."""
+    server's 8; else 4..samples). float16_maps: probability and uncertainty maps as float16 (half the bytes)."""
     options = seg_pb.PredictOptions(
         samples=samples,
         maps=[_choice(MAPS, m, "map") for m in maps],
@@ -65,6 +66,7 @@ def predict_request(
         adaptive_tolerance=adaptive_tolerance,
         adaptive_min_samples=adaptive_min_samples,
         post_processing=seg_pb.PostProcessing(keep_largest_component=keep_largest_component, fill_holes=fill_holes),
+        float16_maps=float16_maps,
     )
     if seed is not None:
         options.seed = seed

@@ -151,10 +151,21 @@ class LabelRecord:
     image: np.ndarray | None = None
     extra: dict[str, str] = field(default_factory=dict)
     name: str = ""  # as registered: a file name or UID
+    image_omitted: str = ""  # why the image was left out of this record (too large to send), if it was
 
     @classmethod
     def from_proto(cls, r: al_pb.LabelRecord) -> LabelRecord:
         mask = as_numpy(r.mask)
         assert mask is not None
         source = "pseudo" if r.source == al_pb.LABEL_SOURCE_PSEUDO else "human"
-        return cls(r.image_id, r.label_id, r.version, source, r.annotator, mask, as_numpy(r.image), name=r.name)
+        return cls(
+            r.image_id,
+            r.label_id,
+            r.version,
+            source,
+            r.annotator,
+            mask,
+            as_numpy(r.image),
+            name=r.name,
+            image_omitted=r.image_omitted,
+        )

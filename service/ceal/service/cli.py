@@ -28,7 +28,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-samples", type=int, default=100, help="largest T a request may ask for")
     p.add_argument("--max-batch", type=int, default=8, help="dynamic batcher: images per engine run")
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before RESOURCE_EXHAUSTED")
-    p.add_argument("--max-concurrent-rpcs", type=int, help="calls in progress before RESOURCE_EXHAUSTED (no cap)")
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        help="calls in progress before RESOURCE_EXHAUSTED (default: from the machine's memory and the RPC "
+        "worker threads; 0: no cap)",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="largest request or response message in bytes (default 64 MiB)",
+    )
     p.add_argument("--port-file", type=Path, help="write the bound port here once serving")
     p.add_argument(
         "--shutdown-delay",
@@ -93,6 +104,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_batch_images=args.max_batch,
         max_queue=args.max_queue,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        max_message_bytes=args.max_message_bytes,
         reflection=args.reflection,
         tls=TLSConfig.from_paths(args.tls_cert, args.tls_key, args.tls_client_ca),
         tokens=args.tokens,

@@ -6,12 +6,14 @@ Every check raises `InvalidInput` with a message that says what to change.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image as PILImage
 
+from ceal.service import image_formats
 from ceal.service.errors import InvalidInput
 from ceal.v1 import tensor_pb2
 
@@ -30,6 +32,7 @@ _DTYPES: dict[int, np.dtype[np.generic]] = {
 }
 _ENUMS = {dt.newbyteorder("="): code for code, dt in _DTYPES.items()}
 
+MAX_DIMS = 8  # axes a Tensor may have (numpy allows 64; no ceal tensor has more than 5)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -42,8 +45,10 @@ def tensor_to_numpy(t: tensor_pb2.Tensor, *, what: str = "tensor", max_elements:
     shape = tuple(int(s) for s in t.shape)
     if not shape or any(s <= 0 for s in shape):
         raise InvalidInput(f"{what}: shape {list(shape)} must be non-empty with positive sides")
+    if len(shape) > MAX_DIMS:
+        raise InvalidInput(f"{what}: shape has {len(shape)} axes, more than {MAX_DIMS}; send (H, W) or (H, W, C)")
     dtype = _DTYPES[t.dtype]
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python integers: a declared shape that overflows int64 stays exact
     if max_elements is not None and count > max_elements:
         raise InvalidInput(f"{what}: {count} elements exceed the limit of {max_elements}; send a smaller image")
     if len(t.data) != count * dtype.itemsize:
@@ -70,10 +75,12 @@ def _check_size(height: int, width: int, max_pixels: int | None) -> None:
 
 
 def _decode_raster(data: bytes, kind: str, max_pixels: int | None = None) -> np.ndarray:
+    image_formats.check_declared_format(data, kind)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            img = PILImage.open(io.BytesIO(data))
+            # formats=: only this plugin may open the bytes; no other PIL decoder is reachable from the network
+            img = PILImage.open(io.BytesIO(data), formats=image_formats.PIL_FORMATS[kind])
             _check_size(img.height, img.width, max_pixels)
             img.load()
     except InvalidInput:
@@ -96,7 +103,8 @@ def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
 
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
         _check_size(int(ds.Rows), int(ds.Columns), max_pixels)
-        pixels = ds.pixel_array
+        image_formats.check_dicom_attributes(ds)
+        image_formats.check_transfer_syntax(ds)
     except InvalidInput:
         raise
     except Exception as exc:
@@ -107,8 +115,16 @@ def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     except (TypeError, ValueError) as exc:
         raise InvalidInput("DICOM Number of Frames is not a number; send a valid DICOM file") from exc
-    if frames > 1:
+    if frames > 1:  # refused before the frames are decoded: they could be many times max_pixels
         raise InvalidInput("DICOM image has several frames; send one frame per image (the PACS bridge splits them)")
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:
+        if image_formats.is_compressed(ds):
+            raise image_formats.undecodable_compressed(ds, exc) from exc
+        raise InvalidInput(
+            f"image bytes are not a decodable DICOM file ({type(exc).__name__}); send a DICOM Part 10 file with pixels"
+        ) from exc
     try:
         return _dicom_intensities(ds, pixels)
     except InvalidInput:
@@ -150,7 +166,9 @@ def decode_image_bytes(data: bytes, fmt: int, max_pixels: int | None = None) -> 
         elif data[128:132] == b"DICM":
             fmt = tensor_pb2.IMAGE_FORMAT_DICOM
         else:
-            raise InvalidInput("image format not recognised from its bytes; send PNG, JPEG or DICOM, or set format")
+            found = image_formats.sniff(data)
+            what = f"the bytes are {found} data" if found else "image format not recognised from its bytes"
+            raise InvalidInput(f"{what}; send PNG, JPEG or DICOM, or set format")
     if fmt == tensor_pb2.IMAGE_FORMAT_DICOM:
         return _decode_dicom(data, max_pixels)
     if fmt in (tensor_pb2.IMAGE_FORMAT_PNG, tensor_pb2.IMAGE_FORMAT_JPEG):

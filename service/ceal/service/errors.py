@@ -34,7 +34,17 @@ class Conflict(ServiceError):
 
 
 class Overloaded(ServiceError):
-    """The queue is full: the caller should back off and retry."""
+    """The server cannot take the work now: the caller should back off and retry.
+
+    retry_after: seconds after which a retry is expected to be admitted (None when unknown); the
+    servicer layer may send it to the client (e.g. as google.rpc.RetryInfo). reason: "queue" (the queue
+    is full) or "deadline" (the expected wait exceeds the call's deadline).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, reason: str = "queue") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason = reason
 
 
 class DeadlineExceeded(ServiceError):

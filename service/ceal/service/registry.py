@@ -1,8 +1,10 @@
 """Model registry: `models/<name>/<version>/` folders, the latest version served by default.
 
 A watcher thread polls the folder; a new version is loaded off to the side and then swapped in, so calls
-in flight finish on the version they started with. A version that fails to load is logged with the reason
-and skipped (the previous one keeps serving) until its files change.
+in flight finish on the version they started with. Loading validates the version (`load_model`: name and
+version equal to the folder's, input channels and size equal to the graph's, one trial inference) before it
+can become the default. A version that fails is refused: logged with the reason, listed with it by
+`refused()` (and ListModels), and skipped (the previous one keeps serving) until its files change.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._models: dict[str, dict[int, LoadedModel]] = {}
         self._failed: dict[Path, tuple[tuple[int, int, int], ...]] = {}
+        self._reasons: dict[Path, str] = {}  # why each refused version was refused
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -71,7 +74,9 @@ class ModelRegistry:
         """
         candidates: dict[str, list[tuple[int, Path]]] = {}
         for name, version, path in self._candidates():
-            if path in self._failed and self._failed[path] == _signature(path):
+            with self._lock:
+                failed = self._failed.get(path)
+            if failed is not None and failed == _signature(path):
                 continue
             candidates.setdefault(name, []).append((version, path))
         loaded = []
@@ -100,10 +105,22 @@ class ModelRegistry:
             model = self._loader(path)
         except Exception as exc:  # any failure: a broken version must never take the server down
             log.error("model version at %s refused, previous version keeps serving: %s", path, exc)
-            self._failed[path] = signature
+            with self._lock:
+                self._failed[path] = signature
+                self._reasons[path] = str(exc) or type(exc).__name__
             return None
-        self._failed.pop(path, None)
+        with self._lock:
+            self._failed.pop(path, None)
+            self._reasons.pop(path, None)
         return model
+
+    def refused(self) -> list[tuple[str, int, str]]:
+        """(model folder name, version, reason) of each version refused at load and not loaded since."""
+        with self._lock:
+            reasons = dict(self._reasons)
+        return sorted(
+            (path.parent.name, int(path.name), reason) for path, reason in reasons.items() if path.name.isdigit()
+        )
 
     def get(self, name: str = "", version: int = 0) -> LoadedModel:
         """The pinned version, or the latest; NotFound names what exists."""
@@ -123,7 +140,9 @@ class ModelRegistry:
             raise NotFound(f"model {name!r} has no version {version}; loaded: {sorted(versions)}")
         model = self._load(path)
         if model is None:
-            raise NotFound(f"model {name!r} version {version} cannot be loaded (see the server log)")
+            with self._lock:
+                reason = self._reasons.get(path, "see the server log")
+            raise NotFound(f"model {name!r} version {version} is refused: {reason}")
         with self._lock:
             self._models[name][version] = model
         return model

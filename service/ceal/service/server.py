@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
@@ -59,7 +60,9 @@ class ServerConfig:
     max_queue: int = 64
     watch_interval: float = 2.0
     reflection: bool = False  # server reflection lists the API to anyone; on only when asked for
-    max_concurrent_rpcs: int | None = None  # calls beyond this get RESOURCE_EXHAUSTED at once; None = no cap
+    # calls beyond this get RESOURCE_EXHAUSTED at once; None = derived from the machine
+    # (`default_max_concurrent_rpcs`); 0 = no cap (calls beyond `workers` wait unseen in gRPC's queue)
+    max_concurrent_rpcs: int | None = None
     tls: TLSConfig | None = None  # None = plaintext (behind a mesh or on loopback only)
     tokens: Path | None = None  # tokens file (JSON/YAML): bearer tokens with roles; None = no authentication
     audit: bool = False  # write the `ceal.audit` log (always on when tokens are set)
@@ -103,6 +106,45 @@ class Running:
         self.engine.batcher.close()
         if self.telemetry is not None:
             self.telemetry.shutdown()
+
+
+PER_CALL_MEMORY_FACTOR = 4  # a call in flight may hold its request, the decoded image, model input, response
+MEMORY_SHARE = 0.5  # of the machine's memory, at most, for the calls in flight
+MIN_CONCURRENT_RPCS = 4
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine (or its cgroup's limit, when lower), in bytes; None if unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def default_max_concurrent_rpcs(workers: int, max_message_bytes: int, memory_bytes: int | None) -> int:
+    """The default cap on calls in progress: never more than the RPC worker threads (a call beyond them
+    would wait in gRPC's own queue, where admission control cannot see it, until its deadline passes), and
+    few enough that the calls in flight, each holding up to PER_CALL_MEMORY_FACTOR × the message limit,
+    fit in MEMORY_SHARE of the machine's memory. At least MIN_CONCURRENT_RPCS."""
+    cap = max(workers, 1)
+    if memory_bytes is not None:
+        cap = min(cap, int(memory_bytes * MEMORY_SHARE) // (PER_CALL_MEMORY_FACTOR * max_message_bytes))
+    return max(cap, MIN_CONCURRENT_RPCS)
+
+
+def concurrent_rpc_cap(config: ServerConfig) -> int | None:
+    """The cap the server runs with: the configured one (0 = none), or the machine-derived default."""
+    if config.max_concurrent_rpcs is not None:
+        return config.max_concurrent_rpcs or None
+    return default_max_concurrent_rpcs(config.workers, config.max_message_bytes, machine_memory_bytes())
 
 
 def _set_health(servicer: health.HealthServicer, status: int) -> None:
@@ -165,13 +207,22 @@ def create_server(config: ServerConfig) -> Running:
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="ceal-rpc"),
         options=options,
         interceptors=interceptors,
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=concurrent_rpc_cap(config),
     )
     segmentation = SegmentationServicer(
-        registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+        registry,
+        engine,
+        default_samples=config.default_samples,
+        max_pixels=config.max_pixels,
+        max_message_bytes=config.max_message_bytes,
     )
     active = ActiveLearningServicer.create(
-        config.state, registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+        config.state,
+        registry,
+        engine,
+        default_samples=config.default_samples,
+        max_pixels=config.max_pixels,
+        max_message_bytes=config.max_message_bytes,
     )
     segmentation_pb2_grpc.add_SegmentationServicer_to_server(segmentation, server)
     active_learning_pb2_grpc.add_ActiveLearningServicer_to_server(active, server)
@@ -205,11 +256,13 @@ def create_server(config: ServerConfig) -> Running:
         )
     host = config.address.rsplit(":", 1)[0]
     log.info(
-        "ceal serving on %s:%d (%s) with %d model(s)",
+        "ceal serving on %s:%d (%s) with %d model(s); at most %s calls in progress, %d queued for inference",
         host,
         port,
         "TLS" if config.tls else "plaintext",
         len(registry.models()),
+        concurrent_rpc_cap(config) or "unlimited",
+        config.max_queue,
     )
     return Running(server, port, registry, engine, health_servicer, active, telemetry, config.shutdown_delay)
 

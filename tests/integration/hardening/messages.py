@@ -3,7 +3,7 @@
 Every scalar field gets values across its whole range (NaN and infinities for floats, unknown enum numbers,
 any text), repeated fields a few elements, nested messages to a bounded depth. A `ceal.v1.Tensor` is, half
 of the time, a *consistent* one (a supported dtype, a small shape and exactly the bytes it needs), so the
-fuzz also reaches the code past the codec's first checks.
+fuzz also reaches the code past the codec's first checks; sometimes one whose declared shape overflows int64.
 """
 
 from __future__ import annotations
@@ -78,11 +78,21 @@ def consistent_tensors(draw: st.DrawFn) -> tensor_pb2.Tensor:
     return tensor_pb2.Tensor(dtype=dtype, shape=shape, data=data)
 
 
+@st.composite
+def overflowing_tensors(draw: st.DrawFn) -> tensor_pb2.Tensor:
+    """A Tensor whose declared shape is astronomically large (its product overflows int64, e.g. 2^32 × 2^32
+    or 2^62 × 4), with a few bytes of data: the shape arithmetic must stay exact and refuse it."""
+    dtype = draw(st.sampled_from(sorted(_DTYPES)))
+    big = st.sampled_from([2**31, 2**32, 2**62, 2**63 - 1])
+    shape = draw(st.lists(st.one_of(big, st.integers(1, 8)), min_size=2, max_size=4).filter(lambda s: max(s) > 8))
+    return tensor_pb2.Tensor(dtype=dtype, shape=shape, data=draw(st.binary(max_size=64)))
+
+
 def messages(descriptor: Descriptor, depth: int = 3) -> st.SearchStrategy[Message]:
     """Messages of type `descriptor` with random field values."""
     cls = GetMessageClass(descriptor)
     if descriptor.full_name == "ceal.v1.Tensor":
-        return st.one_of(consistent_tensors(), _fields(cls, descriptor, depth))
+        return st.one_of(consistent_tensors(), overflowing_tensors(), _fields(cls, descriptor, depth))
     return _fields(cls, descriptor, depth)
 
 

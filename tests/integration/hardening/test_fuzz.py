@@ -1,7 +1,9 @@
 """Fuzzing a live server: random request messages to every method, random raw bytes through a channel with no
-serializer, malformed PNG/JPEG/DICOM files. Every call gets a status, the wrong ones a clean refusal such as
-INVALID_ARGUMENT (never INTERNAL or UNKNOWN), and the server is still SERVING at the end (and can still stop: an
-undecodable stream message once left gRPC unable to). The last test prints the run's size."""
+serializer, malformed PNG/JPEG/DICOM files, and the inputs the adversarial run of issue 21 found (overflowing
+shapes, formats declared as others, DICOM slopes NaN/1e308, unknown enums, NaN floats). Every call gets a status,
+the wrong ones a clean refusal such as INVALID_ARGUMENT (never INTERNAL or UNKNOWN), and the server is still
+SERVING at the end (and can still stop: an undecodable stream message once left gRPC unable to). The last test
+prints the run's size."""
 
 from __future__ import annotations
 
@@ -194,6 +196,81 @@ def test_oversized_image_file_is_refused_from_its_header(channel: grpc.Channel) 
     assert _predict_file(channel, buf.getvalue(), "PNG") == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def _issue_21_inputs() -> dict[str, tuple[str, bytes]]:
+    """The adversarial run's inputs that once crashed a call (INTERNAL) or were accepted: method, request."""
+    import pydicom
+
+    def tensor(shape: list[int], dtype: int = tensor_pb2.DTYPE_FLOAT32) -> tensor_pb2.Tensor:
+        return tensor_pb2.Tensor(dtype=dtype, shape=shape, data=b"\x00" * 16)
+
+    def predict(image: tensor_pb2.Image) -> bytes:
+        return segmentation_pb2.PredictRequest(image=image).SerializeToString()
+
+    def encoded(data: bytes, fmt: int) -> tensor_pb2.Image:
+        return tensor_pb2.Image(encoded=tensor_pb2.EncodedImage(data=data, format=fmt))
+
+    def pil(fmt: str) -> bytes:
+        buf = io.BytesIO()
+        PILImage.new("L", (16, 16)).save(buf, format=fmt)
+        return buf.getvalue()
+
+    def label(**fields: object) -> bytes:
+        mask = fields.pop("mask", tensor([4, 4], tensor_pb2.DTYPE_UINT8))
+        return active_learning_pb2.SubmitLabelRequest(
+            image_id="0" * 16,
+            annotator="fuzz",
+            mask=mask,
+            **fields,  # type: ignore[arg-type]
+        ).SerializeToString()
+
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    slopes = {}
+    for slope in ("NaN", "1e308"):
+        ct.RescaleSlope = slope
+        buf = io.BytesIO()
+        ct.save_as(buf, enforce_file_format=True)
+        slopes[slope] = buf.getvalue()
+    mpeg = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm", download=False))
+    mpeg.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, mpeg, little_endian=True, implicit_vr=False)
+    png, jpeg, dicom = tensor_pb2.IMAGE_FORMAT_PNG, tensor_pb2.IMAGE_FORMAT_JPEG, tensor_pb2.IMAGE_FORMAT_DICOM
+    return {
+        "tensor 2^32x2^32": ("Predict", predict(tensor_pb2.Image(tensor=tensor([2**32, 2**32])))),
+        "tensor 2^62x4": ("Predict", predict(tensor_pb2.Image(tensor=tensor([2**62, 4])))),
+        "tensor 65 axes": ("Predict", predict(tensor_pb2.Image(tensor=tensor([1] * 65)))),
+        "mask 2^32x2^32": ("SubmitLabel", label(mask=tensor([2**32, 2**32], tensor_pb2.DTYPE_UINT8))),
+        "mask 2^62x4": ("SubmitLabel", label(mask=tensor([2**62, 4], tensor_pb2.DTYPE_UINT8))),
+        "BMP as PNG": ("Predict", predict(encoded(pil("BMP"), png))),
+        "GIF as PNG": ("Predict", predict(encoded(pil("GIF"), png))),
+        "TIFF as JPEG": ("Predict", predict(encoded(pil("TIFF"), jpeg))),
+        "EPS as PNG": ("Predict", predict(encoded(b"%!PS-Adobe-3.0 EPSF-3.0\nshowpage\n", png))),
+        "DICOM slope NaN": ("Predict", predict(encoded(slopes["NaN"], dicom))),
+        "DICOM slope 1e308": ("Predict", predict(encoded(slopes["1e308"], dicom))),
+        "DICOM MPEG2": ("Predict", predict(encoded(buf.getvalue(), dicom))),
+        "QueryLevel 99": ("GetQueryList", active_learning_pb2.GetQueryListRequest(k=1, level=99).SerializeToString()),  # type: ignore[arg-type]
+        "seconds NaN": ("SubmitLabel", label(seconds_spent=float("nan"))),
+        "seconds inf": ("SubmitLabel", label(seconds_spent=float("inf"))),
+        "threshold NaN": (
+            "Predict",
+            segmentation_pb2.PredictRequest(
+                image=tensor_pb2.Image(tensor=tensor([2, 2])),
+                options=segmentation_pb2.PredictOptions(threshold=float("nan")),
+            ).SerializeToString(),
+        ),
+    }
+
+
+ISSUE_21 = _issue_21_inputs()
+
+
+@pytest.mark.parametrize("case", sorted(ISSUE_21))
+def test_issue_21_inputs_are_invalid_argument(channel: grpc.Channel, case: str) -> None:
+    name, payload = ISSUE_21[case]
+    method = next(m for m in METHODS if m.name.endswith(f"/{name}"))
+    assert _send(channel, method, payload, "issue-21 inputs") == grpc.StatusCode.INVALID_ARGUMENT, case
+
+
 def test_server_survived_the_fuzz_run(channel: grpc.Channel) -> None:
     reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -201,4 +278,5 @@ def test_server_survived_the_fuzz_run(channel: grpc.Channel) -> None:
     crashes = CODES["INTERNAL"] + CODES["UNKNOWN"]
     print(f"\nfuzz run: {total} calls ({dict(SENT)}); status codes {dict(CODES)}; crashes: {crashes}; SERVING")
     assert crashes == 0
-    assert total >= len(METHODS) * EXAMPLES // 2 or total == 0  # a filtered run (-k) sends fewer
+    fuzzed = total - SENT["issue-21 inputs"]
+    assert fuzzed >= len(METHODS) * EXAMPLES // 2 or fuzzed == 0  # a filtered run (-k) sends fewer

@@ -12,6 +12,7 @@ EXPECTED = [
     "DeadlineExceeded",
     "InvalidArgument",
     "LabelRecord",
+    "MessageTooLarge",
     "ModelInfo",
     "NotFound",
     "Overloaded",

@@ -241,7 +241,7 @@ class ExportLabelsRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[LabelSource, str]]] = ..., include_images: _Optional[bool] = ...) -> None: ...
 
 class LabelRecord(_message.Message):
-    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "name")
+    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "name", "image_omitted")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +252,7 @@ class LabelRecord(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DICOM_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_OMITTED_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     label_id: str
     version: int
@@ -262,7 +263,8 @@ class LabelRecord(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     dicom: _tensor_pb2.DicomReference
     name: str
-    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+    image_omitted: str
+    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., name: _Optional[str] = ..., image_omitted: _Optional[str] = ...) -> None: ...
 
 class FindSimilarRequest(_message.Message):
     __slots__ = ("pool", "image_id", "image", "k", "model_name")

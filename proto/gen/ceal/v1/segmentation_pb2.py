@@ -26,37 +26,39 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ceal.v1 import tensor_pb2 as ceal_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x65\x61l/v1/segmentation.proto\x12\x07\x63\x65\x61l.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14\x63\x65\x61l/v1/tensor.proto\"D\n\x0ePostProcessing\x12\x1e\n\x16keep_largest_component\x18\x01 \x01(\x08\x12\x12\n\nfill_holes\x18\x02 \x01(\x08\"\xec\x02\n\x0ePredictOptions\x12\x0f\n\x07samples\x18\x01 \x01(\r\x12\x1e\n\x04maps\x18\x02 \x03(\x0e\x32\x10.ceal.v1.MapKind\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x16\n\x0ereturn_samples\x18\x04 \x01(\x08\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\x30\n\x0fpost_processing\x18\x06 \x01(\x0b\x32\x17.ceal.v1.PostProcessing\x12\x32\n\rscore_measure\x18\x07 \x01(\x0e\x32\x1b.ceal.v1.UncertaintyMeasure\x12+\n\x0fscore_reduction\x18\x08 \x01(\x0e\x32\x12.ceal.v1.Reduction\x12\x15\n\rtop_k_percent\x18\t \x01(\x02\x12\x1a\n\x12\x61\x64\x61ptive_tolerance\x18\n \x01(\x02\x12\x1c\n\x14\x61\x64\x61ptive_min_samples\x18\x0b \x01(\rB\x07\n\x05_seed\"\x98\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x04\x12\x1d\n\x05image\x18\x03 \x01(\x0b\x32\x0e.ceal.v1.Image\x12(\n\x07options\x18\x04 \x01(\x0b\x32\x17.ceal.v1.PredictOptions\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"v\n\x10UncertaintyScore\x12,\n\x07measure\x18\x01 \x01(\x0e\x32\x1b.ceal.v1.UncertaintyMeasure\x12%\n\treduction\x18\x02 \x01(\x0e\x32\x12.ceal.v1.Reduction\x12\r\n\x05value\x18\x03 \x01(\x01\"\x9a\x03\n\x0fPredictResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\x0f\n\x07samples\x18\x04 \x01(\r\x12$\n\x0bprobability\x18\x05 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\"\n\tlabel_map\x18\x06 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12 \n\x07\x65ntropy\x18\x07 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12+\n\x12mutual_information\x18\x08 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12!\n\x08variance\x18\t \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12$\n\x0bsamples_raw\x18\n \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\r\n\x05score\x18\x0b \x01(\x01\x12)\n\x06scores\x18\x0c \x03(\x0b\x32\x19.ceal.v1.UncertaintyScore\x12\x1b\n\x13\x66oreground_fraction\x18\r \x01(\x01\"\x82\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x16\n\x0einput_channels\x18\x03 \x01(\r\x12\x14\n\x0cinput_height\x18\x04 \x01(\r\x12\x13\n\x0binput_width\x18\x05 \x01(\r\x12\'\n\nactivation\x18\x06 \x01(\x0e\x32\x13.ceal.v1.Activation\x12\x13\n\x0bnum_classes\x18\x07 \x01(\r\x12\x13\n\x0b\x63lass_names\x18\x08 \x03(\t\x12\x14\n\x0c\x64ropout_rate\x18\t \x01(\x01\x12\x17\n\x0fvalidation_dice\x18\n \x01(\x01\x12\x1a\n\x12training_data_hash\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tis_latest\x18\r \x01(\x08\x12\r\n\x05split\x18\x0e \x01(\x08\x12\x10\n\x08provider\x18\x0f \x01(\t\x12\x11\n\tprecision\x18\x10 \x01(\t\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"8\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.ceal.v1.ModelInfo*\xa8\x01\n\x12UncertaintyMeasure\x12#\n\x1fUNCERTAINTY_MEASURE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bUNCERTAINTY_MEASURE_ENTROPY\x10\x01\x12*\n&UNCERTAINTY_MEASURE_MUTUAL_INFORMATION\x10\x02\x12 \n\x1cUNCERTAINTY_MEASURE_VARIANCE\x10\x03*\x88\x01\n\tReduction\x12\x19\n\x15REDUCTION_UNSPECIFIED\x10\x00\x12\x12\n\x0eREDUCTION_MEAN\x10\x01\x12\x11\n\rREDUCTION_SUM\x10\x02\x12\x18\n\x14REDUCTION_TOP_K_MEAN\x10\x03\x12\x1f\n\x1bREDUCTION_BOUNDARY_WEIGHTED\x10\x04*\xa3\x01\n\x07MapKind\x12\x18\n\x14MAP_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14MAP_KIND_PROBABILITY\x10\x01\x12\x16\n\x12MAP_KIND_LABEL_MAP\x10\x02\x12\x14\n\x10MAP_KIND_ENTROPY\x10\x03\x12\x1f\n\x1bMAP_KIND_MUTUAL_INFORMATION\x10\x04\x12\x15\n\x11MAP_KIND_VARIANCE\x10\x05*X\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TIVATION_SIGMOID\x10\x01\x12\x16\n\x12\x41\x43TIVATION_SOFTMAX\x10\x02\x32\xdb\x01\n\x0cSegmentation\x12<\n\x07Predict\x12\x17.ceal.v1.PredictRequest\x1a\x18.ceal.v1.PredictResponse\x12\x46\n\rPredictStream\x12\x17.ceal.v1.PredictRequest\x1a\x18.ceal.v1.PredictResponse(\x01\x30\x01\x12\x45\n\nListModels\x12\x1a.ceal.v1.ListModelsRequest\x1a\x1b.ceal.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x65\x61l/v1/segmentation.proto\x12\x07\x63\x65\x61l.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14\x63\x65\x61l/v1/tensor.proto\"D\n\x0ePostProcessing\x12\x1e\n\x16keep_largest_component\x18\x01 \x01(\x08\x12\x12\n\nfill_holes\x18\x02 \x01(\x08\"\x82\x03\n\x0ePredictOptions\x12\x0f\n\x07samples\x18\x01 \x01(\r\x12\x1e\n\x04maps\x18\x02 \x03(\x0e\x32\x10.ceal.v1.MapKind\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x16\n\x0ereturn_samples\x18\x04 \x01(\x08\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\x30\n\x0fpost_processing\x18\x06 \x01(\x0b\x32\x17.ceal.v1.PostProcessing\x12\x32\n\rscore_measure\x18\x07 \x01(\x0e\x32\x1b.ceal.v1.UncertaintyMeasure\x12+\n\x0fscore_reduction\x18\x08 \x01(\x0e\x32\x12.ceal.v1.Reduction\x12\x15\n\rtop_k_percent\x18\t \x01(\x02\x12\x1a\n\x12\x61\x64\x61ptive_tolerance\x18\n \x01(\x02\x12\x1c\n\x14\x61\x64\x61ptive_min_samples\x18\x0b \x01(\r\x12\x14\n\x0c\x66loat16_maps\x18\x0c \x01(\x08\x42\x07\n\x05_seed\"\x98\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x04\x12\x1d\n\x05image\x18\x03 \x01(\x0b\x32\x0e.ceal.v1.Image\x12(\n\x07options\x18\x04 \x01(\x0b\x32\x17.ceal.v1.PredictOptions\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"v\n\x10UncertaintyScore\x12,\n\x07measure\x18\x01 \x01(\x0e\x32\x1b.ceal.v1.UncertaintyMeasure\x12%\n\treduction\x18\x02 \x01(\x0e\x32\x12.ceal.v1.Reduction\x12\r\n\x05value\x18\x03 \x01(\x01\"\x9a\x03\n\x0fPredictResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\x0f\n\x07samples\x18\x04 \x01(\r\x12$\n\x0bprobability\x18\x05 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\"\n\tlabel_map\x18\x06 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12 \n\x07\x65ntropy\x18\x07 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12+\n\x12mutual_information\x18\x08 \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12!\n\x08variance\x18\t \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12$\n\x0bsamples_raw\x18\n \x01(\x0b\x32\x0f.ceal.v1.Tensor\x12\r\n\x05score\x18\x0b \x01(\x01\x12)\n\x06scores\x18\x0c \x03(\x0b\x32\x19.ceal.v1.UncertaintyScore\x12\x1b\n\x13\x66oreground_fraction\x18\r \x01(\x01\"\x82\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x16\n\x0einput_channels\x18\x03 \x01(\r\x12\x14\n\x0cinput_height\x18\x04 \x01(\r\x12\x13\n\x0binput_width\x18\x05 \x01(\r\x12\'\n\nactivation\x18\x06 \x01(\x0e\x32\x13.ceal.v1.Activation\x12\x13\n\x0bnum_classes\x18\x07 \x01(\r\x12\x13\n\x0b\x63lass_names\x18\x08 \x03(\t\x12\x14\n\x0c\x64ropout_rate\x18\t \x01(\x01\x12\x17\n\x0fvalidation_dice\x18\n \x01(\x01\x12\x1a\n\x12training_data_hash\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tis_latest\x18\r \x01(\x08\x12\r\n\x05split\x18\x0e \x01(\x08\x12\x10\n\x08provider\x18\x0f \x01(\t\x12\x11\n\tprecision\x18\x10 \x01(\t\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"`\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.ceal.v1.ModelInfo\x12&\n\x07refused\x18\x02 \x03(\x0b\x32\x15.ceal.v1.RefusedModel\"=\n\x0cRefusedModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t*\xa8\x01\n\x12UncertaintyMeasure\x12#\n\x1fUNCERTAINTY_MEASURE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bUNCERTAINTY_MEASURE_ENTROPY\x10\x01\x12*\n&UNCERTAINTY_MEASURE_MUTUAL_INFORMATION\x10\x02\x12 \n\x1cUNCERTAINTY_MEASURE_VARIANCE\x10\x03*\x88\x01\n\tReduction\x12\x19\n\x15REDUCTION_UNSPECIFIED\x10\x00\x12\x12\n\x0eREDUCTION_MEAN\x10\x01\x12\x11\n\rREDUCTION_SUM\x10\x02\x12\x18\n\x14REDUCTION_TOP_K_MEAN\x10\x03\x12\x1f\n\x1bREDUCTION_BOUNDARY_WEIGHTED\x10\x04*\xa3\x01\n\x07MapKind\x12\x18\n\x14MAP_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14MAP_KIND_PROBABILITY\x10\x01\x12\x16\n\x12MAP_KIND_LABEL_MAP\x10\x02\x12\x14\n\x10MAP_KIND_ENTROPY\x10\x03\x12\x1f\n\x1bMAP_KIND_MUTUAL_INFORMATION\x10\x04\x12\x15\n\x11MAP_KIND_VARIANCE\x10\x05*X\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TIVATION_SIGMOID\x10\x01\x12\x16\n\x12\x41\x43TIVATION_SOFTMAX\x10\x02\x32\xdb\x01\n\x0cSegmentation\x12<\n\x07Predict\x12\x17.ceal.v1.PredictRequest\x1a\x18.ceal.v1.PredictResponse\x12\x46\n\rPredictStream\x12\x17.ceal.v1.PredictRequest\x1a\x18.ceal.v1.PredictResponse(\x01\x30\x01\x12\x45\n\nListModels\x12\x1a.ceal.v1.ListModelsRequest\x1a\x1b.ceal.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ceal.v1.segmentation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UNCERTAINTYMEASURE']._serialized_start=1702
-  _globals['_UNCERTAINTYMEASURE']._serialized_end=1870
-  _globals['_REDUCTION']._serialized_start=1873
-  _globals['_REDUCTION']._serialized_end=2009
-  _globals['_MAPKIND']._serialized_start=2012
-  _globals['_MAPKIND']._serialized_end=2175
-  _globals['_ACTIVATION']._serialized_start=2177
-  _globals['_ACTIVATION']._serialized_end=2265
+  _globals['_UNCERTAINTYMEASURE']._serialized_start=1827
+  _globals['_UNCERTAINTYMEASURE']._serialized_end=1995
+  _globals['_REDUCTION']._serialized_start=1998
+  _globals['_REDUCTION']._serialized_end=2134
+  _globals['_MAPKIND']._serialized_start=2137
+  _globals['_MAPKIND']._serialized_end=2300
+  _globals['_ACTIVATION']._serialized_start=2302
+  _globals['_ACTIVATION']._serialized_end=2390
   _globals['_POSTPROCESSING']._serialized_start=94
   _globals['_POSTPROCESSING']._serialized_end=162
   _globals['_PREDICTOPTIONS']._serialized_start=165
-  _globals['_PREDICTOPTIONS']._serialized_end=529
-  _globals['_PREDICTREQUEST']._serialized_start=532
-  _globals['_PREDICTREQUEST']._serialized_end=684
-  _globals['_UNCERTAINTYSCORE']._serialized_start=686
-  _globals['_UNCERTAINTYSCORE']._serialized_end=804
-  _globals['_PREDICTRESPONSE']._serialized_start=807
-  _globals['_PREDICTRESPONSE']._serialized_end=1217
-  _globals['_MODELINFO']._serialized_start=1220
-  _globals['_MODELINFO']._serialized_end=1606
-  _globals['_LISTMODELSREQUEST']._serialized_start=1608
-  _globals['_LISTMODELSREQUEST']._serialized_end=1641
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1643
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1699
-  _globals['_SEGMENTATION']._serialized_start=2268
-  _globals['_SEGMENTATION']._serialized_end=2487
+  _globals['_PREDICTOPTIONS']._serialized_end=551
+  _globals['_PREDICTREQUEST']._serialized_start=554
+  _globals['_PREDICTREQUEST']._serialized_end=706
+  _globals['_UNCERTAINTYSCORE']._serialized_start=708
+  _globals['_UNCERTAINTYSCORE']._serialized_end=826
+  _globals['_PREDICTRESPONSE']._serialized_start=829
+  _globals['_PREDICTRESPONSE']._serialized_end=1239
+  _globals['_MODELINFO']._serialized_start=1242
+  _globals['_MODELINFO']._serialized_end=1628
+  _globals['_LISTMODELSREQUEST']._serialized_start=1630
+  _globals['_LISTMODELSREQUEST']._serialized_end=1663
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1665
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1761
+  _globals['_REFUSEDMODEL']._serialized_start=1763
+  _globals['_REFUSEDMODEL']._serialized_end=1824
+  _globals['_SEGMENTATION']._serialized_start=2393
+  _globals['_SEGMENTATION']._serialized_end=2612
 # @@protoc_insertion_point(module_scope)

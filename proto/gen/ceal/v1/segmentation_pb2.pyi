@@ -68,7 +68,7 @@ class PostProcessing(_message.Message):
     def __init__(self, keep_largest_component: _Optional[bool] = ..., fill_holes: _Optional[bool] = ...) -> None: ...
 
 class PredictOptions(_message.Message):
-    __slots__ = ("samples", "maps", "threshold", "return_samples", "seed", "post_processing", "score_measure", "score_reduction", "top_k_percent", "adaptive_tolerance", "adaptive_min_samples")
+    __slots__ = ("samples", "maps", "threshold", "return_samples", "seed", "post_processing", "score_measure", "score_reduction", "top_k_percent", "adaptive_tolerance", "adaptive_min_samples", "float16_maps")
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     MAPS_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class PredictOptions(_message.Message):
     TOP_K_PERCENT_FIELD_NUMBER: _ClassVar[int]
     ADAPTIVE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     ADAPTIVE_MIN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    FLOAT16_MAPS_FIELD_NUMBER: _ClassVar[int]
     samples: int
     maps: _containers.RepeatedScalarFieldContainer[MapKind]
     threshold: float
@@ -91,7 +92,8 @@ class PredictOptions(_message.Message):
     top_k_percent: float
     adaptive_tolerance: float
     adaptive_min_samples: int
-    def __init__(self, samples: _Optional[int] = ..., maps: _Optional[_Iterable[_Union[MapKind, str]]] = ..., threshold: _Optional[float] = ..., return_samples: _Optional[bool] = ..., seed: _Optional[int] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., score_measure: _Optional[_Union[UncertaintyMeasure, str]] = ..., score_reduction: _Optional[_Union[Reduction, str]] = ..., top_k_percent: _Optional[float] = ..., adaptive_tolerance: _Optional[float] = ..., adaptive_min_samples: _Optional[int] = ...) -> None: ...
+    float16_maps: bool
+    def __init__(self, samples: _Optional[int] = ..., maps: _Optional[_Iterable[_Union[MapKind, str]]] = ..., threshold: _Optional[float] = ..., return_samples: _Optional[bool] = ..., seed: _Optional[int] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., score_measure: _Optional[_Union[UncertaintyMeasure, str]] = ..., score_reduction: _Optional[_Union[Reduction, str]] = ..., top_k_percent: _Optional[float] = ..., adaptive_tolerance: _Optional[float] = ..., adaptive_min_samples: _Optional[int] = ..., float16_maps: _Optional[bool] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("model_name", "model_version", "image", "options", "request_id")
@@ -190,7 +192,19 @@ class ListModelsRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
+    __slots__ = ("models", "refused")
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+    refused: _containers.RepeatedCompositeFieldContainer[RefusedModel]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., refused: _Optional[_Iterable[_Union[RefusedModel, _Mapping]]] = ...) -> None: ...
+
+class RefusedModel(_message.Message):
+    __slots__ = ("name", "version", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...

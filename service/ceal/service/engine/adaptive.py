@@ -50,6 +50,7 @@ class SuffixRunner(Protocol):
         *,
         deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        abandoned: Callable[[], bool] | None = None,
     ) -> np.ndarray: ...
 
 
@@ -101,6 +102,7 @@ def sample_adaptive(
     rule: AdaptiveRule,
     *,
     deadline: float | None = None,
+    abandoned: Callable[[], bool] | None = None,
 ) -> AdaptiveResult:
     """Suffix samples of one image (`features`: prefix outputs with batch 1) until `rule` is met or T_max."""
     images = {int(v.shape[0]) for v in features.values()}
@@ -113,7 +115,7 @@ def sample_adaptive(
     error = math.inf
     while accumulator.samples < max_samples:
         size = min(rule.chunk, max_samples - accumulator.samples)
-        chunk = model.run_suffix(features, size, rng, deadline=deadline)[0]  # (size, C, h, w)
+        chunk = model.run_suffix(features, size, rng, deadline=deadline, abandoned=abandoned)[0]  # (size, C, h, w)
         chunks.append(chunk)
         accumulator.add(chunk)
         if accumulator.samples >= rule.min_samples:
@@ -133,8 +135,12 @@ def run_samples(
     rule: AdaptiveRule | None,
     *,
     deadline: float | None = None,
+    abandoned: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """The batcher's suffix step for one image → (1, T, C, h, w): fixed T without a rule, adaptive with one."""
+    """The batcher's suffix step for one image → (1, T, C, h, w): fixed T without a rule, adaptive with one.
+
+    `abandoned()` true (the caller left) stops the work at the next chunk with CancelledError."""
     if rule is None:
-        return model.run_suffix(features, samples, rng, deadline=deadline)
-    return sample_adaptive(model, features, samples, rng, rule, deadline=deadline).probabilities[None]
+        return model.run_suffix(features, samples, rng, deadline=deadline, abandoned=abandoned)
+    result = sample_adaptive(model, features, samples, rng, rule, deadline=deadline, abandoned=abandoned)
+    return result.probabilities[None]

@@ -39,6 +39,7 @@ class PredictOptions:
     adaptive_tolerance: float = 0.0
     # adaptive T only: no stopping before this many samples; 0 = DEFAULT_MIN_SAMPLES
     adaptive_min_samples: int = 0
+    float16_maps: bool = False  # probability and uncertainty maps sent as float16 (the response is smaller)
 
 
 @dataclass

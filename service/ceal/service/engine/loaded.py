@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class LoadedModel:
         self.meta = meta
         self.provider = select_providers().primary
         self.whole = make_session(model_bytes, intra_op_threads=intra_op_threads)
+        check_graph_input(meta, self.whole)  # before the split, whose errors would not say what disagrees
         self.split: SplitModel = split_model(model_bytes, meta.input_height, meta.input_width, meta.input_channels)
         self.prefix = make_session(self.split.prefix, intra_op_threads=intra_op_threads)
         self.suffix = make_session(self.split.suffix, intra_op_threads=intra_op_threads)
@@ -80,14 +82,20 @@ class LoadedModel:
         *,
         deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        abandoned: Callable[[], bool] | None = None,
     ) -> np.ndarray:
-        """Stochastic part: T samples of each of N images as the batch axis → (N, T, C, h, w)."""
+        """Stochastic part: T samples of each of N images as the batch axis → (N, T, C, h, w).
+
+        Between chunks of `max_rows` rows: DeadlineExceeded once `deadline` passed, CancelledError once
+        `abandoned()` is true (the caller left: its remaining samples are not drawn)."""
         n = next(iter(features.values())).shape[0]
         rows = n * samples
         out: list[np.ndarray] = []
         for start in range(0, rows, self.max_rows):
-            if deadline is not None and clock() > deadline:
+            if deadline is not None and clock() > deadline:  # first: a call that timed out is also cancelled
                 raise DeadlineExceeded(f"deadline passed after {start} of {rows} Monte-Carlo samples")
+            if abandoned is not None and abandoned():
+                raise CancelledError(f"the call was cancelled after {start} of {rows} Monte-Carlo samples")
             stop = min(rows, start + self.max_rows)
             image_of_row = np.arange(start, stop) // samples
             feeds = {name: features[name][image_of_row] for name in self.split.prefix_outputs}
@@ -127,9 +135,64 @@ class LoadedModel:
         return probs.reshape(x.shape[0], samples, *probs.shape[1:])
 
 
+TRIAL_SAMPLES = 2  # Monte-Carlo samples of the trial inference every version passes before it is served
+
+
+def check_identity(meta: ModelMetadata, directory: Path) -> None:
+    """The metadata's name and version must be the folder's (`models/<name>/<version>/`): a version served
+    under another identity could not be called by its own name."""
+    folder_name, folder_version = directory.parent.name, directory.name
+    if meta.name != folder_name or str(meta.version) != folder_version:
+        raise InvalidInput(
+            f"metadata names model {meta.name!r} version {meta.version} but it lies in {folder_name}/{folder_version}: "
+            "fix metadata.json's name/version or move the folder"
+        )
+
+
+def check_graph_input(meta: ModelMetadata, session: ort.InferenceSession) -> None:
+    """The graph's input must be the metadata's: name, and (N, channels, height, width) where fixed."""
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise InvalidInput(f"the graph has {len(inputs)} inputs; a ceal model takes one image tensor")
+    graph = inputs[0]
+    if graph.name != meta.input_name:
+        raise InvalidInput(f"metadata input_name is {meta.input_name!r} but the graph's input is {graph.name!r}")
+    shape = list(graph.shape)
+    want = [meta.input_channels, meta.input_height, meta.input_width]
+    if len(shape) != 4:
+        raise InvalidInput(f"the graph's input has shape {shape}; a ceal model takes (N, C, H, W)")
+    for axis, got, expected in zip(("channels", "height", "width"), shape[1:], want, strict=True):
+        if isinstance(got, int) and got != expected:
+            raise InvalidInput(
+                f"metadata says input {axis} {expected} but the graph takes {got} (graph input {shape}): "
+                "fix metadata.json or re-export the model"
+            )
+
+
+def trial_inference(model: LoadedModel) -> None:
+    """One prediction on a blank image through the served path: it must run and give finite probabilities
+    of shape (1, T, num_classes, height, width). Raises InvalidInput saying what failed."""
+    m = model.meta
+    x = np.zeros((1, m.input_channels, m.input_height, m.input_width), np.float32)
+    try:
+        out = model.sample(x, TRIAL_SAMPLES, np.random.default_rng(0)).probabilities
+    except Exception as exc:
+        raise InvalidInput(f"the trial inference failed ({type(exc).__name__}: {exc})") from exc
+    want = (1, TRIAL_SAMPLES, m.num_classes, m.input_height, m.input_width)
+    if out.shape != want:
+        raise InvalidInput(
+            f"the trial inference gave probabilities of shape {list(out.shape)}, not {list(want)} "
+            f"(metadata: num_classes {m.num_classes}, input {m.input_height}×{m.input_width})"
+        )
+    if not np.isfinite(out).all():
+        raise InvalidInput("the trial inference gave non-finite probabilities (NaN or infinity)")
+
+
 def load_model(directory: Path, *, intra_op_threads: int = 0) -> LoadedModel:
-    """Load `directory` (model.onnx + metadata.json); raises InvalidInput / MetadataError saying why not."""
+    """Load `directory` (model.onnx + metadata.json) and validate it: identity equal to the folder, input
+    equal to the graph's, one trial inference. Raises InvalidInput / MetadataError saying why not."""
     meta = ModelMetadata.read(directory)
+    check_identity(meta, directory)
     try:
         model_bytes = (directory / MODEL_FILE).read_bytes()
     except FileNotFoundError as exc:
@@ -144,4 +207,5 @@ def load_model(directory: Path, *, intra_op_threads: int = 0) -> LoadedModel:
         raise InvalidInput(
             f"{directory / MODEL_FILE} is not a usable ONNX model ({type(exc).__name__}: {exc})"
         ) from exc
+    trial_inference(loaded)
     return loaded

@@ -240,7 +240,9 @@ class PoolScorer:
                     image_rng = rng.spawn(1)[0]
                     futures.append(self.engine.batcher.submit(model, x, samples, image_rng, deadline, adaptive=rule))
                     break
-                except Overloaded:  # interactive calls come first: wait for room instead of failing the pass
+                except Overloaded as exc:  # interactive calls come first: wait for room instead of failing
+                    if exc.reason != "queue":  # the pass cannot finish before its deadline: say so now
+                        raise
                     time.sleep(0.05)
         rows = []
         for image_id, image, future in zip(ids, pixels, futures, strict=True):

@@ -41,6 +41,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         *,
         default_samples: int = 20,
         max_pixels: int = 4096 * 4096,
+        max_message_bytes: int = 64 * 1024 * 1024,
         rescore_on_new_version: bool = True,
     ) -> None:
         self.store = store
@@ -48,6 +49,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         self.engine = engine
         self.default_samples = default_samples
         self.max_pixels = max_pixels
+        self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
         self.scorer = PoolScorer(store, engine) if store is not None else None
         self._background: list[threading.Thread] = []
         self._background_lock = threading.Lock()
@@ -196,9 +198,14 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         for label in store.latest_labels(pool, sources):
             if not context.is_active():
                 return
-            pixels = store.load_pixels(pool, label.image_id) if request.include_images else None
             record = store.get_image(pool, label.image_id)
-            yield msg.label_record(label, record, pixels)
+            omitted = msg.image_omitted(label, record, self.max_message_bytes) if request.include_images else ""
+            pixels = store.load_pixels(pool, label.image_id) if request.include_images and not omitted else None
+            out = msg.label_record(label, record, pixels)
+            if omitted:
+                log.warning("export of pool %s: image %s left out of its record: %s", pool, label.image_id, omitted)
+                out.image_omitted = omitted
+            yield out
 
     @unary
     def FindSimilar(self, request: pb.FindSimilarRequest, context: grpc.ServicerContext) -> Any:

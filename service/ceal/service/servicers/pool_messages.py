@@ -152,6 +152,24 @@ def query_item(item: QueryItem) -> pb.QueryItem:
     return out
 
 
+RECORD_OVERHEAD = 64 * 1024  # bytes of a LabelRecord besides its two tensors (ids, annotator, framing)
+
+
+def image_omitted(label: Label, record: ImageRecord, limit: int) -> str:
+    """Why a record's image cannot be exported within `limit` bytes ("" when it fits), and what to do."""
+    image = record.height * record.width * record.channels * np.dtype(record.dtype).itemsize
+    total = image + int(label.mask.nbytes) + RECORD_OVERHEAD
+    if total <= limit:
+        return ""
+    mib = 1024 * 1024
+    return (
+        f"the {record.height}×{record.width} image ({image / mib:.1f} MiB) with its mask would exceed the "
+        f"{limit / mib:.0f} MiB message limit; the mask is included: fetch the image from its source "
+        "(its DICOM reference, or the file it was registered from), or start the server with a larger "
+        "--max-message-bytes"
+    )
+
+
 def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | None) -> pb.LabelRecord:
     out = pb.LabelRecord(
         image_id=label.image_id,

@@ -7,17 +7,20 @@ import logging
 import time
 import weakref
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ceal.service.codec import decode_image, numpy_to_tensor
 from ceal.service.engine.core import Engine, Prediction, PredictOptions
 from ceal.service.errors import InvalidInput, NotFound
+from ceal.service.metadata import ModelMetadata
 from ceal.service.middleware.spans import child_span
 from ceal.service.registry import ModelRegistry
+from ceal.service.servicers.fields import check_fields
 from ceal.service.servicers.status import code_for, unary
 from ceal.v1 import segmentation_pb2 as pb
 from ceal.v1 import segmentation_pb2_grpc as pb_grpc
@@ -69,6 +72,43 @@ def decode_options(o: pb.PredictOptions, default_samples: int) -> PredictOptions
         top_k_percent=o.top_k_percent or 5.0,
         adaptive_tolerance=o.adaptive_tolerance,
         adaptive_min_samples=o.adaptive_min_samples,
+        float16_maps=o.float16_maps,
+    )
+
+
+MESSAGE_OVERHEAD = 64 * 1024  # bytes of a PredictResponse besides its tensors (ids, scores, framing)
+
+
+def response_bytes(opts: PredictOptions, meta: ModelMetadata, height: int, width: int) -> dict[str, int]:
+    """Bytes each part of a PredictResponse will take for an (height, width) image, before any work."""
+    pixels, item = height * width, 2 if opts.float16_maps else 4
+    out: dict[str, int] = {}
+    if "probability" in opts.maps:
+        out["probability"] = (1 if meta.num_classes == 1 else meta.num_classes) * pixels * item
+    if "label_map" in opts.maps:
+        out["label_map"] = pixels
+    for name in ("entropy", "mutual_information", "variance"):
+        if name in opts.maps:
+            out[name] = pixels * item
+    if opts.return_samples:
+        out["samples_raw"] = opts.samples * meta.num_classes * meta.input_height * meta.input_width * 2
+    return out
+
+
+def check_response_size(opts: PredictOptions, meta: ModelMetadata, height: int, width: int, limit: int) -> None:
+    """Refuse up front a Predict whose response cannot fit in `limit` bytes, saying what to ask for instead."""
+    parts = response_bytes(opts, meta, height, width)
+    total = sum(parts.values()) + MESSAGE_OVERHEAD
+    if total <= limit:
+        return
+    mib = 1024 * 1024
+    listed = ", ".join(f"{name} {size / mib:.1f} MiB" for name, size in parts.items())
+    raise InvalidInput(
+        f"the response for a {height}×{width} image would be about {total / mib:.1f} MiB ({listed}), over the "
+        f"{limit / mib:.0f} MiB message limit: ask for fewer maps (options.maps, e.g. only label_map), set "
+        "options.float16_maps to halve the float maps"
+        + (", leave return_samples off" if opts.return_samples else "")
+        + ", or send a downsampled image"
     )
 
 
@@ -81,12 +121,13 @@ def encode_prediction(p: Prediction, opts: PredictOptions, request_id: str) -> p
         score=p.score,
         foreground_fraction=p.foreground_fraction,
     )
+    floats = np.float16 if opts.float16_maps else np.float32
     if "probability" in opts.maps:
-        out.probability.CopyFrom(numpy_to_tensor(p.probability))
+        out.probability.CopyFrom(numpy_to_tensor(p.probability.astype(floats, copy=False)))
     if "label_map" in opts.maps:
         out.label_map.CopyFrom(numpy_to_tensor(p.label_map))
     for name, array in p.maps.items():
-        getattr(out, name).CopyFrom(numpy_to_tensor(array))
+        getattr(out, name).CopyFrom(numpy_to_tensor(array.astype(floats, copy=False)))
     if p.samples_raw is not None:
         out.samples_raw.CopyFrom(numpy_to_tensor(p.samples_raw))
     for (measure, reduction), value in sorted(p.scores.items()):
@@ -120,21 +161,33 @@ def deadline_of(context: grpc.ServicerContext) -> float | None:
 
 class SegmentationServicer(pb_grpc.SegmentationServicer):
     def __init__(
-        self, registry: ModelRegistry, engine: Engine, *, default_samples: int = 20, max_pixels: int = 4096 * 4096
+        self,
+        registry: ModelRegistry,
+        engine: Engine,
+        *,
+        default_samples: int = 20,
+        max_pixels: int = 4096 * 4096,
+        max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.registry = registry
         self.engine = engine
         self.default_samples = default_samples
         self.max_pixels = max_pixels
+        self.max_message_bytes = max_message_bytes  # the server's send limit: responses are sized against it
 
     def _predict(
         self, request: pb.PredictRequest, deadline: float | None, context: grpc.ServicerContext
     ) -> pb.PredictResponse:
+        check_fields(request)
         opts = decode_options(request.options, self.default_samples)
         self.engine.check_options(opts)
         model = self.registry.get(request.model_name, request.model_version)
+        self.engine.batcher.check_admission(opts.samples, deadline)  # overload refused before the decode
         with child_span("decode"):
             pixels = decode_image(request.image, max_pixels=self.max_pixels)
+        check_response_size(opts, model.meta, pixels.shape[0], pixels.shape[1], self.max_message_bytes)
+        if not context.is_active():  # the caller left while the image was decoded: no engine work for it
+            raise CancelledError("the call was cancelled before its image reached the engine")
         prediction = self.engine.predict(
             model, pixels, opts, deadline=deadline, on_queued=lambda future: cancel_with(context, future)
         )
@@ -154,7 +207,8 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         """
         window = max(2, self.engine.batcher.max_images)
         deadline = deadline_of(context)
-        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="ceal-stream") as pool:
+        pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="ceal-stream")
+        try:
             pending = []
             for request in request_iterator:
                 # copy_context: the worker runs under this call's telemetry (child spans), if any
@@ -164,6 +218,10 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
                     yield self._resolve(*pending.pop(0), context)
             for request_id, future in pending:
                 yield self._resolve(request_id, future, context)
+        finally:
+            # The call ended (or was cancelled): requests not started never run; those in the engine stop at
+            # their next chunk (their jobs were cancelled by the call's callbacks, `cancel_with`).
+            pool.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
     def _resolve(request_id: str, future: object, context: grpc.ServicerContext) -> pb.PredictResponse:
@@ -202,6 +260,9 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
                 provider=model.provider,
                 precision=m.precision,
             )
-        if request.name and not out.models:
+        for name, version, reason in self.registry.refused():
+            if not request.name or name == request.name:
+                out.refused.add(name=name, version=version, reason=reason)
+        if request.name and not out.models and not out.refused:
             raise NotFound(f"no model named {request.name!r} is loaded")
         return out

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from ceal.service import errors
+from ceal.service.servicers.fields import check_fields
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,13 @@ def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
 
 
 def unary(fn: F) -> F:
-    """Wrap a unary handler `(self, request, context)` so domain errors become statuses."""
+    """Wrap a unary handler `(self, request, context)`: the request's fields checked (`check_fields`), and
+    domain errors become statuses."""
 
     @functools.wraps(fn)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
+            check_fields(request)
             return fn(self, request, context)
         except Exception as exc:
             if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortException":
@@ -63,6 +66,7 @@ def streaming(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
+            check_fields(request)
             yield from fn(self, request, context)
         except Exception as exc:
             if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortException":

@@ -54,9 +54,7 @@ class Blocker:
     def descriptors(self, features: dict[str, F32]) -> F32:
         return np.zeros((len(features["features"]), 4), np.float32)
 
-    def run_suffix(
-        self, features: dict[str, F32], samples: int, rng: np.random.Generator, *, deadline: float | None = None
-    ) -> F32:
+    def run_suffix(self, features: dict[str, F32], samples: int, rng: np.random.Generator, **_: object) -> F32:
         return np.zeros((len(features["features"]), samples, 1, 2, 2), np.float32)
 
     def hold(self, batcher: DynamicBatcher) -> Future[Samples]:

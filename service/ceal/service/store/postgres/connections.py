@@ -89,6 +89,12 @@ class PostgresConnections:
             return Conflict(
                 f"the write contradicts stored data ({constraint} in {self.where}): re-read the pool and retry"
             )
+        if isinstance(exc, psycopg.errors.DiskFull):
+            return StoreError(
+                f"disk full: the Postgres server at {self.where} cannot write (nothing was stored by this call); "
+                "free space on its data volume (old WAL archives, logs, other databases) or grow the volume, "
+                "then retry"
+            )
         if isinstance(exc, _RETRYABLE):
             return StoreError(f"the write met a concurrent one ({type(exc).__name__}): retry")
         if isinstance(exc, psycopg.OperationalError):

@@ -74,6 +74,12 @@ class ThreadConnections:
                 f"the pool database stayed locked for more than {self.busy_timeout_s:g} s by another writer: "
                 "retry, or give the store a longer busy_timeout_s"
             )
+        if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+            return StoreError(
+                f"disk full: the pool database {self.path} cannot grow (nothing was stored by this call); free "
+                f"space on the filesystem holding {self.path.parent} (old exports, logs, other files), or move "
+                "the state directory to a larger disk, then retry"
+            )
         if isinstance(exc, sqlite3.IntegrityError):
             return Conflict(f"the write contradicts stored data ({text}): re-read the pool and retry")
         return StoreError(f"pool database error ({text}): check that {self.path} is a ceal pool database")

@@ -29,6 +29,41 @@ __all__ = ["SQLitePoolStore"]
 _log = logging.getLogger(__name__)
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_state_file(path: Path) -> None:
+    """Refuse, before SQLite opens it, a state file that exists but is empty or not an SQLite database:
+    SQLite would start an empty zero-length file silently as a new pool, hiding the pool that was lost."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # a new pool
+    if size == 0:
+        raise StoreError(
+            f"the pool database {path} is empty (0 bytes): it is not a pool store, and starting would hide "
+            "whatever was lost. Restore it from a backup, or delete it to start a new, empty pool"
+        )
+    with open(path, "rb") as fh:
+        header = fh.read(len(_SQLITE_HEADER))
+    if header != _SQLITE_HEADER:
+        raise StoreError(
+            f"{path} is not an SQLite database, so not a ceal pool database (it is some other file): point "
+            "--state at the folder of a ceal pool, or move the file away to start a new pool"
+        )
+
+
+def check_ceal_database(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse an SQLite database written by something else (tables, but no ceal schema_version)."""
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    if tables and "schema_version" not in tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(
+            f"{path} is an SQLite database of something else (tables {shown}), not a ceal pool: point --state "
+            "at the folder of a ceal pool, or move the file away to start a new pool"
+        )
+
+
 class SQLitePoolStore(SQLPoolStore):
     """Pool store in the SQLite file at `path` (created, and migrated to the latest schema, on open).
 
@@ -47,9 +82,11 @@ class SQLitePoolStore(SQLPoolStore):
         if not self._path.parent.is_dir():
             raise InvalidInput(f"folder {self._path.parent} does not exist: create it, or use open_store(dir)")
         self._clock = clock
+        check_state_file(self._path)
         self._db = ThreadConnections(self._path, busy_timeout_s)
         try:
             conn = self._db.get()
+            check_ceal_database(conn, self._path)
             (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if str(mode).lower() != "wal":
                 raise StoreError(
