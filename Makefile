@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo   - synthesise data, train, export, serve, rank by uncertainty, label, retrain (~10 min, CPU)"
-	@echo "make test   - unit and integration tests (installs Orthanc/PostgreSQL with scripts/install-system-deps)"
+	@echo "make test   - unit and integration tests (installs Orthanc/PostgreSQL/Chromium with scripts/install-system-deps)"
 	@echo "make test-under-load - the tests with a busy loop on every core beside them (RUNS=3 repeats)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make proto  - regenerate proto/gen from proto/ceal/v1"

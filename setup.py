@@ -17,4 +17,7 @@ for root in ROOTS:
         packages.append(pkg)
         package_dir[pkg] = f"{root}/{pkg.replace('.', '/')}"
 
-setup(packages=packages, package_dir=package_dir, package_data={"ceal.v1": ["*.pyi"]})
+# The console's pages (HTML, CSS, JS modules) ship inside the package: no CDN, no build step.
+PACKAGE_DATA = {"ceal.v1": ["*.pyi"], "ceal.console": ["static/*.*", "static/js/*.js"]}
+
+setup(packages=packages, package_dir=package_dir, package_data=PACKAGE_DATA)

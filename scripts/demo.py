@@ -127,7 +127,16 @@ def main() -> int:
         step("stop the server (SIGTERM drains calls in flight)")
         stop_server(proc)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s; everything is under {out}")
+    print_console_hint(models, state)
     return 0
+
+
+def print_console_hint(models: Path, state: Path, port: int = 8080) -> None:
+    """How to label the demo's pool yourself, in the browser (the labelling console)."""
+    step("label it yourself: the console")
+    print(f"  ceal serve --models {models} --state {state} --port 50051 &")
+    print(f"  ceal console --server 127.0.0.1:50051 --port {port}")
+    print(f"then open http://127.0.0.1:{port}/ in a browser; the demo server has no tokens: type your name, sign in.")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ EXTRAS = {
     "loop": "train",
     "simulate": "train",
     "pacs": "pacs",
+    "console": "console",
 }
 
 

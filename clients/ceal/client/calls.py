@@ -21,7 +21,7 @@ from ceal.client import requests
 from ceal.client.channel import ChannelSettings
 from ceal.client.codec import ImageLike, to_image
 from ceal.client.errors import from_rpc_error
-from ceal.client.results import LabelRecord, ModelInfo, Prediction, QueryList
+from ceal.client.results import Identity, LabelRecord, ModelInfo, PoolImageView, Prediction, QueryList
 from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import segmentation_pb2 as seg_pb
 
@@ -219,3 +219,21 @@ def pool_stats(*, pool: str = "", model: str = "") -> Call[al_pb.PoolStats]:
     return Call(
         "active_learning", "GetPoolStats", al_pb.GetPoolStatsRequest(pool=pool, model_name=model), lambda reply: reply
     )
+
+
+def list_pools() -> Call[list[str]]:
+    return Call("active_learning", "ListPools", al_pb.ListPoolsRequest(), lambda reply: list(reply.pools))
+
+
+def pool_image_view(image_id: str, *, pool: str = "") -> Call[PoolImageView]:
+    req = al_pb.GetPoolImageRequest(pool=pool, image_id=image_id)
+    return Call("active_learning", "GetPoolImage", req, PoolImageView.from_proto)
+
+
+def release_lease(image_id: str, *, annotator: str, pool: str = "") -> Call[bool]:
+    req = al_pb.ReleaseLeaseRequest(pool=pool, image_id=image_id, annotator=annotator)
+    return Call("active_learning", "ReleaseLease", req, lambda reply: bool(reply.released))
+
+
+def who_am_i() -> Call[Identity]:
+    return Call("active_learning", "WhoAmI", al_pb.WhoAmIRequest(), Identity.from_proto)

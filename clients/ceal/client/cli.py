@@ -12,7 +12,10 @@ from tqdm import tqdm
 
 from ceal.client.connect import DefaultsHelpFormatter, add_connection_arguments, client_options
 from ceal.client.errors import CealError
-from ceal.client.results import Prediction, readable
+from ceal.client.overlay import overlay
+from ceal.client.results import readable
+
+__all__ = ["overlay", "register", "run"]  # overlay: kept here for scripts that import it from the CLI
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,22 +31,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, default=Path("predictions"), help="folder for overlay PNGs")
     p.add_argument("--top", type=int, default=10, help="how many of the most uncertain to list")
     p.set_defaults(func=run)
-
-
-def overlay(image: np.ndarray, p: Prediction) -> tuple[np.ndarray, np.ndarray]:
-    """(mask overlay, uncertainty heat-map) as uint8 RGB (H, W, 3)."""
-    base = (
-        np.asarray(PILImage.fromarray(image).convert("RGB"), dtype=np.float32)
-        if image.dtype == np.uint8
-        else (np.repeat(np.clip(image, 0, 1)[..., None] * 255, 3, axis=2) if image.ndim == 2 else image * 255)
-    )
-    mask = p.label_map != 0 if p.label_map is not None else np.zeros(base.shape[:2], bool)
-    over = base.copy()
-    over[mask] = 0.55 * over[mask] + 0.45 * np.array([0, 255, 0], np.float32)
-    unc = p.entropy if p.entropy is not None else np.zeros(base.shape[:2], np.float32)
-    heat = np.clip(unc / max(float(unc.max()), 1e-6), 0, 1)
-    hot = np.stack([heat, heat**2, np.zeros_like(heat)], axis=2) * 255
-    return over.astype(np.uint8), (0.5 * base + 0.5 * hot).astype(np.uint8)
 
 
 def run(args: argparse.Namespace) -> int:

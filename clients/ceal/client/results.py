@@ -152,6 +152,8 @@ class LabelRecord:
     extra: dict[str, str] = field(default_factory=dict)
     name: str = ""  # as registered: a file name or UID
     image_omitted: str = ""  # why the image was left out of this record (too large to send), if it was
+    seconds_spent: float = 0.0  # annotation time as submitted
+    created_at: datetime | None = None
 
     @classmethod
     def from_proto(cls, r: al_pb.LabelRecord) -> LabelRecord:
@@ -168,4 +170,56 @@ class LabelRecord:
             as_numpy(r.image),
             name=r.name,
             image_omitted=r.image_omitted,
+            seconds_spent=r.seconds_spent,
+            created_at=r.created_at.ToDatetime() if r.HasField("created_at") else None,
+        )
+
+
+_ROLES = {al_pb.ROLE_VIEWER: "viewer", al_pb.ROLE_ANNOTATOR: "annotator", al_pb.ROLE_ADMIN: "admin"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the server takes the caller for. authentication False: the server checks no tokens (all open)."""
+
+    name: str
+    role: str  # "viewer" | "annotator" | "admin"
+    authentication: bool
+
+    @classmethod
+    def from_proto(cls, r: al_pb.WhoAmIResponse) -> Identity:
+        return cls(r.name, _ROLES.get(r.role, "viewer"), r.authentication)
+
+
+@dataclass(frozen=True)
+class PoolImageView:
+    """One pool image for a viewer: pixels as registered (H, W) or (H, W, C); newest label uint8 (H, W)."""
+
+    image_id: str
+    image: np.ndarray
+    series_key: str
+    label: np.ndarray | None
+    label_version: int
+    label_source: str  # "human" | "pseudo" | "" when unlabelled
+    label_annotator: str
+    lease_annotator: str
+    lease_expires_at: datetime | None
+    name: str = ""  # as registered: a file name or UID
+
+    @classmethod
+    def from_proto(cls, r: al_pb.GetPoolImageResponse) -> PoolImageView:
+        image = as_numpy(r.image)
+        assert image is not None
+        source = {al_pb.LABEL_SOURCE_HUMAN: "human", al_pb.LABEL_SOURCE_PSEUDO: "pseudo"}.get(r.label_source, "")
+        return cls(
+            image_id=r.image_id,
+            image=image,
+            series_key=r.series_key,
+            label=as_numpy(r.label),
+            label_version=r.label_version,
+            label_source=source,
+            label_annotator=r.label_annotator,
+            lease_annotator=r.lease_annotator,
+            lease_expires_at=r.lease_expires_at.ToDatetime() if r.HasField("lease_expires_at") else None,
+            name=r.name,
         )

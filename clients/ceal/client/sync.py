@@ -19,7 +19,7 @@ import numpy as np
 from ceal.client import calls
 from ceal.client.channel import resolve_settings
 from ceal.client.codec import ImageLike
-from ceal.client.results import LabelRecord, ModelInfo, Prediction, QueryList
+from ceal.client.results import Identity, LabelRecord, ModelInfo, PoolImageView, Prediction, QueryList
 from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import active_learning_pb2_grpc as al_grpc
 from ceal.v1 import segmentation_pb2_grpc as seg_grpc
@@ -227,3 +227,19 @@ class Client:
 
     def pool_stats(self, *, pool: str = "", model: str = "") -> al_pb.PoolStats:
         return self._unary(calls.pool_stats(pool=pool, model=model))
+
+    def list_pools(self) -> list[str]:
+        """Names of the pools that hold at least one image, sorted."""
+        return self._unary(calls.list_pools())
+
+    def pool_image(self, image_id: str, *, pool: str = "") -> PoolImageView:
+        """A pool image's pixels as registered, its newest label and its lease."""
+        return self._unary(calls.pool_image_view(image_id, pool=pool))
+
+    def release_lease(self, image_id: str, *, annotator: str, pool: str = "") -> bool:
+        """Give back `annotator`'s lease on the image (skip it); False when they held none."""
+        return self._unary(calls.release_lease(image_id, annotator=annotator, pool=pool))
+
+    def who_am_i(self) -> Identity:
+        """The token's name and role as the server sees them (authentication False: no tokens checked)."""
+        return self._unary(calls.who_am_i())

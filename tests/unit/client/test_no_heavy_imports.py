@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-HEAVY = ("torch", "onnxruntime")
+# starlette and uvicorn come only with the `console` extra: the SDK and CLI must not need them.
+HEAVY = ("torch", "onnxruntime", "starlette", "uvicorn")
 
 
 def test_client_pacs_sync_and_cli_leave_torch_and_onnxruntime_out() -> None:
@@ -88,3 +89,7 @@ def test_a_client_only_install_imports_the_sdk_without_torch_or_onnxruntime(tmp_
 
     pacs = subprocess.run([str(ceal), "pacs"], check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert pacs.returncode == 2 and "pip install 'ceal[pacs]'" in pacs.stderr
+    console = subprocess.run(
+        [str(ceal), "console"], check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert console.returncode == 2 and "pip install 'ceal[console]'" in console.stderr

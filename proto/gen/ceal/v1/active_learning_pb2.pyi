@@ -35,6 +35,13 @@ class LabelSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LABEL_SOURCE_UNSPECIFIED: _ClassVar[LabelSource]
     LABEL_SOURCE_HUMAN: _ClassVar[LabelSource]
     LABEL_SOURCE_PSEUDO: _ClassVar[LabelSource]
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_VIEWER: _ClassVar[Role]
+    ROLE_ANNOTATOR: _ClassVar[Role]
+    ROLE_ADMIN: _ClassVar[Role]
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_RANDOM: Strategy
 STRATEGY_ENTROPY: Strategy
@@ -51,6 +58,10 @@ QUERY_LEVEL_STUDY: QueryLevel
 LABEL_SOURCE_UNSPECIFIED: LabelSource
 LABEL_SOURCE_HUMAN: LabelSource
 LABEL_SOURCE_PSEUDO: LabelSource
+ROLE_UNSPECIFIED: Role
+ROLE_VIEWER: Role
+ROLE_ANNOTATOR: Role
+ROLE_ADMIN: Role
 
 class PoolImage(_message.Message):
     __slots__ = ("image", "dicom", "series_key", "study_key", "slice_index", "name")
@@ -241,7 +252,7 @@ class ExportLabelsRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[LabelSource, str]]] = ..., include_images: _Optional[bool] = ...) -> None: ...
 
 class LabelRecord(_message.Message):
-    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "name", "image_omitted")
+    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "name", "image_omitted", "seconds_spent")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +264,7 @@ class LabelRecord(_message.Message):
     DICOM_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     IMAGE_OMITTED_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_SPENT_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     label_id: str
     version: int
@@ -264,7 +276,8 @@ class LabelRecord(_message.Message):
     dicom: _tensor_pb2.DicomReference
     name: str
     image_omitted: str
-    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., name: _Optional[str] = ..., image_omitted: _Optional[str] = ...) -> None: ...
+    seconds_spent: float
+    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., name: _Optional[str] = ..., image_omitted: _Optional[str] = ..., seconds_spent: _Optional[float] = ...) -> None: ...
 
 class FindSimilarRequest(_message.Message):
     __slots__ = ("pool", "image_id", "image", "k", "model_name")
@@ -327,3 +340,77 @@ class PoolStats(_message.Message):
     model_name: str
     model_version: int
     def __init__(self, pool: _Optional[str] = ..., images: _Optional[int] = ..., series: _Optional[int] = ..., labelled_human: _Optional[int] = ..., labelled_pseudo: _Optional[int] = ..., scored_fresh: _Optional[int] = ..., scored_stale: _Optional[int] = ..., leased: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ...) -> None: ...
+
+class ListPoolsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPoolsResponse(_message.Message):
+    __slots__ = ("pools",)
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    pools: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pools: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetPoolImageRequest(_message.Message):
+    __slots__ = ("pool", "image_id")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    image_id: str
+    def __init__(self, pool: _Optional[str] = ..., image_id: _Optional[str] = ...) -> None: ...
+
+class GetPoolImageResponse(_message.Message):
+    __slots__ = ("image_id", "image", "dicom", "series_key", "label", "label_version", "label_source", "label_annotator", "lease_annotator", "lease_expires_at", "name")
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    DICOM_FIELD_NUMBER: _ClassVar[int]
+    SERIES_KEY_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_ANNOTATOR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ANNOTATOR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    image: _tensor_pb2.Tensor
+    dicom: _tensor_pb2.DicomReference
+    series_key: str
+    label: _tensor_pb2.Tensor
+    label_version: int
+    label_source: LabelSource
+    label_annotator: str
+    lease_annotator: str
+    lease_expires_at: _timestamp_pb2.Timestamp
+    name: str
+    def __init__(self, image_id: _Optional[str] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., label: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., label_version: _Optional[int] = ..., label_source: _Optional[_Union[LabelSource, str]] = ..., label_annotator: _Optional[str] = ..., lease_annotator: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeaseRequest(_message.Message):
+    __slots__ = ("pool", "image_id", "annotator")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATOR_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    image_id: str
+    annotator: str
+    def __init__(self, pool: _Optional[str] = ..., image_id: _Optional[str] = ..., annotator: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeaseResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("name", "role", "authentication")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    AUTHENTICATION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: Role
+    authentication: bool
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., authentication: _Optional[bool] = ...) -> None: ...

@@ -69,6 +69,26 @@ class ActiveLearningStub:
                 request_serializer=ceal_dot_v1_dot_active__learning__pb2.GetPoolStatsRequest.SerializeToString,
                 response_deserializer=ceal_dot_v1_dot_active__learning__pb2.PoolStats.FromString,
                 _registered_method=True)
+        self.ListPools = channel.unary_unary(
+                '/ceal.v1.ActiveLearning/ListPools',
+                request_serializer=ceal_dot_v1_dot_active__learning__pb2.ListPoolsRequest.SerializeToString,
+                response_deserializer=ceal_dot_v1_dot_active__learning__pb2.ListPoolsResponse.FromString,
+                _registered_method=True)
+        self.GetPoolImage = channel.unary_unary(
+                '/ceal.v1.ActiveLearning/GetPoolImage',
+                request_serializer=ceal_dot_v1_dot_active__learning__pb2.GetPoolImageRequest.SerializeToString,
+                response_deserializer=ceal_dot_v1_dot_active__learning__pb2.GetPoolImageResponse.FromString,
+                _registered_method=True)
+        self.ReleaseLease = channel.unary_unary(
+                '/ceal.v1.ActiveLearning/ReleaseLease',
+                request_serializer=ceal_dot_v1_dot_active__learning__pb2.ReleaseLeaseRequest.SerializeToString,
+                response_deserializer=ceal_dot_v1_dot_active__learning__pb2.ReleaseLeaseResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/ceal.v1.ActiveLearning/WhoAmI',
+                request_serializer=ceal_dot_v1_dot_active__learning__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=ceal_dot_v1_dot_active__learning__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class ActiveLearningServicer:
@@ -125,6 +145,34 @@ class ActiveLearningServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPools(self, request, context):
+        """The names of the pools that hold at least one image.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPoolImage(self, request, context):
+        """One pool image's pixels as registered, with its newest label and its lease, for a viewer or an editor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLease(self, request, context):
+        """Gives back a lease the annotator holds (the image was skipped), so it can be handed out again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """Who the server takes the caller for: the bearer token's name and role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ActiveLearningServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +210,26 @@ def add_ActiveLearningServicer_to_server(servicer, server):
                     servicer.GetPoolStats,
                     request_deserializer=ceal_dot_v1_dot_active__learning__pb2.GetPoolStatsRequest.FromString,
                     response_serializer=ceal_dot_v1_dot_active__learning__pb2.PoolStats.SerializeToString,
+            ),
+            'ListPools': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPools,
+                    request_deserializer=ceal_dot_v1_dot_active__learning__pb2.ListPoolsRequest.FromString,
+                    response_serializer=ceal_dot_v1_dot_active__learning__pb2.ListPoolsResponse.SerializeToString,
+            ),
+            'GetPoolImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPoolImage,
+                    request_deserializer=ceal_dot_v1_dot_active__learning__pb2.GetPoolImageRequest.FromString,
+                    response_serializer=ceal_dot_v1_dot_active__learning__pb2.GetPoolImageResponse.SerializeToString,
+            ),
+            'ReleaseLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLease,
+                    request_deserializer=ceal_dot_v1_dot_active__learning__pb2.ReleaseLeaseRequest.FromString,
+                    response_serializer=ceal_dot_v1_dot_active__learning__pb2.ReleaseLeaseResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=ceal_dot_v1_dot_active__learning__pb2.WhoAmIRequest.FromString,
+                    response_serializer=ceal_dot_v1_dot_active__learning__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -353,6 +421,114 @@ class ActiveLearning:
             '/ceal.v1.ActiveLearning/GetPoolStats',
             ceal_dot_v1_dot_active__learning__pb2.GetPoolStatsRequest.SerializeToString,
             ceal_dot_v1_dot_active__learning__pb2.PoolStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ceal.v1.ActiveLearning/ListPools',
+            ceal_dot_v1_dot_active__learning__pb2.ListPoolsRequest.SerializeToString,
+            ceal_dot_v1_dot_active__learning__pb2.ListPoolsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPoolImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ceal.v1.ActiveLearning/GetPoolImage',
+            ceal_dot_v1_dot_active__learning__pb2.GetPoolImageRequest.SerializeToString,
+            ceal_dot_v1_dot_active__learning__pb2.GetPoolImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ceal.v1.ActiveLearning/ReleaseLease',
+            ceal_dot_v1_dot_active__learning__pb2.ReleaseLeaseRequest.SerializeToString,
+            ceal_dot_v1_dot_active__learning__pb2.ReleaseLeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ceal.v1.ActiveLearning/WhoAmI',
+            ceal_dot_v1_dot_active__learning__pb2.WhoAmIRequest.SerializeToString,
+            ceal_dot_v1_dot_active__learning__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

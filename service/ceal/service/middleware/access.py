@@ -25,11 +25,13 @@ from typing import Any
 import grpc
 
 from ceal.service.middleware.auth import Role, TokenTable, bearer_token, required_role
+from ceal.service.middleware.caller import Caller, Identified
 from ceal.service.middleware.handlers import around_calls, final_code, method_parts, reject
 
 __all__ = ["AUDIT_LOGGER", "AccessInterceptor", "audited_image_ids"]
 
 AUDIT_LOGGER = "ceal.audit"
+WHO_AM_I = "ceal.v1.ActiveLearning/WhoAmI"
 audit_log = logging.getLogger(AUDIT_LOGGER)
 
 
@@ -109,6 +111,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         method = f"{service}/{name}"
         needed = required_role(method)
         who = "anonymous"
+        role: Role | None = None
         if self.tokens is not None and needed is not None:
             metadata = {m.key: m.value for m in details.invocation_metadata or () if isinstance(m.value, str)}
             token = bearer_token(metadata)
@@ -129,6 +132,9 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                         grpc.StatusCode.PERMISSION_DENIED,
                         f"{method} needs the {_name(needed)} role; token {who!r} has {_name(role)}",
                     )
+        if method == WHO_AM_I:  # the one method that reports the verdict
+            caller = Caller(who, role, True) if role is not None else Caller("anonymous", Role.ADMIN, False)
+            handler = around_calls(handler, Identified(caller))
         if not self.audit or needed is None:  # health checks and reflection are not audited
             return handler
         return around_calls(handler, _Audited(method, who, self.clock))

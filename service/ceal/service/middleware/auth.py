@@ -2,8 +2,9 @@
 
 Roles are ordered, each including the ones before it:
 
-    viewer     Predict, PredictStream, ListModels
-    annotator  + GetQueryList, SubmitLabel, FindSimilar, GetPoolStats, ExportLabels
+    viewer     Predict, PredictStream, ListModels, WhoAmI
+    annotator  + GetQueryList, SubmitLabel, FindSimilar, GetPoolStats, ExportLabels, ListPools, GetPoolImage,
+                 ReleaseLease
     admin      + RegisterImages, ScorePool (and any ceal method added later, until it is given a role)
 
 Health checks and reflection need no token. The tokens file (JSON, or YAML when PyYAML is installed) maps
@@ -40,11 +41,15 @@ METHOD_ROLES: dict[str, Role] = {
     "ceal.v1.Segmentation/Predict": Role.VIEWER,
     "ceal.v1.Segmentation/PredictStream": Role.VIEWER,
     "ceal.v1.Segmentation/ListModels": Role.VIEWER,
+    "ceal.v1.ActiveLearning/WhoAmI": Role.VIEWER,
     "ceal.v1.ActiveLearning/GetQueryList": Role.ANNOTATOR,
     "ceal.v1.ActiveLearning/SubmitLabel": Role.ANNOTATOR,
     "ceal.v1.ActiveLearning/FindSimilar": Role.ANNOTATOR,
     "ceal.v1.ActiveLearning/GetPoolStats": Role.ANNOTATOR,
     "ceal.v1.ActiveLearning/ExportLabels": Role.ANNOTATOR,
+    "ceal.v1.ActiveLearning/ListPools": Role.ANNOTATOR,
+    "ceal.v1.ActiveLearning/GetPoolImage": Role.ANNOTATOR,
+    "ceal.v1.ActiveLearning/ReleaseLease": Role.ANNOTATOR,
     "ceal.v1.ActiveLearning/RegisterImages": Role.ADMIN,
     "ceal.v1.ActiveLearning/ScorePool": Role.ADMIN,
 }

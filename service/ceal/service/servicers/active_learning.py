@@ -22,6 +22,7 @@ from ceal.service.pool.retrieval import find_similar
 from ceal.service.pool.scoring import PoolScorer
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers import pool_messages as msg
+from ceal.service.servicers import pool_views
 from ceal.service.servicers.segmentation import deadline_of
 from ceal.service.servicers.status import streaming, unary
 from ceal.service.store import PoolStore, open_store
@@ -255,3 +256,27 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             model_name=model.meta.name,
             model_version=model.meta.version,
         )
+
+    @unary
+    def ListPools(self, request: pb.ListPoolsRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        return pb.ListPoolsResponse(pools=store.pools())
+
+    @unary
+    def GetPoolImage(self, request: pb.GetPoolImageRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        if not request.image_id:
+            raise InvalidInput("set image_id: the id RegisterImages or GetQueryList gave")
+        return pool_views.pool_image(store, msg.pool_name(request.pool), request.image_id)
+
+    @unary
+    def ReleaseLease(self, request: pb.ReleaseLeaseRequest, context: grpc.ServicerContext) -> Any:
+        store, _ = self._store()
+        if not request.image_id or not request.annotator:
+            raise InvalidInput("set image_id and annotator (the one the query list was leased to)")
+        released = pool_views.release_lease(store, msg.pool_name(request.pool), request.image_id, request.annotator)
+        return pb.ReleaseLeaseResponse(released=released)
+
+    @unary
+    def WhoAmI(self, request: pb.WhoAmIRequest, context: grpc.ServicerContext) -> Any:
+        return pool_views.who_am_i()

@@ -179,6 +179,7 @@ def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | 
         annotator=label.annotator,
         mask=numpy_to_tensor(label.mask),
         created_at=timestamp(label.created_at),
+        seconds_spent=label.seconds_spent,
         name=record.name if record is not None else "",
     )
     ref = dicom_proto(record.dicom) if record is not None else None

@@ -30,13 +30,16 @@ def test_every_api_method_has_a_role_and_the_issue_table_holds() -> None:
     assert set(METHOD_ROLES) == api  # a new RPC must be given a role here
     viewer = {m for m, r in METHOD_ROLES.items() if r == Role.VIEWER}
     annotator = {m for m, r in METHOD_ROLES.items() if r == Role.ANNOTATOR}
-    assert {m.rpartition("/")[2] for m in viewer} == {"Predict", "PredictStream", "ListModels"}
+    assert {m.rpartition("/")[2] for m in viewer} == {"Predict", "PredictStream", "ListModels", "WhoAmI"}
     assert {m.rpartition("/")[2] for m in annotator} == {
         "GetQueryList",
         "SubmitLabel",
         "FindSimilar",
         "GetPoolStats",
         "ExportLabels",
+        "ListPools",
+        "GetPoolImage",
+        "ReleaseLease",
     }
 
 
