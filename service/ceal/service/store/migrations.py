@@ -164,6 +164,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
+_ELSEWHERE: dict[str, str] = {"sqlite": "another state directory", "postgres": "another database"}
 _POSTGRES_TYPES = {"REAL": "DOUBLE PRECISION", "BLOB": "BYTEA"}
 _TYPE_WORD = re.compile(r"\b(REAL|BLOB)\b")
 
@@ -196,15 +197,14 @@ def apply_missing(
     now: float,
     target: int,
     dialect: Dialect,
-    elsewhere: str,
 ) -> int:
     """Run the steps above `version` up to `target` through `execute(sql, params)` (inside the caller's
     transaction) and record each; returns the version reached. Raises StoreError when `version` is newer than
-    this ceal knows (`elsewhere`: where else the user could point it)."""
+    this ceal knows."""
     if version > LATEST_VERSION:
         raise StoreError(
             f"the pool database has schema version {version}, newer than this ceal knows "
-            f"({LATEST_VERSION}): upgrade ceal, or point it at {elsewhere}"
+            f"({LATEST_VERSION}): upgrade ceal, or point it at {_ELSEWHERE[dialect]}"
         )
     mark = "?" if dialect == "sqlite" else "%s"
     record = f"INSERT INTO schema_version (version, description, applied_at) VALUES ({mark}, {mark}, {mark})"

@@ -70,11 +70,4 @@ def migrate(conn: psycopg.Connection, now: float, target: int = LATEST_VERSION) 
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(version_table("postgres"))
         renumber_legacy(conn)
-        return apply_missing(
-            conn.execute,
-            current_version(conn),
-            now=now,
-            target=target,
-            dialect="postgres",
-            elsewhere="another database",
-        )
+        return apply_missing(conn.execute, current_version(conn), now=now, target=target, dialect="postgres")

@@ -29,14 +29,7 @@ def migrate(conn: sqlite3.Connection, now: float, target: int = LATEST_VERSION) 
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(version_table("sqlite"))
-        version = apply_missing(
-            conn.execute,
-            current_version(conn),
-            now=now,
-            target=target,
-            dialect="sqlite",
-            elsewhere="another state directory",
-        )
+        version = apply_missing(conn.execute, current_version(conn), now=now, target=target, dialect="sqlite")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
