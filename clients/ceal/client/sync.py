@@ -222,7 +222,8 @@ class Client:
     def find_similar(
         self, query: str | ImageLike, *, k: int = 10, pool: str = "", model: str = ""
     ) -> list[tuple[str, float, int]]:
-        """(image_id, cosine similarity, Hamming distance) of the k most similar pool images."""
+        """(image_id, cosine similarity, 0) of the k most similar pool images (the third value, once a Hamming
+        distance, is always 0: retrieval is exact)."""
         return self._unary(calls.find_similar(query, k=k, pool=pool, model=model))
 
     def pool_stats(self, *, pool: str = "", model: str = "") -> al_pb.PoolStats:

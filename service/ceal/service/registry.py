@@ -126,23 +126,27 @@ class ModelRegistry:
         """The pinned version, or the latest; NotFound names what exists."""
         with self._lock:
             if not self._models:
-                raise Unavailable(f"no model is loaded yet; export one into {self.root}")
+                raise Unavailable(f"no model is loaded yet; export one into {self.root}", reason="NO_MODEL_LOADED")
             name = name or self.default_name()
             versions = self._models.get(name)
             if versions is None:
-                raise NotFound(f"model {name!r} is not loaded; available: {sorted(self._models)}")
+                raise NotFound(
+                    f"model {name!r} is not loaded; available: {sorted(self._models)}", reason="MODEL_NOT_FOUND"
+                )
             if version == 0:
                 return versions[max(versions)]
             if version in versions:
                 return versions[version]
         path = self.root / name / str(version)
         if not (path / MODEL_FILE).exists():
-            raise NotFound(f"model {name!r} has no version {version}; loaded: {sorted(versions)}")
+            raise NotFound(
+                f"model {name!r} has no version {version}; loaded: {sorted(versions)}", reason="MODEL_NOT_FOUND"
+            )
         model = self._load(path)
         if model is None:
             with self._lock:
                 reason = self._reasons.get(path, "see the server log")
-            raise NotFound(f"model {name!r} version {version} is refused: {reason}")
+            raise NotFound(f"model {name!r} version {version} is refused: {reason}", reason="MODEL_NOT_FOUND")
         with self._lock:
             self._models[name][version] = model
         return model
@@ -157,7 +161,8 @@ class ModelRegistry:
             raise InvalidInput(
                 f"this server serves {len(names)} models ({', '.join(names)}) and none is the default: name one "
                 "in the request (model_name; --model on the command line), or start ceal serve with "
-                "--default-model NAME"
+                "--default-model NAME",
+                field="model_name",
             )
         return names[0] if names else ""
 

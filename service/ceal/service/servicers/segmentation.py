@@ -16,12 +16,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ceal.service.codec import decode_image, numpy_to_tensor
 from ceal.service.engine.core import Engine, Prediction, PredictOptions
-from ceal.service.errors import InvalidInput, NotFound
+from ceal.service.errors import InvalidInput, NotFound, about
 from ceal.service.metadata import ModelMetadata
 from ceal.service.middleware.spans import child_span
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers.fields import check_fields
-from ceal.service.servicers.status import code_for, unary
+from ceal.service.servicers.status import abort, unary
 from ceal.v1 import segmentation_pb2 as pb
 from ceal.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -179,11 +179,12 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         self, request: pb.PredictRequest, deadline: float | None, context: grpc.ServicerContext
     ) -> pb.PredictResponse:
         check_fields(request)
-        opts = decode_options(request.options, self.default_samples)
-        self.engine.check_options(opts)
+        with about("options"):
+            opts = decode_options(request.options, self.default_samples)
+            self.engine.check_options(opts)
         model = self.registry.get(request.model_name, request.model_version)
         self.engine.batcher.check_admission(opts.samples, deadline)  # overload refused before the decode
-        with child_span("decode"):
+        with child_span("decode"), about("image", "INVALID_IMAGE"):
             pixels = decode_image(request.image, max_pixels=self.max_pixels)
         check_response_size(opts, model.meta, pixels.shape[0], pixels.shape[1], self.max_message_bytes)
         if not context.is_active():  # the caller left while the image was decoded: no engine work for it
@@ -228,9 +229,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         try:
             return future.result()  # type: ignore[attr-defined, no-any-return]
         except Exception as exc:
-            code, message = code_for(exc)
-            context.abort(code, f"request {request_id!r}: {message}")
-            raise  # unreachable: abort raises
+            abort(context, exc, f"request {request_id!r}: ")
 
     @unary
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
@@ -264,5 +263,5 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
             if not request.name or name == request.name:
                 out.refused.add(name=name, version=version, reason=reason)
         if request.name and not out.models and not out.refused:
-            raise NotFound(f"no model named {request.name!r} is loaded")
+            raise NotFound(f"no model named {request.name!r} is loaded", reason="MODEL_NOT_FOUND")
         return out

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from ceal.service.store import queries, sql
 from ceal.service.store.base import GroupLevel
-from ceal.service.store.errors import InvalidInput, StoreError
+from ceal.service.store.errors import InvalidInput, StoreDamaged, StoreError
 from ceal.service.store.sql import GroupPicker, SQLPoolStore
 from ceal.service.store.sqlite.connections import ThreadConnections
 from ceal.service.store.sqlite.migrate import migrate
@@ -39,8 +39,8 @@ def check_state_file(path: Path) -> None:
         size = path.stat().st_size
     except FileNotFoundError:
         return  # a new pool
-    if size == 0:
-        raise StoreError(
+    if size == 0:  # truncated: DATA_LOSS, never retried
+        raise StoreDamaged(
             f"the pool database {path} is empty (0 bytes): it is not a pool store, and starting would hide "
             "whatever was lost. Restore it from a backup, or delete it to start a new, empty pool"
         )
