@@ -65,3 +65,21 @@ def test_generated_protobuf_code_is_fresh() -> None:
         [sys.executable, "scripts/gen_proto.py", "--check"], capture_output=True, text=True, cwd=ROOT, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_trainer_imports_neither_the_pool_nor_the_store() -> None:
+    """Rule 3: the trainer may use the service's engine, uncertainty and selection code, not pool/ or store/
+    (the simulation builds its score table with `selection.scores`, its plan with `selection.policy`)."""
+    forbidden = ("ceal.service.pool", "ceal.service.store")
+    for path in (ROOT / "trainer").rglob("*.py"):
+        text = path.read_text()
+        assert not any(name in text for name in forbidden), path
+    code = (
+        "import importlib, pkgutil, sys, ceal.trainer\n"
+        "for m in pkgutil.walk_packages(ceal.trainer.__path__, 'ceal.trainer.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print('ceal.trainer.simulate.scoring' in sys.modules)\n"
+        f"print(*sorted(n for n in sys.modules if n.startswith({forbidden!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.split() == ["True"]  # every trainer module imported, and nothing of pool/ or store/

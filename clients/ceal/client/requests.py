@@ -20,15 +20,11 @@ MAPS = {
     "mutual_information": seg_pb.MAP_KIND_MUTUAL_INFORMATION,
     "variance": seg_pb.MAP_KIND_VARIANCE,
 }
-STRATEGIES = {
-    "random": al_pb.STRATEGY_RANDOM,
-    "entropy": al_pb.STRATEGY_ENTROPY,
-    "bald": al_pb.STRATEGY_BALD,
-    "variance": al_pb.STRATEGY_VARIANCE,
-    "ceal": al_pb.STRATEGY_CEAL,
-    "suggestive": al_pb.STRATEGY_SUGGESTIVE,
-    "cost_sensitive": al_pb.STRATEGY_COST_SENSITIVE,
-    "power_bald": al_pb.STRATEGY_POWER_BALD,
+# Strategy names from the proto enum, the one list: STRATEGY_COST_SENSITIVE -> "cost_sensitive".
+STRATEGIES: dict[str, al_pb.Strategy] = {
+    v.name.removeprefix("STRATEGY_").lower(): getattr(al_pb, v.name)
+    for v in al_pb.Strategy.DESCRIPTOR.values
+    if v.number
 }
 SOURCES = {"human": al_pb.LABEL_SOURCE_HUMAN, "pseudo": al_pb.LABEL_SOURCE_PSEUDO}
 

@@ -17,15 +17,10 @@ from ceal.v1 import tensor_pb2
 
 DEFAULT_POOL = "default"
 _POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-STRATEGIES = {
-    pb.STRATEGY_RANDOM: "random",
-    pb.STRATEGY_ENTROPY: "entropy",
-    pb.STRATEGY_BALD: "bald",
-    pb.STRATEGY_VARIANCE: "variance",
-    pb.STRATEGY_CEAL: "ceal",
-    pb.STRATEGY_SUGGESTIVE: "suggestive",
-    pb.STRATEGY_COST_SENSITIVE: "cost_sensitive",
-    pb.STRATEGY_POWER_BALD: "power_bald",
+# The proto enum is the one list of strategy names: STRATEGY_COST_SENSITIVE -> "cost_sensitive" (the selection
+# registry's name; tests/unit/service/selection/test_policy.py checks the two agree).
+STRATEGIES: dict[int, str] = {
+    v.number: v.name.removeprefix("STRATEGY_").lower() for v in pb.Strategy.DESCRIPTOR.values if v.number
 }
 SOURCES: dict[int, str] = {pb.LABEL_SOURCE_HUMAN: "human", pb.LABEL_SOURCE_PSEUDO: "pseudo"}
 _SOURCE_ENUM: dict[str, Any] = {v: k for k, v in SOURCES.items()}

@@ -11,7 +11,7 @@
 
 Messages say what to change. They name pools, image ids (content hashes) and shapes, never pixel data, DICOM
 UIDs or anything else that could identify a patient. Lower-level errors are translated in one place per
-backend (sqlite3: `connections.ThreadConnections.translate`; psycopg: `postgres_connections.PostgresConnections
+backend (sqlite3: `sqlite/connections.ThreadConnections.translate`; psycopg: `postgres/connections.PostgresConnections
 .translate`; zlib: `codec.decode_array`) and raised `from` their cause.
 """
 

@@ -12,8 +12,8 @@ import pytest
 from ceal.service.servicers.status import code_for, status_for
 from ceal.service.store import SQLitePoolStore
 from ceal.service.store.codec import decode_array
-from ceal.service.store.connections import ThreadConnections
 from ceal.service.store.errors import StoreBusy, StoreDamaged, StoreError, WriteConflict
+from ceal.service.store.sqlite.connections import ThreadConnections
 
 
 def test_a_truncated_database_is_data_loss_and_another_file_internal(tmp_path: Path) -> None:
