@@ -18,6 +18,12 @@ for root in ROOTS:
         package_dir[pkg] = f"{root}/{pkg.replace('.', '/')}"
 
 # The console's pages (HTML, CSS, JS modules) ship inside the package: no CDN, no build step.
-PACKAGE_DATA = {"ceal.v1": ["*.pyi"], "ceal.console": ["static/*.*", "static/js/*.js"]}
+# py.typed: the SDK is typed strictly, and says so to its users' type checkers (PEP 561).
+PACKAGE_DATA = {
+    "ceal.v1": ["*.pyi"],
+    "ceal.oip": ["*.pyi"],
+    "ceal.client": ["py.typed"],
+    "ceal.console": ["static/*.*", "static/js/*.js"],
+}
 
 setup(packages=packages, package_dir=package_dir, package_data=PACKAGE_DATA)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run_all.py [--only perf served]
 
-Runs engine_bench.py (when present), perf_bench.py, served_bench.py and ranking_bench.py, one after
+Runs engine_bench.py (when present), perf_bench.py, served_bench.py, ranking_bench.py and oip_bench.py, one after
 another so they never compete for the cores, and exits non-zero when any of them did.
 """
 
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("engine", "perf", "served", "ranking")
+BENCHES = ("engine", "perf", "served", "ranking", "oip")
 
 
 def main(argv: list[str] | None = None) -> int:

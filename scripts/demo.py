@@ -3,7 +3,8 @@
 1. synthesise a lesion set (ISIC 2017 layout); 2. train a small U-Net with MC dropout on a labelled seed set;
 3. export ONNX with dropout live; 4. start `ceal serve` on 127.0.0.1; 5. through the SDK: predict, rank the
 unlabelled pool by uncertainty, write overlays; 6. active-learning rounds: the oracle labels the images the
-service asks for, the model retrains, the new version hot-loads and the pool is rescored; 7. stop cleanly.
+service asks for, `ceal trainer --once` fine-tunes a candidate and gates it on held-out labels, a promoted
+version hot-loads and the pool is rescored (each round prints the gate's decision); 7. stop cleanly.
 """
 
 from __future__ import annotations

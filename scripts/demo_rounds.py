@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,7 +12,6 @@ from PIL import Image as PILImage
 
 from ceal.client import Client, pool_image
 from ceal.client.cli import overlay
-from ceal.trainer.loop import run_loop
 
 POOL = "demo"
 
@@ -43,6 +44,17 @@ def wait_for_version(client: Client, version: int, timeout: float = 60) -> None:
             return
         time.sleep(0.5)
     raise SystemExit(f"the server did not load version {version} within {timeout:.0f} s")
+
+
+def trainer_once(address: str, out: Path, epochs: int) -> tuple[str, str]:
+    """`ceal trainer --once`: fine-tune the served version, export a candidate, gate it; (decision, message)."""
+    args = ["trainer", "--once", "--server", address, "--models", str(out / "models"), "--work", str(out / "trainer")]
+    args += ["--pool", POOL, "--epochs", str(epochs)]
+    print("$ ceal " + " ".join(args), flush=True)
+    done = subprocess.run([sys.executable, "-m", "ceal.cli.main", *args], check=True, stdout=subprocess.PIPE, text=True)
+    last = [line for line in done.stdout.splitlines() if line.startswith("trainer: ")][-1]
+    decision, _, message = last.removeprefix("trainer: ").partition(": ")
+    return decision, message
 
 
 def show_scores(client: Client, pool_paths: dict[str, Path]) -> None:
@@ -106,7 +118,6 @@ def demo_with_server(
 
         history = [("v1", len(seed), 0, validation_dice(client, val, data))]
         print(f"\nvalidation Dice of v1 (through the service, {len(val)} images): {history[0][3]:.3f}")
-        ckpt = out / "ckpt-1"
         for r in range(1, rounds + 1):
             print(f"\n=== 7.{r} active-learning round {r}: CEAL query list for radiologist-1 ===")
             ql = client.query_list(
@@ -123,27 +134,45 @@ def demo_with_server(
                 client.submit_label(
                     item.image_id, mask, annotator="radiologist-1", pool=POOL, seconds_spent=annotation_seconds(mask)
                 )
-            for image_id, _ in ql.pseudo_labels:
+            for image_id, _ in ql.pseudo_labels:  # stamped with the version that drew them
                 p = client.predict(
                     pool_paths[image_id], maps=("label_map",), keep_largest_component=True, fill_holes=True
                 )
                 assert p.label_map is not None
-                client.submit_label(image_id, p.label_map, annotator="model", source="pseudo", pool=POOL)
+                client.submit_label(
+                    image_id, p.label_map, annotator="model", source="pseudo", pool=POOL, model_version=p.model_version
+                )
             stats = client.pool_stats(pool=POOL)
             print(f"  pool: {stats.labelled_human} human labels, {stats.labelled_pseudo} pseudo labels")
-            new_ckpt = out / f"ckpt-{r + 1}"
-            print(f"$ ceal loop --server {address} --init {ckpt} --out {new_ckpt} --models {out / 'models'}")
-            result = run_loop(client, ckpt, new_ckpt, out / "models", "lesion", epochs=max(4, epochs // 2), pool=POOL)
-            ckpt = new_ckpt
-            wait_for_version(client, r + 1)
-            print(f"  server hot-loaded v{r + 1}; rescoring the stale pool")
-            done = client.score_pool(pool=POOL, progress=True)
-            print(
-                f"  ScorePool: {done.done} images left to score, "
-                f"{done.fresh} already rescored by the server in the background"
+            decision, message = trainer_once(address, out, max(4, epochs // 2))
+            print(f"  gate decision, round {r}: {decision}: {message}")
+            served = next(m for m in client.list_models() if m.is_latest)
+            if decision == "promoted":
+                version = max(m.version for m in client.list_models())
+                wait_for_version(client, version)
+                print(f"  server serves v{version}; rescoring the stale pool")
+                done = client.score_pool(pool=POOL, progress=True)
+                print(
+                    f"  ScorePool: {done.done} images left to score, "
+                    f"{done.fresh} already rescored by the server in the background"
+                )
+                served = next(m for m in client.list_models() if m.is_latest)
+            else:
+                print(f"  v{served.version} stays in service; its scores and the worklist are unchanged")
+            history.append(
+                (f"v{served.version}", stats.labelled_human, stats.labelled_pseudo, validation_dice(client, val, data))
             )
-            history.append((f"v{r + 1}", result.human, result.pseudo, validation_dice(client, val, data)))
+        stop = client.pool_stats(pool=POOL)
+        if stop.expected_gain_next_20 == stop.expected_gain_next_20:  # not NaN: the curve has enough points
+            print(
+                f"\nstop signal (learning curve on held-out Dice): next 20 labels {stop.expected_gain_next_20:+.3f} "
+                f"[{stop.expected_gain_next_20_low:+.3f}, {stop.expected_gain_next_20_high:+.3f}], next "
+                f"annotator-hour {stop.expected_gain_per_hour:+.3f}; "
+                f"plateau (< {stop.plateau_threshold}): {stop.plateau}"
+            )
+        else:
+            print("\nstop signal: not yet (the learning curve needs 3 promoted versions)")
 
-        print("\nmodel  human labels  pseudo labels  validation Dice")
+        print("\nserved  human labels  pseudo labels  validation Dice (after each round)")
         for name, human, pseudo, dice in history:
             print(f"{name:5s}  {human:12d}  {pseudo:13d}  {dice:15.3f}")

@@ -79,7 +79,8 @@ def test_server_deployment(rendered: dict[str, list[Manifest]], overlay: str) ->
     claim = find(rendered[overlay], "PersistentVolumeClaim", models["persistentVolumeClaim"]["claimName"])
     assert claim["spec"]["accessModes"] == ["ReadOnlyMany"]
     hpa = find(rendered[overlay], "HorizontalPodAutoscaler", "ceal")
-    assert hpa["spec"]["minReplicas"] == 3 and hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert hpa["spec"]["minReplicas"] == 3
+    assert [m["type"] for m in hpa["spec"]["metrics"]] == ["External", "Resource"]  # queue depth first, then CPU
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

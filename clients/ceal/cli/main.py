@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 EXTRAS = {
     "serve": "service",
@@ -18,14 +18,23 @@ EXTRAS = {
     "train": "train",
     "export": "train",
     "loop": "train",
+    "trainer": "train",
     "simulate": "train",
     "pacs": "pacs",
     "console": "console",
 }
 
 
+def _version() -> str:
+    try:
+        return version("ceal")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ceal", description="Cost-effective active learning for segmentation.")
+    parser.add_argument("--version", action="version", version=f"ceal {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for ep in sorted(entry_points(group="ceal.commands"), key=lambda e: e.name):
         try:

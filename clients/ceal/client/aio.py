@@ -104,6 +104,14 @@ class AsyncClient:
         """Segment many images over one stream, in order: `async for p in client.predict_many(images)`."""
         return self._stream(calls.predict_many(images, **options), timeout, progress)
 
+    async def promote_model(self, version: int, *, name: str = "", reason: str = "") -> tuple[int, int]:
+        """Admin: serve `version` now (overrides the gate); returns (served, previously served)."""
+        return await self._unary(calls.promote_model(name, version, reason))
+
+    async def rollback_model(self, version: int = 0, *, name: str = "", reason: str = "") -> tuple[int, int]:
+        """Admin: withdraw the served version, serve `version` (0: the newest earlier promoted one)."""
+        return await self._unary(calls.rollback_model(name, version, reason))
+
     async def list_models(self, name: str = "") -> list[ModelInfo]:
         return await self._unary(calls.list_models(name))
 
@@ -189,8 +197,11 @@ class AsyncClient:
         source: str = "human",
         seconds_spent: float = 0.0,
         idempotency_key: str | None = None,
+        model_version: int = 0,
     ) -> tuple[str, int]:
-        """Store a label; returns (label_id, version). Durable once this returns."""
+        """Store a label; returns (label_id, version). Durable once this returns.
+
+        model_version: for pseudo-labels, the model version that drew the mask (0: the one served on arrival)."""
         return await self._unary(
             calls.submit_label(
                 image_id,
@@ -200,6 +211,7 @@ class AsyncClient:
                 source=source,
                 seconds_spent=seconds_spent,
                 idempotency_key=idempotency_key,
+                model_version=model_version,
             )
         )
 

@@ -94,6 +94,16 @@ def list_models(name: str = "") -> Call[list[ModelInfo]]:
     )
 
 
+def promote_model(name: str, version: int, reason: str) -> Call[tuple[int, int]]:
+    req = seg_pb.PromoteModelRequest(name=name, version=version, reason=reason)
+    return Call("segmentation", "PromoteModel", req, lambda r: (r.served_version, r.previous_version))
+
+
+def rollback_model(name: str, version: int, reason: str) -> Call[tuple[int, int]]:
+    req = seg_pb.PromoteModelRequest(name=name, version=version, reason=reason)
+    return Call("segmentation", "RollbackModel", req, lambda r: (r.served_version, r.previous_version))
+
+
 # Active learning
 
 
@@ -177,6 +187,7 @@ def submit_label(
     source: str = "human",
     seconds_spent: float = 0.0,
     idempotency_key: str | None = None,
+    model_version: int = 0,
 ) -> Call[tuple[str, int]]:
     req = requests.submit_label_request(
         image_id,
@@ -186,6 +197,7 @@ def submit_label(
         source=source,
         seconds_spent=seconds_spent,
         idempotency_key=idempotency_key,
+        model_version=model_version,
     )
     return Call("active_learning", "SubmitLabel", req, lambda reply: (reply.label_id, reply.version))
 

@@ -13,18 +13,33 @@ CealError
 ├── Unavailable         UNAVAILABLE: the server is down or restarting (retried automatically first)
 └── ServerError         anything else (INTERNAL, UNKNOWN, ...)
 
-Each is raised `from` the original grpc.RpcError, whose `.code()` and `.details()` stay reachable.
+Each is raised `from` the original grpc.RpcError, whose `.code()` and `.details()` stay reachable. The
+server's google.rpc rich error details are decoded onto the exception:
+
+    reason            ErrorInfo.reason, a word to switch on ("INVALID_IMAGE", "MODEL_NOT_FOUND", "LEASE_HELD",
+                      "OVERLOADED", "WRITE_CONFLICT", "STORE_DAMAGED", …); "" when the server sent none
+    domain            ErrorInfo.domain ("ceal.v1")
+    field_violations  BadRequest: ((field path, description), …), e.g. (("image", "image shape …"),)
+    retry_after       RetryInfo.retry_delay in seconds (RESOURCE_EXHAUSTED), else None
+    status            the whole google.rpc.Status, or None
 """
 
 from __future__ import annotations
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 
 class CealError(Exception):
-    """Base class; `code` is the gRPC status code."""
+    """Base class; `code` is the gRPC status code, the other attributes the server's rich details."""
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    reason: str = ""
+    domain: str = ""
+    field_violations: tuple[tuple[str, str], ...] = ()
+    retry_after: float | None = None
+    status: status_pb2.Status | None = None
 
 
 class InvalidArgument(CealError, ValueError):
@@ -103,4 +118,29 @@ def from_rpc_error(err: grpc.RpcError) -> CealError:
         cls = MessageTooLarge  # not Overloaded: retrying the same message can never succeed
     exc = cls(f"{details} [{code.name}]")
     exc.code = code
+    _decode_details(err, exc)
     return exc
+
+
+def _decode_details(err: grpc.RpcError, exc: CealError) -> None:
+    """Copy the google.rpc details of `err` (if it carries any we can read) onto `exc`."""
+    try:
+        status = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None  # type: ignore[arg-type]
+    except ValueError:  # details whose code or message disagree with the call's: ignore them
+        status = None
+    if status is None:
+        return
+    exc.status = status
+    for packed in status.details:
+        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            packed.Unpack(info)
+            exc.reason, exc.domain = info.reason, info.domain
+        elif packed.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            packed.Unpack(bad)
+            exc.field_violations += tuple((v.field, v.description) for v in bad.field_violations)
+        elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            packed.Unpack(retry)
+            exc.retry_after = retry.retry_delay.ToNanoseconds() / 1e9

@@ -20,15 +20,11 @@ MAPS = {
     "mutual_information": seg_pb.MAP_KIND_MUTUAL_INFORMATION,
     "variance": seg_pb.MAP_KIND_VARIANCE,
 }
-STRATEGIES = {
-    "random": al_pb.STRATEGY_RANDOM,
-    "entropy": al_pb.STRATEGY_ENTROPY,
-    "bald": al_pb.STRATEGY_BALD,
-    "variance": al_pb.STRATEGY_VARIANCE,
-    "ceal": al_pb.STRATEGY_CEAL,
-    "suggestive": al_pb.STRATEGY_SUGGESTIVE,
-    "cost_sensitive": al_pb.STRATEGY_COST_SENSITIVE,
-    "power_bald": al_pb.STRATEGY_POWER_BALD,
+# Strategy names from the proto enum, the one list: STRATEGY_COST_SENSITIVE -> "cost_sensitive".
+STRATEGIES: dict[str, al_pb.Strategy] = {
+    v.name.removeprefix("STRATEGY_").lower(): getattr(al_pb, v.name)
+    for v in al_pb.Strategy.DESCRIPTOR.values
+    if v.number
 }
 SOURCES = {"human": al_pb.LABEL_SOURCE_HUMAN, "pseudo": al_pb.LABEL_SOURCE_PSEUDO}
 
@@ -115,6 +111,7 @@ def submit_label_request(
     source: str,
     seconds_spent: float,
     idempotency_key: str | None,
+    model_version: int = 0,
 ) -> al_pb.SubmitLabelRequest:
     mask = np.asarray(mask)
     if mask.dtype == np.bool_:
@@ -128,6 +125,7 @@ def submit_label_request(
         seconds_spent=seconds_spent,
         # A key per logical submission makes gRPC's automatic retries safe.
         idempotency_key=idempotency_key or uuid.uuid4().hex,
+        model_version=model_version,
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +25,7 @@ def readable(value: float, digits: int = 4) -> str:
 
 
 _MEASURES = {1: "entropy", 2: "mutual_information", 3: "variance"}
+_STATUSES = {1: "candidate", 2: "promoted", 3: "rejected", 4: "rolled_back"}
 _REDUCTIONS = {1: "mean", 2: "sum", 3: "top_k_mean", 4: "boundary_weighted"}
 
 
@@ -76,6 +79,15 @@ class ModelInfo:
     is_latest: bool
     provider: str
     precision: str
+    # The model's preprocessing contract (`ceal.imaging.PreprocessParams` fields); None for older models.
+    preprocessing: dict[str, Any] | None = None
+    status: str = "promoted"  # candidate | promoted | rejected | rolled_back
+    status_reason: str = ""
+    heldout_dice: float = float("nan")  # held-out Dice against human labels, with its 95 % interval
+    heldout_dice_interval: tuple[float, float] = (float("nan"), float("nan"))
+    heldout_images: int = 0
+    parent_version: int = 0
+    loaded: bool = True
 
     @classmethod
     def from_proto(cls, m: seg_pb.ModelInfo) -> ModelInfo:
@@ -91,6 +103,14 @@ class ModelInfo:
             is_latest=m.is_latest,
             provider=m.provider,
             precision=m.precision,
+            preprocessing=json.loads(m.preprocessing) if m.preprocessing else None,
+            status=_STATUSES.get(m.status, "promoted"),
+            status_reason=m.status_reason,
+            heldout_dice=m.heldout_dice,
+            heldout_dice_interval=(m.heldout_dice_low, m.heldout_dice_high),
+            heldout_images=m.heldout_images,
+            parent_version=m.parent_version,
+            loaded=m.loaded,
         )
 
 
@@ -106,6 +126,10 @@ class QueryItem:
     lease_expires_at: datetime | None
     slice_image_ids: tuple[str, ...] = ()
     sop_instance_uid: str = ""
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    # For series items: (SOP Instance UID, frame number) of each of slice_image_ids ("" / 0 when unknown)
+    slice_instances: tuple[tuple[str, int], ...] = ()
     name: str = ""  # as registered: a file name or UID
 
 
@@ -132,6 +156,9 @@ class QueryList:
                 lease_expires_at=i.lease_expires_at.ToDatetime() if i.HasField("lease_expires_at") else None,
                 slice_image_ids=tuple(i.slice_image_ids),
                 sop_instance_uid=i.dicom.sop_instance_uid,
+                study_instance_uid=i.dicom.study_instance_uid,
+                series_instance_uid=i.dicom.series_instance_uid,
+                slice_instances=tuple((d.sop_instance_uid, d.frame_number) for d in i.slice_dicom),
                 name=i.name,
             )
             for i in r.items
@@ -154,6 +181,7 @@ class LabelRecord:
     image_omitted: str = ""  # why the image was left out of this record (too large to send), if it was
     seconds_spent: float = 0.0  # annotation time as submitted
     created_at: datetime | None = None
+    model_version: int = 0  # pseudo-labels: the version that drew the mask
 
     @classmethod
     def from_proto(cls, r: al_pb.LabelRecord) -> LabelRecord:
@@ -172,6 +200,7 @@ class LabelRecord:
             image_omitted=r.image_omitted,
             seconds_spent=r.seconds_spent,
             created_at=r.created_at.ToDatetime() if r.HasField("created_at") else None,
+            model_version=r.model_version,
         )
 
 

@@ -108,6 +108,14 @@ class Client:
         """Segment many images over one stream, in order; `progress` shows a bar on stderr."""
         return self._stream(calls.predict_many(images, **options), timeout, progress)
 
+    def promote_model(self, version: int, *, name: str = "", reason: str = "") -> tuple[int, int]:
+        """Admin: serve `version` now (overrides the gate); returns (served, previously served)."""
+        return self._unary(calls.promote_model(name, version, reason))
+
+    def rollback_model(self, version: int = 0, *, name: str = "", reason: str = "") -> tuple[int, int]:
+        """Admin: withdraw the served version, serve `version` (0: the newest earlier promoted one)."""
+        return self._unary(calls.rollback_model(name, version, reason))
+
     def list_models(self, name: str = "") -> list[ModelInfo]:
         return self._unary(calls.list_models(name))
 
@@ -195,8 +203,11 @@ class Client:
         source: str = "human",
         seconds_spent: float = 0.0,
         idempotency_key: str | None = None,
+        model_version: int = 0,
     ) -> tuple[str, int]:
-        """Store a label; returns (label_id, version). Durable once this returns."""
+        """Store a label; returns (label_id, version). Durable once this returns.
+
+        model_version: for pseudo-labels, the model version that drew the mask (0: the one served on arrival)."""
         return self._unary(
             calls.submit_label(
                 image_id,
@@ -206,6 +217,7 @@ class Client:
                 source=source,
                 seconds_spent=seconds_spent,
                 idempotency_key=idempotency_key,
+                model_version=model_version,
             )
         )
 
@@ -222,7 +234,8 @@ class Client:
     def find_similar(
         self, query: str | ImageLike, *, k: int = 10, pool: str = "", model: str = ""
     ) -> list[tuple[str, float, int]]:
-        """(image_id, cosine similarity, Hamming distance) of the k most similar pool images."""
+        """(image_id, cosine similarity, 0) of the k most similar pool images (the third value, once a Hamming
+        distance, is always 0: retrieval is exact)."""
         return self._unary(calls.find_similar(query, k=k, pool=pool, model=model))
 
     def pool_stats(self, *, pool: str = "", model: str = "") -> al_pb.PoolStats:

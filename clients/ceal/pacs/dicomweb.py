@@ -1,6 +1,8 @@
 """`DicomWebPacs`: the `Pacs` protocol over DICOMweb (QIDO-RS find, WADO-RS retrieve, STOW-RS store).
 
-Uses dicomweb-client with a requests Session carrying HTTP basic authentication. HTTP and connection errors
+Uses dicomweb-client with a requests Session carrying HTTP basic authentication or a bearer token (OAuth 2 /
+OpenID Connect access token, as DICOMweb servers behind an identity provider want), and, for HTTPS with a
+hospital's own certificate authority, that CA's bundle. HTTP and connection errors
 become `PacsUnavailableError` (cannot reach / not allowed) or `PacsRequestError` (the PACS said no).
 """
 
@@ -22,7 +24,7 @@ __all__ = ["DicomWebPacs"]
 
 _log = logging.getLogger(__name__)
 
-_SERIES_FIELDS = ("Modality", "StudyDate", "SeriesDescription", "NumberOfSeriesRelatedInstances")
+_SERIES_FIELDS = ("Modality", "StudyDate", "SeriesDescription", "NumberOfSeriesRelatedInstances", "AccessionNumber")
 _PAGE = 500
 
 
@@ -35,9 +37,13 @@ def _translated(action: str) -> Iterator[None]:
         status = error.response.status_code if error.response is not None else None
         if status in (401, 403):
             raise PacsUnavailableError(
-                f"DICOMweb {action} was refused (HTTP {status}): check the PACS user and password"
+                f"DICOMweb {action} was refused (HTTP {status}): check the PACS user and password, or the token"
             ) from error
         raise PacsRequestError(f"DICOMweb {action} failed with HTTP {status}") from error
+    except requests.exceptions.SSLError as error:
+        raise PacsUnavailableError(
+            f"DICOMweb {action}: the PACS's TLS certificate is not trusted; pass its CA bundle (--ca-file)"
+        ) from error
     except (requests.ConnectionError, requests.Timeout) as error:
         raise PacsUnavailableError(
             f"DICOMweb {action}: cannot reach the PACS ({type(error).__name__}); check the URL and the server"
@@ -50,7 +56,8 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 class DicomWebPacs:
-    """A PACS reached over DICOMweb at `url` (e.g. "http://orthanc:8042/dicom-web"), with basic auth."""
+    """A PACS reached over DICOMweb at `url` (e.g. "http://orthanc:8042/dicom-web"), with basic auth (`user`,
+    `password`) or a bearer `token`; `ca_file` is the CA bundle that signed an HTTPS PACS's certificate."""
 
     def __init__(
         self,
@@ -58,12 +65,20 @@ class DicomWebPacs:
         user: str | None = None,
         password: str | None = None,
         *,
+        token: str | None = None,
+        ca_file: str | None = None,
         timeout_s: float = 60.0,
         session: requests.Session | None = None,
     ) -> None:
+        if token and user is not None:
+            raise PacsRequestError("DICOMweb takes a user and password or a bearer token, not both: pass one")
         self._session = session or requests.Session()
         if user is not None:
             self._session.auth = (user, password or "")
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+        if ca_file:
+            self._session.verify = ca_file
         self._client = DICOMwebClient(url=url.rstrip("/"), session=self._session, timeout=timeout_s)
 
     def _search(self, search: Callable[..., list[dict[str, Any]]], **kwargs: Any) -> list[Dataset]:
@@ -87,6 +102,7 @@ class DicomWebPacs:
                 modality=_text(ds, "Modality"),
                 watermark=_text(ds, "StudyDate"),
                 series_description=_text(ds, "SeriesDescription"),
+                accession=_text(ds, "AccessionNumber"),
                 instance_count=int(ds.NumberOfSeriesRelatedInstances)
                 if ds.get("NumberOfSeriesRelatedInstances") not in (None, "")
                 else None,

@@ -48,6 +48,7 @@ class SeriesInfo:
     watermark: str
     series_description: str = ""
     instance_count: int | None = None
+    accession: str = ""  # the study's Accession Number ("" when the PACS did not say); never logged
 
 
 @runtime_checkable

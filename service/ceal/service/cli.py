@@ -1,9 +1,14 @@
-"""`ceal serve`: run the gRPC server."""
+"""`ceal serve`: run the gRPC server.
+
+The common flags also read `CEAL_*` environment variables (a container's usual way to configure): the flag,
+when given, wins over the variable, which wins over the default. `ceal serve --help` names each variable.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,31 +19,87 @@ if TYPE_CHECKING:
 OTEL_CHOICES = ("none", "console", "otlp", "prometheus")  # ceal.service.middleware.telemetry.EXPORTERS
 
 
+def _env(name: str, default: object = None) -> object:
+    """Environment variable `name` if set (a string: argparse converts and checks it like a typed flag,
+    so a bad value is the usual one-line usage error), else `default`."""
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else raw
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the gRPC inference and active-learning server")
-    p.add_argument("--models", type=Path, required=True, help="models folder: <name>/<version>/model.onnx")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
-    p.add_argument("--state", help="pool store: a folder (SQLite) or a postgresql:// URL")
+    models = _env("CEAL_MODELS")
+    p.add_argument(
+        "--models",
+        type=Path,
+        required=models is None,
+        default=models,
+        help="models folder: <name>/<version>/model.onnx [CEAL_MODELS]",
+    )
+    p.add_argument(
+        "--promotions",
+        type=Path,
+        help="folder of <name>/promotion.json (which version is served); default: inside --models. Give a "
+        "writable folder here when --models is mounted read-only, so PromoteModel/RollbackModel can write",
+    )
+    p.add_argument(
+        "--host", default=_env("CEAL_HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1) [CEAL_HOST]"
+    )
+    p.add_argument("--port", type=int, default=_env("CEAL_PORT", 50051), help="port (0 picks a free one) [CEAL_PORT]")
+    p.add_argument(
+        "--state",
+        default=_env("CEAL_STATE"),
+        help="pool store: a folder (SQLite) or a postgresql:// URL [CEAL_STATE]",
+    )
     p.add_argument(
         "--default-model",
-        help="model used when a request names none; needed for that when more than one model is served",
+        default=_env("CEAL_DEFAULT_MODEL"),
+        help="model used when a request names none; needed for that when more than one model is served "
+        "[CEAL_DEFAULT_MODEL]",
     )
-    p.add_argument("--samples", type=int, default=20, help="default Monte-Carlo samples T")
-    p.add_argument("--max-samples", type=int, default=100, help="largest T a request may ask for")
-    p.add_argument("--max-batch", type=int, default=8, help="dynamic batcher: images per engine run")
-    p.add_argument("--max-queue", type=int, default=64, help="queued requests before RESOURCE_EXHAUSTED")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=_env("CEAL_SAMPLES", 20),
+        help="default Monte-Carlo samples T [CEAL_SAMPLES]",
+    )
+    p.add_argument(
+        "--max-samples",
+        type=int,
+        default=_env("CEAL_MAX_SAMPLES", 100),
+        help="largest T a request may ask for [CEAL_MAX_SAMPLES]",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=_env("CEAL_MAX_BATCH", 8),
+        help="dynamic batcher: images per engine run [CEAL_MAX_BATCH]",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=_env("CEAL_MAX_QUEUE", 64),
+        help="queued requests before RESOURCE_EXHAUSTED [CEAL_MAX_QUEUE]",
+    )
     p.add_argument(
         "--max-concurrent-rpcs",
         type=int,
+        default=_env("CEAL_MAX_CONCURRENT_RPCS"),
         help="calls in progress before RESOURCE_EXHAUSTED (default: from the machine's memory and the RPC "
-        "worker threads; 0: no cap)",
+        "worker threads; 0: no cap) [CEAL_MAX_CONCURRENT_RPCS]",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=_env("CEAL_THREADS"),
+        help="onnxruntime intra-op threads per session (default: the cgroup CPU limit, else the usable CPUs) "
+        "[CEAL_THREADS]",
     )
     p.add_argument(
         "--max-message-bytes",
         type=int,
-        default=64 * 1024 * 1024,
-        help="largest request or response message in bytes (default 64 MiB)",
+        default=_env("CEAL_MAX_MESSAGE_BYTES", 64 * 1024 * 1024),
+        help="largest request or response message in bytes (default 64 MiB) [CEAL_MAX_MESSAGE_BYTES]",
     )
     p.add_argument("--port-file", type=Path, help="write the bound port here once serving")
     p.add_argument(
@@ -47,19 +108,69 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=0.0,
         help="seconds to report NOT_SERVING before refusing new calls on SIGTERM (default 0)",
     )
+    net = p.add_argument_group("connections")
+    net.add_argument(
+        "--keepalive-time",
+        type=float,
+        default=_env("CEAL_KEEPALIVE_TIME", 60.0),
+        help="seconds between the server's keepalive pings on an idle connection (default 60) [CEAL_KEEPALIVE_TIME]",
+    )
+    net.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=_env("CEAL_KEEPALIVE_TIMEOUT", 20.0),
+        help="seconds to wait for a ping's ack before closing the connection (default 20) [CEAL_KEEPALIVE_TIMEOUT]",
+    )
+    net.add_argument(
+        "--max-connection-age",
+        type=float,
+        default=_env("CEAL_MAX_CONNECTION_AGE", 300.0),
+        help="seconds before a connection is asked to reconnect (GOAWAY), so clients spread over replicas the "
+        "autoscaler adds (default 300, gRPC adds ±10%% jitter; 0 = never) [CEAL_MAX_CONNECTION_AGE]",
+    )
+    net.add_argument(
+        "--max-connection-age-grace",
+        type=float,
+        default=_env("CEAL_MAX_CONNECTION_AGE_GRACE", 300.0),
+        help="seconds calls in flight get to finish after that before the connection closes (default 300) "
+        "[CEAL_MAX_CONNECTION_AGE_GRACE]",
+    )
     sec = p.add_argument_group("security")
-    sec.add_argument("--tls-cert", type=Path, help="PEM server certificate (chain); with --tls-key turns TLS on")
-    sec.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
-    sec.add_argument("--tls-client-ca", type=Path, help="PEM CA of client certificates: requires mutual TLS")
-    sec.add_argument("--tokens", type=Path, help="JSON/YAML file: name → {token_sha256 or token, role}")
+    sec.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=_env("CEAL_TLS_CERT"),
+        help="PEM server certificate (chain); with --tls-key turns TLS on [CEAL_TLS_CERT]",
+    )
+    sec.add_argument(
+        "--tls-key", type=Path, default=_env("CEAL_TLS_KEY"), help="PEM private key of --tls-cert [CEAL_TLS_KEY]"
+    )
+    sec.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=_env("CEAL_TLS_CLIENT_CA"),
+        help="PEM CA of client certificates: requires mutual TLS [CEAL_TLS_CLIENT_CA]",
+    )
+    sec.add_argument(
+        "--tokens",
+        type=Path,
+        default=_env("CEAL_TOKENS"),
+        help="JSON/YAML file: name → {token_sha256 or token, role} [CEAL_TOKENS]",
+    )
     sec.add_argument("--audit-log", type=Path, help="append the audit log (JSON lines) here; implies auditing")
     sec.add_argument("--reflection", action="store_true", help="enable gRPC server reflection (off by default)")
     obs = p.add_argument_group("telemetry")
-    obs.add_argument("--otel", choices=OTEL_CHOICES, default="none", help="OpenTelemetry exporter (default none)")
+    obs.add_argument(
+        "--otel",
+        choices=OTEL_CHOICES,
+        default=_env("CEAL_OTEL", "none"),
+        help="OpenTelemetry exporter (default none) [CEAL_OTEL]",
+    )
     obs.add_argument(
         "--otel-endpoint",
-        default="",
-        help="otlp: collector host:port (localhost:4317); prometheus: listen host:port (127.0.0.1:9464)",
+        default=_env("CEAL_OTEL_ENDPOINT", ""),
+        help="otlp: collector host:port (localhost:4317); prometheus: listen host:port (127.0.0.1:9464) "
+        "[CEAL_OTEL_ENDPOINT]",
     )
     p.set_defaults(func=_run)
 
@@ -112,4 +223,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         otel=args.otel,
         otel_endpoint=args.otel_endpoint,
         shutdown_delay=args.shutdown_delay,
+        threads=args.threads,
+        keepalive_time=args.keepalive_time,
+        keepalive_timeout=args.keepalive_timeout,
+        max_connection_age=args.max_connection_age,
+        max_connection_age_grace=args.max_connection_age_grace,
+        promotions=args.promotions,
     )

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image as PILImage
 
+from ceal.imaging import PreprocessParams
+from ceal.imaging.dicom import DicomPixelError, dicom_frames
 from ceal.service import image_formats
 from ceal.service.errors import InvalidInput
 from ceal.v1 import tensor_pb2
@@ -31,6 +33,9 @@ _DTYPES: dict[int, np.dtype[np.generic]] = {
     tensor_pb2.DTYPE_BOOL: np.dtype("?"),
 }
 _ENUMS = {dt.newbyteorder("="): code for code, dt in _DTYPES.items()}
+
+DEFAULT_PREPROCESSING = PreprocessParams()
+"""The DICOM policy for pixels decoded before any model is known (pool registration)."""
 
 MAX_DIMS = 8  # axes a Tensor may have (numpy allows 64; no ceal tensor has more than 5)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -97,7 +102,9 @@ def _decode_raster(data: bytes, kind: str, max_pixels: int | None = None) -> np.
     return np.asarray(converted)
 
 
-def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+def _decode_dicom(
+    data: bytes, max_pixels: int | None = None, dicom: PreprocessParams | None = DEFAULT_PREPROCESSING
+) -> np.ndarray:
     try:
         import pydicom
 
@@ -117,6 +124,12 @@ def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
         raise InvalidInput("DICOM Number of Frames is not a number; send a valid DICOM file") from exc
     if frames > 1:  # refused before the frames are decoded: they could be many times max_pixels
         raise InvalidInput("DICOM image has several frames; send one frame per image (the PACS bridge splits them)")
+    if dicom is not None:
+        try:
+            unit: np.ndarray = dicom_frames(ds, dicom)[0][0]  # the one frame, float32 in [0, 1]
+            return unit
+        except DicomPixelError as exc:
+            raise InvalidInput(str(exc)) from exc
     try:
         pixels = ds.pixel_array
     except Exception as exc:
@@ -137,7 +150,8 @@ def _decode_dicom(data: bytes, max_pixels: int | None = None) -> np.ndarray:
 
 
 def _dicom_intensities(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
-    """Modality LUT, VOI LUT when windowed, scaled to [0, 1] (MONOCHROME1 inverted); colour images as they are."""
+    """Pre-contract DICOM intensities, kept for models exported before it: Modality LUT, VOI LUT when windowed,
+    then stretched per image to [0, 1] (MONOCHROME1 inverted); colour images as they are."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut  # type: ignore[attr-defined]
 
     if getattr(ds, "PhotometricInterpretation", "") in ("RGB", "YBR_FULL", "YBR_FULL_422"):
@@ -152,10 +166,14 @@ def _dicom_intensities(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     return scaled.astype(np.float32)
 
 
-def decode_image_bytes(data: bytes, fmt: int, max_pixels: int | None = None) -> np.ndarray:
+def decode_image_bytes(
+    data: bytes, fmt: int, max_pixels: int | None = None, dicom: PreprocessParams | None = DEFAULT_PREPROCESSING
+) -> np.ndarray:
     """PNG / JPEG / DICOM bytes → (H, W) or (H, W, C) array. Format 0 sniffs the magic bytes.
 
-    With `max_pixels`, an image whose header says it is larger is refused before it is decoded."""
+    With `max_pixels`, an image whose header says it is larger is refused before it is decoded. A DICOM is
+    decoded to float32 [0, 1] by the preprocessing contract with `dicom` (the model's `preprocessing`), or by
+    the pre-contract rule when `dicom` is None (a model exported before the contract)."""
     if not data:
         raise InvalidInput("image.encoded.data is empty; send the file's bytes")
     if fmt == tensor_pb2.IMAGE_FORMAT_UNSPECIFIED:
@@ -170,19 +188,23 @@ def decode_image_bytes(data: bytes, fmt: int, max_pixels: int | None = None) -> 
             what = f"the bytes are {found} data" if found else "image format not recognised from its bytes"
             raise InvalidInput(f"{what}; send PNG, JPEG or DICOM, or set format")
     if fmt == tensor_pb2.IMAGE_FORMAT_DICOM:
-        return _decode_dicom(data, max_pixels)
+        return _decode_dicom(data, max_pixels, dicom)
     if fmt in (tensor_pb2.IMAGE_FORMAT_PNG, tensor_pb2.IMAGE_FORMAT_JPEG):
         return _decode_raster(data, tensor_pb2.ImageFormat.Name(fmt).removeprefix("IMAGE_FORMAT_"), max_pixels)
     raise InvalidInput(f"image format {fmt} is not supported; use PNG, JPEG or DICOM")
 
 
-def decode_image(image: tensor_pb2.Image, *, max_pixels: int) -> np.ndarray:
-    """An Image message → pixel array (H, W) or (H, W, C), C in {1, 3}, checked against `max_pixels`."""
+def decode_image(
+    image: tensor_pb2.Image, *, max_pixels: int, dicom: PreprocessParams | None = DEFAULT_PREPROCESSING
+) -> np.ndarray:
+    """An Image message → pixel array (H, W) or (H, W, C), C in {1, 3}, checked against `max_pixels`.
+
+    `dicom`: how a DICOM is windowed, see `decode_image_bytes`."""
     which = image.WhichOneof("source")
     if which == "tensor":
         pixels = tensor_to_numpy(image.tensor, what="image.tensor", max_elements=max_pixels * 3)
     elif which == "encoded":
-        pixels = decode_image_bytes(image.encoded.data, image.encoded.format, max_pixels)
+        pixels = decode_image_bytes(image.encoded.data, image.encoded.format, max_pixels, dicom)
     else:
         raise InvalidInput("image is empty; set image.tensor or image.encoded")
     return check_image_array(pixels, max_pixels=max_pixels)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ceal.imaging import PreprocessParams
+
 METADATA_FILE = "metadata.json"
 RESIZE_MODES = ("stretch", "pad")
 MODEL_FILE = "model.onnx"
@@ -30,7 +32,7 @@ class ModelMetadata:
     input_height: int
     input_width: int
     num_classes: int  # output channels: 1 = sigmoid foreground, C >= 2 = softmax
-    mean: float  # input normalisation: (pixel / 255 - mean) / std
+    mean: float  # input normalisation: (unit pixel - mean) / std, unit pixel in [0, 1]
     std: float
     dropout_rate: float
     validation_dice: float = float("nan")
@@ -44,6 +46,18 @@ class ModelMetadata:
     input_name: str = "image"
     output_name: str = "probabilities"
     extra: dict[str, Any] = field(default_factory=dict)
+    # The preprocessing contract the model was trained with; None for models exported before it, which
+    # are served with the service's pre-contract normalisation (`engine.preprocess.legacy_prepare`).
+    preprocessing: PreprocessParams | None = None
+    # Written by `ceal trainer` (empty for a plain export): parent (version fine-tuned from, 0 = none),
+    # labels ({"human": n, "pseudo": n, "digest": sha256 of the sorted (image id, label version) pairs}),
+    # heldout ({"images", "share", "dice", "dice_low", "dice_high", ...}), gate (the promotion figures),
+    # train_config, ceal_version, stop (the learning-curve stop signal).
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parent_version(self) -> int:
+        return int(self.lineage.get("parent", 0) or 0)
 
     @property
     def activation(self) -> str:
@@ -55,7 +69,29 @@ class ModelMetadata:
         return 2 if self.num_classes == 1 else self.num_classes
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        raw = dataclasses.asdict(self)
+        raw["preprocessing"] = None if self.preprocessing is None else self.preprocessing.to_dict()
+        if raw["preprocessing"] is None:
+            del raw["preprocessing"]  # the shape older ceal versions wrote and read
+        return json.dumps(raw, indent=2, sort_keys=True)
+
+    @classmethod
+    def with_contract(cls, **fields: Any) -> ModelMetadata:
+        """Metadata whose `preprocessing` is built from its own input shape and normalisation, plus any
+        intensity settings passed as `preprocessing` (a dict of `PreprocessParams` fields)."""
+        extra_params = dict(fields.pop("preprocessing", None) or {})
+        params = PreprocessParams.from_dict(
+            {
+                **extra_params,
+                "channels": fields["input_channels"],
+                "height": fields["input_height"],
+                "width": fields["input_width"],
+                "mean": fields["mean"],
+                "std": fields["std"],
+                "resize": fields.get("resize", "stretch"),
+            }
+        )
+        return cls(**fields, preprocessing=params)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelMetadata:
@@ -70,7 +106,24 @@ class ModelMetadata:
         values = {k: v for k, v in raw.items() if k in known}
         if "class_names" in values:
             values["class_names"] = tuple(values["class_names"])
+        if values.get("preprocessing") is not None:
+            try:
+                values["preprocessing"] = PreprocessParams.from_dict(values["preprocessing"])
+            except (TypeError, ValueError) as exc:
+                raise MetadataError(f"metadata {exc}") from exc
         meta = cls(**values)
+        p = meta.preprocessing
+        if p is not None and (p.channels, p.height, p.width, p.mean, p.std, p.resize) != (
+            meta.input_channels,
+            meta.input_height,
+            meta.input_width,
+            meta.mean,
+            meta.std,
+            meta.resize,
+        ):
+            raise MetadataError(
+                "metadata preprocessing disagrees with input_channels/height/width, mean, std or resize"
+            )
         if meta.input_channels not in (1, 3) or meta.input_height < 1 or meta.input_width < 1:
             raise MetadataError("metadata input shape must have 1 or 3 channels and positive sides")
         if meta.std <= 0:

@@ -1,13 +1,20 @@
-"""onnxruntime sessions: providers decided once, Dropout kept alive.
+"""onnxruntime sessions: providers decided once, Dropout kept alive, intra-op threads fitted to the CPU quota.
 
 onnxruntime's default graph optimisations include `EliminateDropout`, which deletes Dropout nodes even
 when their `training_mode` input is true; every Monte-Carlo sample would then be identical. Every
 session ceal creates goes through `make_session`, which disables that rule.
+
+Threads: onnxruntime's default is one intra-op thread per physical core *of the node*, whatever the container
+may use; in a pod limited to 2 CPUs on a 64-core node that is 64 threads fighting for 2 CPUs' worth of CFS
+quota (throttling, tail latency). `choose_threads` takes `--threads` when given, else the cgroup CPU limit
+(v2 `cpu.max`, v1 `cpu.cfs_quota_us / cpu.cfs_period_us`, rounded down, at least 1), else the CPUs this
+process may run on; the server logs the choice and why in one line.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +23,8 @@ from pathlib import Path
 import onnxruntime as ort
 
 log = logging.getLogger(__name__)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 DISABLED_OPTIMIZERS = ["EliminateDropout"]
 
@@ -74,3 +83,72 @@ def make_session(
     return ort.InferenceSession(
         source, sess_options=opts, providers=list(chosen.names), disabled_optimizers=DISABLED_OPTIMIZERS
     )
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """Intra-op threads per onnxruntime session, and the reason (for the log line)."""
+
+    threads: int
+    reason: str
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> tuple[float, str] | None:
+    """The CPU limit of this process's cgroup in CPUs, and where it was read; None when unlimited or unknown.
+
+    cgroup v2: `<root>/cpu.max` holds "QUOTA PERIOD" (µs) or "max PERIOD". cgroup v1: `<root>/cpu/cpu.cfs_quota_us`
+    (-1 = unlimited) and `cpu.cfs_period_us` (also under `cpu,cpuacct/`). Inside a container the root is the
+    container's own cgroup, which is what Docker's `--cpus` and a Kubernetes CPU limit set.
+    """
+    v2 = _read(root / "cpu.max")
+    if v2 is not None:
+        parts = v2.split()
+        if len(parts) == 2 and parts[0] != "max":
+            try:
+                quota, period = int(parts[0]), int(parts[1])
+            except ValueError:
+                return None
+            if quota > 0 and period > 0:
+                return quota / period, f"cgroup v2 cpu.max {quota} {period}"
+        return None
+    for folder in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        quota_text = _read(root / folder / "cpu.cfs_quota_us")
+        period_text = _read(root / folder / "cpu.cfs_period_us")
+        if quota_text is None or period_text is None:
+            continue
+        try:
+            quota, period = int(quota_text), int(period_text)
+        except ValueError:
+            return None
+        if quota > 0 and period > 0:
+            return quota / period, f"cgroup v1 cpu.cfs_quota_us {quota} / cpu.cfs_period_us {period}"
+        return None
+    return None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def choose_threads(requested: int | None = None, *, cgroup_root: Path = CGROUP_ROOT) -> ThreadChoice:
+    """`--threads` when given (> 0), else floor(cgroup CPU limit) capped by the usable CPUs, else those CPUs."""
+    if requested is not None and requested > 0:
+        return ThreadChoice(requested, "--threads")
+    cpus = usable_cpus()
+    limit = cgroup_cpu_limit(cgroup_root)
+    if limit is not None:
+        cpus_allowed, source = limit
+        threads = max(1, min(cpus, math.floor(cpus_allowed)))
+        return ThreadChoice(threads, f"{source} = {cpus_allowed:g} CPUs, {cpus} usable")
+    return ThreadChoice(cpus, f"no cgroup CPU limit; {cpus} usable CPUs")

@@ -10,6 +10,7 @@ request is never parsed, while the audit log sees the parsed request of every ca
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -24,15 +25,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ceal.oip import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from ceal.service.engine.batcher import DynamicBatcher
 from ceal.service.engine.core import Engine, EngineLimits
+from ceal.service.engine.loaded import load_model
 from ceal.service.middleware.access import AccessInterceptor
 from ceal.service.middleware.auth import TokenTable
 from ceal.service.middleware.decoding import DecodeInterceptor
 from ceal.service.middleware.telemetry import Telemetry, TelemetryConfig
 from ceal.service.middleware.tls import TLSConfig
 from ceal.service.registry import ModelRegistry
+from ceal.service.runtime import CGROUP_ROOT, choose_threads
 from ceal.service.servicers.active_learning import ActiveLearningServicer
+from ceal.service.servicers.inference import InferenceServicer
 from ceal.service.servicers.segmentation import SegmentationServicer
 from ceal.v1 import active_learning_pb2, active_learning_pb2_grpc, segmentation_pb2, segmentation_pb2_grpc
 
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 SERVICES = (
     segmentation_pb2.DESCRIPTOR.services_by_name["Segmentation"].full_name,
     active_learning_pb2.DESCRIPTOR.services_by_name["ActiveLearning"].full_name,
+    grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,  # the Open Inference Protocol
 )
 
 
@@ -59,6 +65,7 @@ class ServerConfig:
     max_queue_delay: float = 0.005
     max_queue: int = 64
     watch_interval: float = 2.0
+    promotions: Path | None = None  # folder of <name>/promotion.json; None: inside the models folder
     reflection: bool = False  # server reflection lists the API to anyone; on only when asked for
     # calls beyond this get RESOURCE_EXHAUSTED at once; None = derived from the machine
     # (`default_max_concurrent_rpcs`); 0 = no cap (calls beyond `workers` wait unseen in gRPC's queue)
@@ -70,6 +77,12 @@ class ServerConfig:
     otel_endpoint: str = ""  # otlp: collector host:port; prometheus: listen host:port
     telemetry: Telemetry | None = None  # a prebuilt Telemetry (tests: in-memory exporters); overrides otel
     shutdown_delay: float = 0.0  # seconds NOT_SERVING is announced before new calls are refused
+    threads: int | None = None  # onnxruntime intra-op threads per session; None = from the cgroup CPU limit
+    cgroup_root: Path = CGROUP_ROOT  # where the CPU limit is read (tests point it at a fake cgroup)
+    keepalive_time: float = 60.0  # seconds between server pings on an idle connection
+    keepalive_timeout: float = 20.0  # seconds to wait for a ping's ack before dropping the connection
+    max_connection_age: float = 300.0  # seconds before a connection gets GOAWAY (spreads load to new replicas); 0 = off
+    max_connection_age_grace: float = 300.0  # seconds calls in flight then get before the connection closes
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -83,6 +96,7 @@ class Running:
     engine: Engine
     health: health.HealthServicer
     active_learning: ActiveLearningServicer
+    inference: InferenceServicer
     telemetry: Telemetry | None = None
     shutdown_delay: float = 0.0
     _stopping: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -97,6 +111,7 @@ class Running:
                 return
             self._stopped = True
         _set_health(self.health, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.inference.ready.clear()
         if self.shutdown_delay > 0:  # let load balancers see NOT_SERVING before new calls are refused
             threading.Event().wait(self.shutdown_delay)
         if not self.server.stop(grace).wait(timeout=None if grace is None else grace + 10.0):
@@ -190,11 +205,42 @@ def _interceptors(config: ServerConfig, telemetry: Telemetry | None) -> list[grp
     return out
 
 
+def transport_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC channel arguments for keepalive and connection age.
+
+    The server pings idle clients every `keepalive_time` s and drops a connection whose ack takes longer than
+    `keepalive_timeout` s (a client gone without a FIN: NAT, a dead node). Clients' own keepalive pings are
+    allowed every 10 s, also without calls in flight, so a client configured like ours is never sent
+    GOAWAY "too_many_pings". After `max_connection_age` s (gRPC adds ±10 % jitter) a connection gets GOAWAY
+    and the client reconnects, through the Service, possibly to a replica the autoscaler just added; calls in
+    flight get `max_connection_age_grace` s more.
+    """
+    ms = 1000
+    options = [
+        ("grpc.keepalive_time_ms", int(config.keepalive_time * ms)),
+        ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * ms)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10 * ms),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+    if config.max_connection_age > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(config.max_connection_age * ms)),
+            ("grpc.max_connection_age_grace_ms", int(config.max_connection_age_grace * ms)),
+        ]
+    return options
+
+
 def create_server(config: ServerConfig) -> Running:
     """Build and start the server; health turns SERVING only once the models are loaded."""
     telemetry = config.telemetry or Telemetry.from_config(TelemetryConfig(config.otel, config.otel_endpoint))
     interceptors = _interceptors(config, telemetry)  # a bad tokens file fails here, before anything starts
-    registry = ModelRegistry(config.models, default_model=config.default_model)
+    threads = choose_threads(config.threads, cgroup_root=config.cgroup_root)
+    log.info("onnxruntime intra-op threads per session: %d (%s)", threads.threads, threads.reason)
+    loader = functools.partial(load_model, intra_op_threads=threads.threads)
+    registry = ModelRegistry(
+        config.models, loader=loader, default_model=config.default_model, promotions=config.promotions
+    )
     batcher = DynamicBatcher(
         max_images=config.max_batch_images, max_delay=config.max_queue_delay, max_queue=config.max_queue
     )
@@ -202,6 +248,7 @@ def create_server(config: ServerConfig) -> Running:
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
+        *transport_options(config),
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="ceal-rpc"),
@@ -224,7 +271,11 @@ def create_server(config: ServerConfig) -> Running:
         max_pixels=config.max_pixels,
         max_message_bytes=config.max_message_bytes,
     )
+    inference = InferenceServicer(
+        registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels
+    )
     segmentation_pb2_grpc.add_SegmentationServicer_to_server(segmentation, server)
+    grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
     active_learning_pb2_grpc.add_ActiveLearningServicer_to_server(active, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -247,6 +298,7 @@ def create_server(config: ServerConfig) -> Running:
     registry.scan()
     registry.start_watching(config.watch_interval)
     _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
+    inference.ready.set()
     names = sorted({m.meta.name for m in registry.models()})
     if len(names) > 1 and not config.default_model:
         log.warning(
@@ -264,7 +316,7 @@ def create_server(config: ServerConfig) -> Running:
         concurrent_rpc_cap(config) or "unlimited",
         config.max_queue,
     )
-    return Running(server, port, registry, engine, health_servicer, active, telemetry, config.shutdown_delay)
+    return Running(server, port, registry, engine, health_servicer, active, inference, telemetry, config.shutdown_delay)
 
 
 def serve(config: ServerConfig, port_file: Path | None = None) -> int:

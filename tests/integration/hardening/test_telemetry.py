@@ -80,8 +80,9 @@ def test_predict_gets_a_server_span_with_decode_queue_inference_and_scoring(trac
     traced.seg.Predict(requests.predict_request(image, samples=6), timeout=WAIT)
     span = traced.server_span(PREDICT)
     assert span.kind == trace.SpanKind.SERVER
-    assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 0
-    assert span.attributes["rpc.service"] == "ceal.v1.Segmentation" and span.attributes["rpc.method"] == "Predict"
+    assert span.attributes is not None and span.attributes["rpc.response.status_code"] == "OK"
+    assert span.attributes["rpc.system.name"] == "grpc" and span.attributes["rpc.method"] == PREDICT
+    assert "error.type" not in span.attributes and span.status.status_code == trace.StatusCode.UNSET
     children = traced.children(span)
     assert set(children) == {"decode", "queue", "inference", "scoring"}
     queue, inference = children["queue"], children["inference"]
@@ -98,16 +99,35 @@ def test_failed_call_span_and_metrics_carry_its_status_code(traced: Traced, imag
         traced.seg.Predict(requests.predict_request(image, samples=10_000), timeout=WAIT)
     traced.seg.ListModels(seg_pb.ListModelsRequest(), timeout=WAIT)
     span = traced.server_span(PREDICT)
-    assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 3
-    assert span.status.status_code == trace.StatusCode.ERROR
+    assert span.attributes is not None and span.attributes["rpc.response.status_code"] == "INVALID_ARGUMENT"
+    # the caller's mistake, not the server's: the gRPC conventions leave a server span's status unset
+    assert span.status.status_code == trace.StatusCode.UNSET and "error.type" not in span.attributes
     metrics = traced.metrics()
     counts = {
-        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.value
-        for p in metrics["rpc.server.requests"]
+        (p.attributes["rpc.method"], p.attributes["rpc.response.status_code"]): p.count
+        for p in metrics["rpc.server.call.duration"]
     }
     assert counts == {(PREDICT, "INVALID_ARGUMENT"): 1, ("ceal.v1.Segmentation/ListModels", "OK"): 1}
-    latency = {p.attributes["rpc.method"]: p for p in metrics["rpc.server.duration"]}
-    assert latency[PREDICT].count == 1 and latency[PREDICT].sum > 0
+    latency = {p.attributes["rpc.method"]: p for p in metrics["rpc.server.call.duration"]}
+    assert latency[PREDICT].count == 1 and 0 < latency[PREDICT].sum < 60  # seconds
+    assert {"rpc.server.duration", "rpc.server.requests"}.isdisjoint(metrics)  # no second convention
+
+
+def test_only_server_error_codes_mark_the_span_as_error(traced: Traced) -> None:
+    """DATA_LOSS (a damaged store) is an error by the gRPC conventions; the span says so, with error.type."""
+    from ceal.service.store.errors import StoreDamaged
+
+    def damaged(*_args: object, **_kwargs: object) -> object:
+        raise StoreDamaged("a stored array could not be decoded: the database file is damaged")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(traced.running.active_learning.store, "counts", damaged)
+        with pytest.raises(grpc.RpcError) as raised:
+            traced.pool.GetPoolStats(al_pb.GetPoolStatsRequest(pool="p"), timeout=WAIT)
+    assert raised.value.code() == grpc.StatusCode.DATA_LOSS  # type: ignore[attr-defined]
+    span = traced.server_span("ceal.v1.ActiveLearning/GetPoolStats")
+    assert span.status.status_code == trace.StatusCode.ERROR
+    assert span.attributes is not None and span.attributes["error.type"] == "DATA_LOSS"
 
 
 def test_sdk_calls_join_the_callers_trace(traced: Traced, image: np.ndarray) -> None:
@@ -190,10 +210,12 @@ def test_prometheus_exporter_serves_metrics(models_dir: Path) -> None:
         url = f"http://127.0.0.1:{running.telemetry.prometheus_port}/metrics"
         with urllib.request.urlopen(url, timeout=WAIT) as reply:  # loopback only
             text = reply.read().decode()
-    lines = [line for line in text.splitlines() if line.startswith("rpc_server_requests")]
+    lines = [line for line in text.splitlines() if line.startswith("rpc_server_call_duration_seconds_count")]
     assert any(
-        'rpc_method="ceal.v1.Segmentation/ListModels"' in line and 'rpc_grpc_status_code="OK"' in line for line in lines
+        'rpc_method="ceal.v1.Segmentation/ListModels"' in line and 'rpc_response_status_code="OK"' in line
+        for line in lines
     ), text[:2000]
+    assert any(line.startswith("ceal_engine_queue_depth") for line in text.splitlines())  # what the HPA scales on
 
 
 class _Collector(trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_grpc.MetricsServiceServicer):
@@ -228,7 +250,7 @@ def test_otlp_exporter_sends_spans_and_metrics_to_the_collector(models_dir: Path
             seg_grpc.SegmentationStub(channel).ListModels(seg_pb.ListModelsRequest(), timeout=WAIT)
         # stopping the server flushed its exporters
         assert collector.spans == ["ceal.v1.Segmentation/ListModels"]
-        assert {"rpc.server.requests", "rpc.server.duration"} <= set(collector.metrics)
+        assert "rpc.server.call.duration" in set(collector.metrics)
     finally:
         sink.stop(None)
 
@@ -248,7 +270,7 @@ def test_abandoned_stream_ends_its_span_as_cancelled(traced: Traced) -> None:
     method = "ceal.v1.ActiveLearning/ScorePool"
     wait_until(lambda: any(s.name == method for s in traced.spans()), "the abandoned call's span to end")
     span = traced.server_span(method)
-    assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
+    assert span.attributes is not None and span.attributes["rpc.response.status_code"] == "CANCELLED"
     # and the server goes on serving, with telemetry
     traced.seg.ListModels(seg_pb.ListModelsRequest(), timeout=WAIT)
-    assert traced.server_span("ceal.v1.Segmentation/ListModels").attributes["rpc.grpc.status_code"] == 0  # type: ignore[index]
+    assert traced.server_span("ceal.v1.Segmentation/ListModels").attributes["rpc.response.status_code"] == "OK"  # type: ignore[index]

@@ -212,3 +212,80 @@ def test_decoding_and_building_never_log_patient_identifiers(caplog: pytest.LogC
     text = caplog.text + "\n".join(r.getMessage() for r in caplog.records) + "\n".join(messages)
     for identifier in PATIENT_IDENTIFIERS:
         assert identifier not in text
+
+
+HOSPITAL_ROOT = "1.2.826.0.1.3680043.10.543."
+
+
+def _class_masks() -> np.ndarray:
+    """(4, 128, 128) class indices 0..3, each class on some slices, one slice empty."""
+    mask = np.zeros((4, 128, 128), np.uint8)
+    mask[0, 10:40, 10:40] = 1
+    mask[0, 60:90, 60:90] = 2
+    mask[2, 20:50, 70:100] = 3
+    mask[3, 5:25, 5:25] = 1
+    return mask
+
+
+def test_a_multi_class_seg_has_one_coded_segment_per_class_and_reads_back(tmp_path: Path) -> None:
+    from ceal.pacs.classes import class_codes
+    from ceal.pacs.decode import sort_series
+
+    sources = sort_series(ct_series())
+    classes = class_codes(["background", "lesion", "liver", "spleen"])
+    masks = _class_masks()
+    seg = build_segmentation(
+        sources, masks, series_number=900, algorithm_version=VERSION, classes=classes, uid_root=HOSPITAL_ROOT
+    )
+    assert str(seg.SOPInstanceUID).startswith(HOSPITAL_ROOT) and str(seg.SeriesInstanceUID).startswith(HOSPITAL_ROOT)
+    assert seg.ContentQualification == "RESEARCH"
+    errors, warnings = _dciodvfy(seg, tmp_path / "multi.dcm")
+    print(f"dciodvfy multi-segment SEG: {len(errors)} error(s), {len(warnings)} warning(s)")
+    for line in warnings:
+        print("  ", line)
+    assert errors == []
+    read = hd.seg.segread(tmp_path / "multi.dcm")
+    assert read.number_of_segments == 3
+    types = [read.get_segment_description(k).segmented_property_type for k in (1, 2, 3)]
+    assert [(t.scheme_designator, t.value) for t in types] == [
+        ("SCT", codes.SCT.Lesion.value),
+        ("SCT", codes.SCT.Liver.value),
+        ("SCT", codes.SCT.Spleen.value),
+    ]
+    sop_uids = [str(ds.SOPInstanceUID) for ds in sources]
+    back = read.get_pixels_by_source_instance(sop_uids, combine_segments=True, assert_missing_frames_are_empty=True)
+    np.testing.assert_array_equal(back, masks)
+
+
+def test_uid_root_is_checked() -> None:
+    with pytest.raises(DicomBuildError, match="not a DICOM UID prefix"):
+        derived_uids(["1.2.3"], model_tag=VERSION, content="seg", uid_root="1.2.x")
+    assert derived_uids(["1.2.3"], model_tag=VERSION, content="seg", uid_root="1.2.3").sop_uid.startswith("1.2.3.")
+
+
+def test_a_labelmap_seg_holds_one_frame_per_source_and_reads_back() -> None:
+    from ceal.pacs.classes import class_codes
+    from ceal.pacs.decode import sort_series
+
+    sources = sort_series(ct_series())
+    classes = class_codes(["background", "lesion", "liver", "spleen"])
+    masks = _class_masks()
+    seg = build_segmentation(
+        sources, masks, series_number=900, algorithm_version=VERSION, classes=classes, labelmap=True
+    )
+    assert seg.SegmentationType == "LABELMAP" and int(seg.NumberOfFrames) == 4
+    read = hd.seg.Segmentation.from_dataset(dcmread(_saved(seg)))
+    sop_uids = [str(ds.SOPInstanceUID) for ds in sources]
+    back = read.get_pixels_by_source_instance(sop_uids, combine_segments=True, assert_missing_frames_are_empty=True)
+    np.testing.assert_array_equal(back, masks)
+    binary = build_segmentation(sources, masks, series_number=900, algorithm_version=VERSION, classes=classes)
+    assert binary.SOPInstanceUID != seg.SOPInstanceUID  # another content, another UID
+    with pytest.raises(DicomBuildError, match="needs the model's classes"):
+        build_segmentation(sources, fake_mask(), series_number=900, algorithm_version=VERSION, labelmap=True)
+
+
+def _saved(ds: Dataset) -> io.BytesIO:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    return buffer

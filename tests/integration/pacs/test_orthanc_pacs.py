@@ -164,3 +164,27 @@ def test_wrong_credentials_or_ae_titles_are_unavailable(orthanc: OrthancInfo, sa
         DicomWebPacs(orthanc.dicomweb_url, orthanc.user, "wrong").find_series(None)
     with pytest.raises(PacsUnavailableError, match="called AE title"):
         DimsePacs("127.0.0.1", orthanc.dicom_port, "NOT_ORTHANC", orthanc.client_aet, timeout_s=10).find_series()
+
+
+def test_retrieve_by_c_move_gives_what_c_get_gives(
+    orthanc: OrthancInfo, samples: Samples, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many PACS allow only C-MOVE: Orthanc sends the series to our AE title, where we listen meanwhile."""
+    caplog.set_level(logging.DEBUG, logger="ceal.pacs.dimse")
+    get = make_pacs("dimse", orthanc)
+    move = DimsePacs(
+        "127.0.0.1",
+        orthanc.dicom_port,
+        orthanc.aet,
+        orthanc.client_aet,
+        timeout_s=30,
+        move_port=orthanc.client_store_port,
+        move_host="127.0.0.1",
+    )
+    info = _series_info(get, samples.series[0].SeriesInstanceUID)
+    moved = move.retrieve_series(info)
+    assert "C-MOVE retrieved 4 instance(s)" in caplog.text  # by C-MOVE, not by a C-GET
+    got = get.retrieve_series(info)
+    assert sorted(ds.SOPInstanceUID for ds in moved) == sorted(ds.SOPInstanceUID for ds in samples.series)
+    for a, b in zip(decode_series(moved), decode_series(got), strict=True):
+        np.testing.assert_array_equal(a.pixels, b.pixels)

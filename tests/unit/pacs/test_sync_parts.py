@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 
 from ceal.client import QueryItem, QueryList
 from ceal.pacs.errors import PacsError
-from ceal.pacs.sync import SyncError, SyncOptions
+from ceal.pacs.protocol import SeriesInfo
+from ceal.pacs.sync import SyncError, SyncOptions, sync
 from ceal.pacs.watermark import next_watermark, read_watermark, with_lookback, write_watermark
 from ceal.pacs.worklist import Worklist, format_worklist, from_query_list
 
@@ -97,3 +99,53 @@ def test_the_worklist_lists_series_in_rank_order_with_their_slices() -> None:
 
 def test_an_empty_worklist_says_why() -> None:
     assert "nothing to label" in format_worklist(Worklist("lesion/1", (), 0))
+
+
+class _ListingOnlyPacs:
+    """A PACS that lists series and refuses everything else: a dry run must only list."""
+
+    def __init__(self, series: list[SeriesInfo]) -> None:
+        self.series = series
+
+    def find_series(self, since: str | None = None) -> list[SeriesInfo]:
+        return self.series
+
+    def retrieve_series(self, info: SeriesInfo) -> list[object]:
+        raise AssertionError("a dry run retrieved a series")
+
+    def store(self, datasets: object) -> None:
+        raise AssertionError("a dry run stored something")
+
+    def has_derived(self, series_uid: str, sop_uids: object) -> bool:
+        raise AssertionError("a dry run asked the PACS for outputs")
+
+
+class _OneModel:
+    def list_models(self, name: str = "") -> list[SimpleNamespace]:
+        return [SimpleNamespace(name="lesion", version=3, class_names=["background", "lesion"], preprocessing=None)]
+
+
+FOUND = [
+    SeriesInfo("1.1", "1.1.1", "CT", "20240101", "CHEST AXIAL"),
+    SeriesInfo("1.1", "1.1.2", "CT", "20240101", "abdomen"),
+    SeriesInfo("1.2", "1.2.1", "MR", "20240102", "T1 chest"),
+    SeriesInfo("1.2", "1.2.2", "SEG", "20240102", "Lesion"),
+]
+
+
+def test_filters_narrow_the_sync_and_a_dry_run_only_lists(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    pacs, client = _ListingOnlyPacs(FOUND), _OneModel()
+    options = SyncOptions(series_description="chest", dry_run=True)
+    report = sync(pacs, client, options, state=state)  # type: ignore[arg-type]
+    assert [i.series_uid for i in report.planned] == ["1.1.1", "1.2.1"]
+    assert report.outcomes == () and not state.exists() and "dry run: 2 series" in report.summary()
+    only_study = sync(pacs, client, SyncOptions(study="1.1", dry_run=True))  # type: ignore[arg-type]
+    assert [i.series_uid for i in only_study.planned] == ["1.1.1", "1.1.2"]
+    assert not SyncOptions(modalities=frozenset({"MR"})).wants(FOUND[0])
+
+
+def test_a_uid_root_is_checked_when_the_options_are_made() -> None:
+    assert SyncOptions(uid_root="1.2.826.0.1.3680043.10.543").uid_root == "1.2.826.0.1.3680043.10.543."
+    with pytest.raises(SyncError, match="not a DICOM UID prefix"):
+        SyncOptions(uid_root="2.25.x")

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from ceal.imaging import PreprocessParams
 from ceal.trainer.data.folders import (
     DatasetError,
     Pair,
@@ -133,7 +134,11 @@ def test_load_image_modes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_image(_save(tmp_path / "rgba.png", rgba)), rgb)
     deep = np.linspace(1000, 61000, 12 * 16).reshape(12, 16).astype(np.uint16)
     out = load_image(_save(tmp_path / "deep.png", deep))
-    assert out.shape == (12, 16, 3) and out.min() == 0 and out.max() == 255
+    # 16-bit: divided by 65535 as the server divides it (the contract), not stretched per image
+    assert out.shape == (12, 16, 3)
+    np.testing.assert_array_equal(out[..., 0], np.rint(deep / 65535 * 255).astype(np.uint8))
+    twelve = load_image(_save(tmp_path / "deep.png", deep // 16), PreprocessParams(uint16_max=4095))
+    assert abs(int(twelve.max()) - 238) <= 1 and abs(int(twelve.min()) - 4) <= 1  # 12-bit range set in params
     assert load_image(_save(tmp_path / "photo.jpg", rgb, quality=95)).shape == (12, 16, 3)
 
 

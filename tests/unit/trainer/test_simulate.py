@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ceal.trainer.simulate as simulate_pkg
-from ceal.service.pool.queries import PSEUDO_PER_LABEL, PSEUDO_QUANTILE, PSEUDO_WARMUP_ROUNDS
 from ceal.service.selection import AnnotationCostModel, ScoreTable
+from ceal.service.selection.policy import PSEUDO_PER_LABEL, PSEUDO_QUANTILE, PSEUDO_WARMUP_ROUNDS
 from ceal.trainer.data.synth import write_isic
 from ceal.trainer.simulate import (
     CEILING,

@@ -80,6 +80,12 @@ def register_train(sub: Sub) -> None:
         help="where the dropout layers sit",
     )
     p.add_argument("--num-classes", type=int, default=1, help="1 = sigmoid (binary); C >= 2 = softmax")
+    p.add_argument(
+        "--uint16-max",
+        type=int,
+        default=65535,
+        help="16-bit images are divided by this (4095 for 12-bit data); recorded in the model, served the same",
+    )
     pool = p.add_argument_group("pool", "put the training set into a server's pool, so `ceal loop` trains on it too")
     pool.add_argument("--pool", help="register every image (by file name) and its mask as a human label in this pool")
     pool.add_argument("--annotator", default="seed", help="annotator recorded with the imported masks")
@@ -107,10 +113,17 @@ def _train(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         seed=args.seed,
         resize=args.resize,
+        preprocessing={"uint16_max": args.uint16_max} if args.uint16_max != 65535 else {},
     )
     try:
         data = load_folder(
-            args.images, args.masks, cfg.height, cfg.width, allow_unlabelled=args.allow_unlabelled, resize=cfg.resize
+            args.images,
+            args.masks,
+            cfg.height,
+            cfg.width,
+            allow_unlabelled=args.allow_unlabelled,
+            resize=cfg.resize,
+            params=cfg.params(),
         )
         if cfg.resize == "stretch":
             _warn_if_squashed(args.images, cfg.height, cfg.width)
@@ -135,6 +148,10 @@ def _train(args: argparse.Namespace) -> int:
         f"checkpoint {args.out}: {len(train.ids)} train / {len(val.ids)} val images, "
         f"validation Dice {record['validation_dice']:.3f}"
     )
+    per_class = record.get("validation_per_class") or {}
+    assert isinstance(per_class, dict)
+    for name, scores in per_class.items():
+        print(f"  {name}: Dice {scores['dice']:.3f}, HD95 {scores['hd95']:.1f} px over {scores['images']} image(s)")
     if args.pool:
         return _seed_pool(args)
     return 0
@@ -149,8 +166,11 @@ def _warn_if_squashed(images: Path, height: int, width: int) -> None:
     first = next((p for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES), None)
     if first is None:
         return
-    with Image.open(first) as img:
-        w, h = img.size
+    try:
+        with Image.open(first) as img:
+            w, h = img.size
+    except OSError:  # a .npy or .dcm image (PIL does not read those): no warning
+        return
     if abs((w / h) / (width / height) - 1) > 0.1:
         logging.getLogger("ceal.train").warning(
             "images are %d×%d (aspect %.2f) but train at %d×%d (aspect %.2f): they are stretched to fit; "
@@ -225,7 +245,7 @@ def _export(args: argparse.Namespace) -> int:
     model, training = load_checkpoint(args.checkpoint)
     try:
         convert = _int8_converter(args, training) if args.int8 else None
-        target = export_model(model, training, args.models, args.name, convert=convert)
+        target = export_model(model, training, args.models, args.name, convert=convert, checkpoint=args.checkpoint)
     except ExportError as exc:
         print(f"export refused: {exc}")
         return 1

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ceal.imaging import PreprocessParams
 from ceal.trainer.data.folders import DatasetError, find_pairs, load_image, load_mask, resize_pair
 from ceal.trainer.train import Dataset
 
@@ -20,9 +21,12 @@ def load_folder(
     progress: bool = True,
     allow_unlabelled: bool = False,
     resize: str = "stretch",
+    params: PreprocessParams | None = None,
 ) -> Dataset:
-    """All pairs under `images` / `masks`, resized to (height, width) (`resize_pair` mode `resize`); masks as
-    class indices. With allow_unlabelled, images without a mask are left out (DatasetError when none has one)."""
+    """All pairs under `images` / `masks` through the preprocessing contract (`params`, the defaults when
+    None), resized to (height, width) (`resize_pair` mode `resize`); masks as class indices. With
+    allow_unlabelled, images without a mask are left out (DatasetError when none has one)."""
+    params = params or PreprocessParams()
     pairs = [p for p in find_pairs(images, masks, allow_unlabelled=allow_unlabelled) if p.mask_path is not None]
     if not pairs:
         raise DatasetError(f"no image in {images} has a mask in {masks}: add masks, or point --masks at them")
@@ -30,5 +34,6 @@ def load_folder(
     ys = np.zeros((len(pairs), height, width), np.uint8)
     for i, pair in enumerate(tqdm(pairs, desc="load", unit="img", disable=not progress)):
         assert pair.mask_path is not None
-        xs[i], ys[i] = resize_pair(load_image(pair.image_path), load_mask(pair.mask_path), height, width, resize)
+        image = load_image(pair.image_path, params)
+        xs[i], ys[i] = resize_pair(image, load_mask(pair.mask_path), height, width, resize)
     return Dataset([p.image_id for p in pairs], xs, ys)

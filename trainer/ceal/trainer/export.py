@@ -31,6 +31,10 @@ PARITY_TOLERANCE = 1e-4
 # Turns the checked fp32 ONNX model and its metadata into what is written (e.g. `quantize.Int8Converter`);
 # raises ExportError to refuse, and then nothing is written.
 Converter = Callable[[bytes, ModelMetadata], tuple[bytes, ModelMetadata]]
+# Called with the staging folder (model.onnx and checkpoint/ written, metadata.json not yet) and the metadata;
+# returns the metadata to write (e.g. with the held-out figures of the staged model). Raising publishes nothing.
+BeforePublish = Callable[[Path, ModelMetadata], ModelMetadata]
+CHECKPOINT_DIR = "checkpoint"
 
 
 class ExportError(RuntimeError):
@@ -95,11 +99,16 @@ def export_model(
     *,
     class_names: tuple[str, ...] | None = None,
     convert: Converter | None = None,
+    checkpoint: Path | None = None,
+    lineage: dict[str, object] | None = None,
+    before_publish: BeforePublish | None = None,
 ) -> Path:
     """Export `model` as `models_dir/name/<next version>/` (model.onnx + metadata.json), atomically.
 
     The version folder appears by one rename, so a watching server never sees half a model. `convert`
     (e.g. int8 quantisation) rewrites the checked model and its metadata before anything is written.
+    `checkpoint` (a `save_checkpoint` folder) is copied in as `checkpoint/`, so the version can be fine-tuned
+    later; `lineage` goes into the metadata; `before_publish` sees the staged folder before the rename.
     """
     cfg = training.get("train_config", {})
     assert isinstance(cfg, dict)
@@ -114,7 +123,7 @@ def export_model(
         if model.config.num_classes == 1
         else tuple(f"class_{i}" for i in range(model.config.num_classes))
     )
-    meta = ModelMetadata(
+    meta = ModelMetadata.with_contract(
         name=name,
         version=version,
         input_channels=model.config.in_channels,
@@ -128,22 +137,44 @@ def export_model(
         training_data_hash=str(training.get("training_data_hash", "")),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         class_names=classes,
-        extra={"unet": model.config.to_json(), "checks": checks, "opset": OPSET},
+        extra={
+            "unet": model.config.to_json(),
+            "checks": checks,
+            "opset": OPSET,
+            "validation_per_class": training.get("validation_per_class", {}),
+        },
         resize=str(cfg.get("resize", "stretch")),  # checkpoints from before the field were stretched
+        preprocessing=cfg.get("preprocessing") or {},
+        lineage=dict(lineage or {}),
     )
     if convert is not None:
         mc_bytes, meta = convert(mc_bytes, meta)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
     try:
         (staging / MODEL_FILE).write_bytes(mc_bytes)
+        if checkpoint is not None:
+            shutil.copytree(checkpoint, staging / CHECKPOINT_DIR)
+        if before_publish is not None:
+            meta = before_publish(staging, meta)
         (staging / METADATA_FILE).write_text(meta.to_json())
-        for f in staging.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+        for f in [*staging.iterdir(), *(staging / CHECKPOINT_DIR).glob("*")]:
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
         target = model_dir / str(version)
         staging.rename(target)
+        _fsync_dir(model_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("exported %s version %d to %s (parity %.1e)", name, version, target, checks["parity_max_abs_diff"])
     return target
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (a crash right after it must not bring the staging name back)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ceal.client import Client
-from ceal.trainer.data.folders import resize_pair
+from ceal.imaging import PreprocessParams
+from ceal.trainer.data.folders import resize_pair, to_training_image
 from ceal.trainer.train import Dataset, TrainConfig, train_and_save
 from ceal.trainer.unet import load_checkpoint
 
@@ -70,37 +71,68 @@ class LoopResult:
     validation_dice: float
 
 
-def labels_dataset(
-    client: Client, height: int, width: int, *, pool: str = "", pseudo: bool = True, resize: str = "stretch"
-) -> tuple[Dataset, int, int]:
-    """The service's labels with their images, resized for training (`resize_pair` mode `resize`);
-    (dataset, human count, pseudo count)."""
+@dataclass(frozen=True)
+class FetchedLabel:
+    """One exported label with its image, resized for training: image uint8 (h, w, 3), mask uint8 (h, w)."""
+
+    image_id: str
+    version: int
+    source: str  # "human" | "pseudo"
+    seconds_spent: float
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def fetch_labels(
+    client: Client,
+    height: int,
+    width: int,
+    *,
+    pool: str = "",
+    pseudo: bool = True,
+    resize: str = "stretch",
+    params: PreprocessParams | None = None,
+) -> list[FetchedLabel]:
+    """The service's latest labels (human, and pseudo on request) with their images, through the preprocessing
+    contract (`params`, the defaults when None) and resized to (height, width) (`resize_pair` mode `resize`)."""
+    params = params or PreprocessParams()
     sources = ("human", "pseudo") if pseudo else ("human",)
-    ids, images, masks, counts = [], [], [], {"human": 0, "pseudo": 0}
+    out = []
     for record in client.export_labels(pool=pool, sources=sources, include_images=True):
         if record.image is None:
             continue
-        image = record.image
-        if image.dtype != np.uint8:
-            image = (
-                (np.clip(image.astype(np.float32), 0, 1) * 255).astype(np.uint8)
-                if image.dtype.kind == "f"
-                else ((image / max(int(image.max()), 1) * 255).astype(np.uint8))
-            )
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        x, y = resize_pair(image, record.mask, height, width, resize)
-        ids.append(record.image_id)
-        images.append(x)
-        masks.append(y)
-        counts[record.source] += 1
-    if not ids:
-        which = " or ".join(sources)
+        x, y = resize_pair(to_training_image(record.image, params), record.mask, height, width, resize)
+        out.append(FetchedLabel(record.image_id, record.version, record.source, record.seconds_spent, x, y))
+    return out
+
+
+def as_dataset(labels: list[FetchedLabel]) -> Dataset:
+    return Dataset(
+        [r.image_id for r in labels], np.stack([r.image for r in labels]), np.stack([r.mask for r in labels])
+    )
+
+
+def labels_dataset(
+    client: Client,
+    height: int,
+    width: int,
+    *,
+    pool: str = "",
+    pseudo: bool = True,
+    resize: str = "stretch",
+    params: PreprocessParams | None = None,
+) -> tuple[Dataset, int, int]:
+    """The service's labels with their images, through the preprocessing contract (`params`, the defaults
+    when None) and resized for training (`resize_pair` mode `resize`); (dataset, human count, pseudo count)."""
+    labels = fetch_labels(client, height, width, pool=pool, pseudo=pseudo, resize=resize, params=params)
+    if not labels:
+        which = " or ".join(("human", "pseudo") if pseudo else ("human",))
         raise LoopError(
             f"pool {pool or 'default'!r} holds no {which} labels: label some there (ceal pool import, ceal pool "
             "label), or pass --pool with the pool that has them"
         )
-    return Dataset(ids, np.stack(images), np.stack(masks)), counts["human"], counts["pseudo"]
+    human = sum(r.source == "human" for r in labels)
+    return as_dataset(labels), human, len(labels) - human
 
 
 def run_loop(
@@ -123,7 +155,15 @@ def run_loop(
     assert isinstance(cfg_raw, dict)
     # a checkpoint from before `resize` was recorded has none: it was trained stretched, TrainConfig's default
     cfg = TrainConfig(**{**cfg_raw, "epochs": epochs, "learning_rate": learning_rate})
-    data, human, n_pseudo = labels_dataset(client, cfg.height, cfg.width, pool=pool, pseudo=pseudo, resize=cfg.resize)
+    data, human, n_pseudo = labels_dataset(
+        client,
+        cfg.height,
+        cfg.width,
+        pool=pool,
+        pseudo=pseudo,
+        resize=cfg.resize,
+        params=cfg.params(model.config.in_channels),
+    )
     log.info("fine-tuning on %d human and %d pseudo labels", human, n_pseudo)
     record = train_and_save(data, val, out, cfg, init=model)
     target = export_model(model, record, models, name)

@@ -7,17 +7,20 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ceal.imaging import PreprocessParams
+from ceal.trainer.metrics import per_class_scores
 from ceal.trainer.unet import UNet, UNetConfig, save_checkpoint
 
 log = logging.getLogger(__name__)
 
-# Input normalisation recorded in the exported metadata: x = (pixel / 255 - mean) / std.
+# Input normalisation recorded in the exported metadata: x = (unit pixel - mean) / std.
 DEFAULT_MEAN = 0.5
 DEFAULT_STD = 0.25
 
@@ -37,6 +40,14 @@ class TrainConfig:
     # with background; `ceal train`'s default), "stretch" resizes. Recorded in the checkpoint and the exported
     # model's metadata, so the server feeds the model as it was trained.
     resize: str = "stretch"
+    # The contract's intensity settings the images were loaded with (`ceal.imaging.PreprocessParams` fields
+    # other than the shape, mean/std and resize, e.g. {"uint16_max": 4095}); exported into the model's metadata.
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    def params(self, channels: int = 3) -> PreprocessParams:
+        """The full preprocessing contract of this training: shape, normalisation and intensity settings."""
+        shape = {"channels": channels, "height": self.height, "width": self.width, "mean": self.mean, "std": self.std}
+        return PreprocessParams.from_dict({**self.preprocessing, **shape, "resize": self.resize})
 
 
 @dataclass
@@ -69,6 +80,11 @@ def to_tensor(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
     """uint8 (N, H, W, C) → normalised float32 (N, C, H, W)."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     return (x - mean) / std
+
+
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+    """Class names when none are given: background + lesion for a sigmoid model, class_i otherwise."""
+    return ("background", "lesion") if num_classes == 1 else tuple(f"class_{i}" for i in range(num_classes))
 
 
 def dice_score(pred: np.ndarray, target: np.ndarray) -> float:
@@ -167,10 +183,16 @@ def train_and_save(
     model.check_input(torch.zeros(1, model.config.in_channels, cfg.height, cfg.width))
     started = time.time()
     history = fit(model, train, val, cfg, progress=progress)
+    per_class: dict[str, dict[str, float | int]] = {}
+    if val is not None and len(val.ids):
+        names = default_class_names(model.config.num_classes)
+        scores = per_class_scores(predict_masks(model, val.images, cfg), val.masks.astype(np.uint8), names)
+        per_class = {s.name: s.as_dict() for s in scores}
     record: dict[str, object] = {
         "train_config": asdict(cfg),
         "history": history,
         "validation_dice": history[-1].get("val_dice", float("nan")) if history else float("nan"),
+        "validation_per_class": per_class,  # Dice and HD95 (pixels) per class, `ceal.trainer.metrics`
         "training_data_hash": train.content_hash(),
         "train_images": len(train.ids),
         "val_images": len(val.ids) if val is not None else 0,

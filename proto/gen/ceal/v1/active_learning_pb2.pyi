@@ -166,7 +166,7 @@ class GetQueryListRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., k: _Optional[int] = ..., budget_seconds: _Optional[float] = ..., annotator: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., level: _Optional[_Union[QueryLevel, str]] = ..., round: _Optional[int] = ..., seed: _Optional[int] = ..., max_pseudo_labels: _Optional[int] = ...) -> None: ...
 
 class QueryItem(_message.Message):
-    __slots__ = ("image_id", "rank", "score", "reason", "estimated_seconds", "dicom", "series_key", "study_key", "lease_expires_at", "slice_image_ids", "name")
+    __slots__ = ("image_id", "rank", "score", "reason", "estimated_seconds", "dicom", "series_key", "study_key", "lease_expires_at", "slice_image_ids", "name", "slice_dicom")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +178,7 @@ class QueryItem(_message.Message):
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SLICE_IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    SLICE_DICOM_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     rank: int
     score: float
@@ -189,7 +190,8 @@ class QueryItem(_message.Message):
     lease_expires_at: _timestamp_pb2.Timestamp
     slice_image_ids: _containers.RepeatedScalarFieldContainer[str]
     name: str
-    def __init__(self, image_id: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., estimated_seconds: _Optional[float] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slice_image_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
+    slice_dicom: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.DicomReference]
+    def __init__(self, image_id: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., estimated_seconds: _Optional[float] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., series_key: _Optional[str] = ..., study_key: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slice_image_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., slice_dicom: _Optional[_Iterable[_Union[_tensor_pb2.DicomReference, _Mapping]]] = ...) -> None: ...
 
 class PseudoLabelCandidate(_message.Message):
     __slots__ = ("image_id", "confidence")
@@ -216,7 +218,7 @@ class GetQueryListResponse(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[QueryItem, _Mapping]]] = ..., pseudo_labels: _Optional[_Iterable[_Union[PseudoLabelCandidate, _Mapping]]] = ..., unscored: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SubmitLabelRequest(_message.Message):
-    __slots__ = ("pool", "image_id", "mask", "annotator", "source", "seconds_spent", "idempotency_key")
+    __slots__ = ("pool", "image_id", "mask", "annotator", "source", "seconds_spent", "idempotency_key", "model_version")
     POOL_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     MASK_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +226,7 @@ class SubmitLabelRequest(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SECONDS_SPENT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     pool: str
     image_id: str
     mask: _tensor_pb2.Tensor
@@ -231,7 +234,8 @@ class SubmitLabelRequest(_message.Message):
     source: LabelSource
     seconds_spent: float
     idempotency_key: str
-    def __init__(self, pool: _Optional[str] = ..., image_id: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., annotator: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., seconds_spent: _Optional[float] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    model_version: int
+    def __init__(self, pool: _Optional[str] = ..., image_id: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., annotator: _Optional[str] = ..., source: _Optional[_Union[LabelSource, str]] = ..., seconds_spent: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., model_version: _Optional[int] = ...) -> None: ...
 
 class SubmitLabelResponse(_message.Message):
     __slots__ = ("label_id", "version")
@@ -252,7 +256,7 @@ class ExportLabelsRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[LabelSource, str]]] = ..., include_images: _Optional[bool] = ...) -> None: ...
 
 class LabelRecord(_message.Message):
-    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "name", "image_omitted", "seconds_spent")
+    __slots__ = ("image_id", "label_id", "version", "source", "annotator", "mask", "image", "created_at", "dicom", "name", "image_omitted", "seconds_spent", "model_version")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -265,6 +269,7 @@ class LabelRecord(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     IMAGE_OMITTED_FIELD_NUMBER: _ClassVar[int]
     SECONDS_SPENT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     label_id: str
     version: int
@@ -277,7 +282,8 @@ class LabelRecord(_message.Message):
     name: str
     image_omitted: str
     seconds_spent: float
-    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., name: _Optional[str] = ..., image_omitted: _Optional[str] = ..., seconds_spent: _Optional[float] = ...) -> None: ...
+    model_version: int
+    def __init__(self, image_id: _Optional[str] = ..., label_id: _Optional[str] = ..., version: _Optional[int] = ..., source: _Optional[_Union[LabelSource, str]] = ..., annotator: _Optional[str] = ..., mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dicom: _Optional[_Union[_tensor_pb2.DicomReference, _Mapping]] = ..., name: _Optional[str] = ..., image_omitted: _Optional[str] = ..., seconds_spent: _Optional[float] = ..., model_version: _Optional[int] = ...) -> None: ...
 
 class FindSimilarRequest(_message.Message):
     __slots__ = ("pool", "image_id", "image", "k", "model_name")
@@ -318,7 +324,7 @@ class GetPoolStatsRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ...) -> None: ...
 
 class PoolStats(_message.Message):
-    __slots__ = ("pool", "images", "series", "labelled_human", "labelled_pseudo", "scored_fresh", "scored_stale", "leased", "model_name", "model_version")
+    __slots__ = ("pool", "images", "series", "labelled_human", "labelled_pseudo", "scored_fresh", "scored_stale", "leased", "model_name", "model_version", "expected_gain_next_20", "expected_gain_next_20_low", "expected_gain_next_20_high", "expected_gain_per_hour", "expected_gain_per_hour_high", "plateau", "plateau_threshold")
     POOL_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
@@ -329,6 +335,13 @@ class PoolStats(_message.Message):
     LEASED_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_GAIN_NEXT_20_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_GAIN_NEXT_20_LOW_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_GAIN_NEXT_20_HIGH_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_GAIN_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_GAIN_PER_HOUR_HIGH_FIELD_NUMBER: _ClassVar[int]
+    PLATEAU_FIELD_NUMBER: _ClassVar[int]
+    PLATEAU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     pool: str
     images: int
     series: int
@@ -339,7 +352,14 @@ class PoolStats(_message.Message):
     leased: int
     model_name: str
     model_version: int
-    def __init__(self, pool: _Optional[str] = ..., images: _Optional[int] = ..., series: _Optional[int] = ..., labelled_human: _Optional[int] = ..., labelled_pseudo: _Optional[int] = ..., scored_fresh: _Optional[int] = ..., scored_stale: _Optional[int] = ..., leased: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ...) -> None: ...
+    expected_gain_next_20: float
+    expected_gain_next_20_low: float
+    expected_gain_next_20_high: float
+    expected_gain_per_hour: float
+    expected_gain_per_hour_high: float
+    plateau: bool
+    plateau_threshold: float
+    def __init__(self, pool: _Optional[str] = ..., images: _Optional[int] = ..., series: _Optional[int] = ..., labelled_human: _Optional[int] = ..., labelled_pseudo: _Optional[int] = ..., scored_fresh: _Optional[int] = ..., scored_stale: _Optional[int] = ..., leased: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., expected_gain_next_20: _Optional[float] = ..., expected_gain_next_20_low: _Optional[float] = ..., expected_gain_next_20_high: _Optional[float] = ..., expected_gain_per_hour: _Optional[float] = ..., expected_gain_per_hour_high: _Optional[float] = ..., plateau: _Optional[bool] = ..., plateau_threshold: _Optional[float] = ...) -> None: ...
 
 class ListPoolsRequest(_message.Message):
     __slots__ = ()

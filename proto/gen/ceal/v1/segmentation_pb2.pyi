@@ -40,6 +40,14 @@ class Activation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACTIVATION_UNSPECIFIED: _ClassVar[Activation]
     ACTIVATION_SIGMOID: _ClassVar[Activation]
     ACTIVATION_SOFTMAX: _ClassVar[Activation]
+
+class ModelStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_STATUS_UNSPECIFIED: _ClassVar[ModelStatus]
+    MODEL_STATUS_CANDIDATE: _ClassVar[ModelStatus]
+    MODEL_STATUS_PROMOTED: _ClassVar[ModelStatus]
+    MODEL_STATUS_REJECTED: _ClassVar[ModelStatus]
+    MODEL_STATUS_ROLLED_BACK: _ClassVar[ModelStatus]
 UNCERTAINTY_MEASURE_UNSPECIFIED: UncertaintyMeasure
 UNCERTAINTY_MEASURE_ENTROPY: UncertaintyMeasure
 UNCERTAINTY_MEASURE_MUTUAL_INFORMATION: UncertaintyMeasure
@@ -58,6 +66,11 @@ MAP_KIND_VARIANCE: MapKind
 ACTIVATION_UNSPECIFIED: Activation
 ACTIVATION_SIGMOID: Activation
 ACTIVATION_SOFTMAX: Activation
+MODEL_STATUS_UNSPECIFIED: ModelStatus
+MODEL_STATUS_CANDIDATE: ModelStatus
+MODEL_STATUS_PROMOTED: ModelStatus
+MODEL_STATUS_REJECTED: ModelStatus
+MODEL_STATUS_ROLLED_BACK: ModelStatus
 
 class PostProcessing(_message.Message):
     __slots__ = ("keep_largest_component", "fill_holes")
@@ -150,7 +163,7 @@ class PredictResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., samples: _Optional[int] = ..., probability: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., label_map: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., entropy: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., mutual_information: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., variance: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., samples_raw: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., score: _Optional[float] = ..., scores: _Optional[_Iterable[_Union[UncertaintyScore, _Mapping]]] = ..., foreground_fraction: _Optional[float] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "input_channels", "input_height", "input_width", "activation", "num_classes", "class_names", "dropout_rate", "validation_dice", "training_data_hash", "created_at", "is_latest", "split", "provider", "precision")
+    __slots__ = ("name", "version", "input_channels", "input_height", "input_width", "activation", "num_classes", "class_names", "dropout_rate", "validation_dice", "training_data_hash", "created_at", "is_latest", "split", "provider", "precision", "status", "status_reason", "heldout_dice", "heldout_dice_low", "heldout_dice_high", "heldout_images", "parent_version", "loaded", "preprocessing")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     INPUT_CHANNELS_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +180,15 @@ class ModelInfo(_message.Message):
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
+    HELDOUT_DICE_FIELD_NUMBER: _ClassVar[int]
+    HELDOUT_DICE_LOW_FIELD_NUMBER: _ClassVar[int]
+    HELDOUT_DICE_HIGH_FIELD_NUMBER: _ClassVar[int]
+    HELDOUT_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     input_channels: int
@@ -183,7 +205,36 @@ class ModelInfo(_message.Message):
     split: bool
     provider: str
     precision: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., input_channels: _Optional[int] = ..., input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., activation: _Optional[_Union[Activation, str]] = ..., num_classes: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., dropout_rate: _Optional[float] = ..., validation_dice: _Optional[float] = ..., training_data_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_latest: _Optional[bool] = ..., split: _Optional[bool] = ..., provider: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
+    status: ModelStatus
+    status_reason: str
+    heldout_dice: float
+    heldout_dice_low: float
+    heldout_dice_high: float
+    heldout_images: int
+    parent_version: int
+    loaded: bool
+    preprocessing: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., input_channels: _Optional[int] = ..., input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., activation: _Optional[_Union[Activation, str]] = ..., num_classes: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., dropout_rate: _Optional[float] = ..., validation_dice: _Optional[float] = ..., training_data_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_latest: _Optional[bool] = ..., split: _Optional[bool] = ..., provider: _Optional[str] = ..., precision: _Optional[str] = ..., status: _Optional[_Union[ModelStatus, str]] = ..., status_reason: _Optional[str] = ..., heldout_dice: _Optional[float] = ..., heldout_dice_low: _Optional[float] = ..., heldout_dice_high: _Optional[float] = ..., heldout_images: _Optional[int] = ..., parent_version: _Optional[int] = ..., loaded: _Optional[bool] = ..., preprocessing: _Optional[str] = ...) -> None: ...
+
+class PromoteModelRequest(_message.Message):
+    __slots__ = ("name", "version", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PromoteModelResponse(_message.Message):
+    __slots__ = ("name", "served_version", "previous_version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    served_version: int
+    previous_version: int
+    def __init__(self, name: _Optional[str] = ..., served_version: _Optional[int] = ..., previous_version: _Optional[int] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("name",)

@@ -49,6 +49,16 @@ class SegmentationStub:
                 request_serializer=ceal_dot_v1_dot_segmentation__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=ceal_dot_v1_dot_segmentation__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.PromoteModel = channel.unary_unary(
+                '/ceal.v1.Segmentation/PromoteModel',
+                request_serializer=ceal_dot_v1_dot_segmentation__pb2.PromoteModelRequest.SerializeToString,
+                response_deserializer=ceal_dot_v1_dot_segmentation__pb2.PromoteModelResponse.FromString,
+                _registered_method=True)
+        self.RollbackModel = channel.unary_unary(
+                '/ceal.v1.Segmentation/RollbackModel',
+                request_serializer=ceal_dot_v1_dot_segmentation__pb2.PromoteModelRequest.SerializeToString,
+                response_deserializer=ceal_dot_v1_dot_segmentation__pb2.PromoteModelResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentationServicer:
@@ -71,7 +81,22 @@ class SegmentationServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """The models and versions the server can run.
+        """The models and versions on disk: those the server can run and, with their status and reason, the
+        candidates, rejected and rolled-back versions it never serves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteModel(self, request, context):
+        """Admin: serve this version (overrides the trainer's gate); the pool is rescored with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackModel(self, request, context):
+        """Admin: withdraw the served version at once and serve an earlier promoted one; rescoring follows.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +119,16 @@ def add_SegmentationServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=ceal_dot_v1_dot_segmentation__pb2.ListModelsRequest.FromString,
                     response_serializer=ceal_dot_v1_dot_segmentation__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'PromoteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteModel,
+                    request_deserializer=ceal_dot_v1_dot_segmentation__pb2.PromoteModelRequest.FromString,
+                    response_serializer=ceal_dot_v1_dot_segmentation__pb2.PromoteModelResponse.SerializeToString,
+            ),
+            'RollbackModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackModel,
+                    request_deserializer=ceal_dot_v1_dot_segmentation__pb2.PromoteModelRequest.FromString,
+                    response_serializer=ceal_dot_v1_dot_segmentation__pb2.PromoteModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +212,60 @@ class Segmentation:
             '/ceal.v1.Segmentation/ListModels',
             ceal_dot_v1_dot_segmentation__pb2.ListModelsRequest.SerializeToString,
             ceal_dot_v1_dot_segmentation__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ceal.v1.Segmentation/PromoteModel',
+            ceal_dot_v1_dot_segmentation__pb2.PromoteModelRequest.SerializeToString,
+            ceal_dot_v1_dot_segmentation__pb2.PromoteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ceal.v1.Segmentation/RollbackModel',
+            ceal_dot_v1_dot_segmentation__pb2.PromoteModelRequest.SerializeToString,
+            ceal_dot_v1_dot_segmentation__pb2.PromoteModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -196,7 +196,7 @@ class DynamicBatcher:
         job = _Job(model, x, samples, rng, deadline, adaptive=adaptive)
         with self._closing:
             if self._closed:
-                raise Unavailable("the server is shutting down; retry on another replica")
+                raise Unavailable("the server is shutting down; retry on another replica", reason="SHUTTING_DOWN")
             self._admit(samples, deadline)
             with self._backlog_lock:
                 self._backlog += samples

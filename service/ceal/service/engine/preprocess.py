@@ -1,17 +1,29 @@
 """Pixels in any size, dtype and channel count → the model's normalised input, and maps back.
 
-Intensity: uint8 / 255, uint16 / 65535, float taken as already in [0, 1], signed integers min-max
-scaled per image. Channels: grayscale is repeated to RGB, RGB becomes luminance for 1-channel models.
-Size: as the metadata's `resize` says: "stretch" to the input size, or "pad" (keep the aspect: fit, centre,
-pad with black), where `content_box` is the part of the input the image fills and maps are cropped to it.
+A model whose metadata carries `preprocessing` is fed by the preprocessing contract
+(`ceal.imaging.to_model_input`, the same function the trainer trained it through). A model exported before
+the contract has none: it keeps the pre-contract normalisation below (`legacy_prepare`), said once in the log
+per model. Legacy intensity: uint8 / 255, uint16 / 65535, float taken as already in [0, 1], signed integers
+min-max scaled per image. Channels: grayscale is repeated to RGB, RGB becomes luminance for 1-channel models.
+Size (both): as the metadata's `resize` says: "stretch" to the input size, or "pad" (keep the aspect: fit,
+centre, pad with black), where `content_box` is the part of the input the image fills and maps are cropped to.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import numpy as np
 from PIL import Image as PILImage
 
+from ceal.imaging import content_box, to_model_input
+from ceal.service.errors import InvalidInput
 from ceal.service.metadata import ModelMetadata
+
+_log = logging.getLogger(__name__)
+_legacy_said: set[tuple[str, int]] = set()
+_legacy_lock = threading.Lock()
 
 
 def to_unit_range(pixels: np.ndarray) -> np.ndarray:
@@ -54,17 +66,6 @@ def resize_planes(planes: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.reshape(*planes.shape[:-2], height, width)
 
 
-def content_box(height: int, width: int, in_height: int, in_width: int, mode: str) -> tuple[int, int, int, int]:
-    """(top, left, h, w): where an (height, width) image lies in the (in_height, in_width) input. "stretch":
-    all of it; "pad": the largest box of the image's aspect that fits, centred (at least 1 × 1)."""
-    if mode != "pad":
-        return 0, 0, in_height, in_width
-    scale = min(in_height / height, in_width / width)
-    h = min(in_height, max(1, round(height * scale)))
-    w = min(in_width, max(1, round(width * scale)))
-    return (in_height - h) // 2, (in_width - w) // 2, h, w
-
-
 def fit_planes(planes: np.ndarray, in_height: int, in_width: int, mode: str, fill: float = 0.0) -> np.ndarray:
     """(..., H, W) planes → (..., in_height, in_width): bilinear resize ("stretch"), or resized into the
     `content_box` and surrounded by `fill` ("pad")."""
@@ -85,6 +86,31 @@ def crop_to_content(planes: np.ndarray, height: int, width: int, mode: str) -> n
 
 def prepare(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
     """Pixels (H, W[, C]) → model input float32 (C, h, w), normalised and sized as the metadata says."""
+    if meta.preprocessing is None:
+        _say_legacy(meta)
+        return legacy_prepare(pixels, meta)
+    try:
+        return to_model_input(pixels, meta.preprocessing)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def _say_legacy(meta: ModelMetadata) -> None:
+    key = (meta.name, meta.version)
+    with _legacy_lock:
+        if key in _legacy_said:
+            return
+        _legacy_said.add(key)
+    _log.warning(
+        "model %s/%d was exported before the preprocessing contract (no 'preprocessing' in its metadata): "
+        "served with the pre-contract normalisation; re-export it to serve it as the trainer now prepares images",
+        meta.name,
+        meta.version,
+    )
+
+
+def legacy_prepare(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
+    """The pre-contract preparation, kept for models exported before it: (H, W[, C]) → (C, h, w)."""
     unit = to_channels(to_unit_range(pixels), meta.input_channels)
     planes = np.moveaxis(unit, 2, 0)
     planes = fit_planes(planes, meta.input_height, meta.input_width, meta.resize)

@@ -2,12 +2,15 @@
 
 Roles are ordered, each including the ones before it:
 
-    viewer     Predict, PredictStream, ListModels, WhoAmI
+    viewer     Predict, PredictStream, ListModels, WhoAmI; the Open Inference Protocol's ModelInfer,
+               ModelReady, ServerMetadata, ModelMetadata
     annotator  + GetQueryList, SubmitLabel, FindSimilar, GetPoolStats, ExportLabels, ListPools, GetPoolImage,
                  ReleaseLease
-    admin      + RegisterImages, ScorePool (and any ceal method added later, until it is given a role)
+    admin      + RegisterImages, ScorePool, PromoteModel, RollbackModel (and any ceal method added later,
+               until it is given a role)
 
-Health checks and reflection need no token. The tokens file (JSON, or YAML when PyYAML is installed) maps
+Health checks, reflection and the Open Inference liveness/readiness probes (ServerLive, ServerReady) need no
+token. The tokens file (JSON, or YAML when PyYAML is installed) maps
 a name (who the audit log says called) to the token's SHA-256 in hex, or the token itself, and a role:
 
     {"pacs-bridge": {"token_sha256": "9f86d0...", "role": "admin"},
@@ -28,7 +31,16 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-__all__ = ["METHOD_ROLES", "OPEN_SERVICES", "AuthError", "Role", "TokenTable", "bearer_token", "required_role"]
+__all__ = [
+    "METHOD_ROLES",
+    "OPEN_METHODS",
+    "OPEN_SERVICES",
+    "AuthError",
+    "Role",
+    "TokenTable",
+    "bearer_token",
+    "required_role",
+]
 
 
 class Role(IntEnum):
@@ -52,10 +64,18 @@ METHOD_ROLES: dict[str, Role] = {
     "ceal.v1.ActiveLearning/ReleaseLease": Role.ANNOTATOR,
     "ceal.v1.ActiveLearning/RegisterImages": Role.ADMIN,
     "ceal.v1.ActiveLearning/ScorePool": Role.ADMIN,
+    "ceal.v1.Segmentation/PromoteModel": Role.ADMIN,
+    "ceal.v1.Segmentation/RollbackModel": Role.ADMIN,
+    "inference.GRPCInferenceService/ModelInfer": Role.VIEWER,
+    "inference.GRPCInferenceService/ModelReady": Role.VIEWER,
+    "inference.GRPCInferenceService/ServerMetadata": Role.VIEWER,
+    "inference.GRPCInferenceService/ModelMetadata": Role.VIEWER,
 }
 OPEN_SERVICES = frozenset(
     {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
 )
+# Probes that load balancers and Triton-style health checks send without credentials.
+OPEN_METHODS = frozenset({"inference.GRPCInferenceService/ServerLive", "inference.GRPCInferenceService/ServerReady"})
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -66,7 +86,7 @@ class AuthError(ValueError):
 def required_role(method: str) -> Role | None:
     """The role `method` ('ceal.v1.Segmentation/Predict') needs; None when it is open to everyone."""
     service = method.rpartition("/")[0]
-    if service in OPEN_SERVICES:
+    if service in OPEN_SERVICES or method in OPEN_METHODS:
         return None
     return METHOD_ROLES.get(method, Role.ADMIN)  # fail closed: a new method is admin-only until given a role
 

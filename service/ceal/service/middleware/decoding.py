@@ -13,7 +13,9 @@ from typing import Any
 
 import grpc
 
+from ceal.service.errors import InvalidInput
 from ceal.service.middleware.handlers import behavior_of, method_parts, rebuild
+from ceal.service.servicers.status import abort
 
 __all__ = ["DecodeInterceptor"]
 
@@ -23,10 +25,8 @@ def _parser(decode: Callable[[bytes], Any], what: str) -> Callable[[bytes, grpc.
         try:
             return decode(raw)
         except Exception:  # protobuf raises DecodeError, or others on odd input: all mean "not a message"
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"request message {index} is not a valid {what}; send it serialized by the ceal.v1 protos",
-            )
+            message = f"request message {index} is not a valid {what}; send it serialized from its proto (proto/ceal/)"
+            abort(context, InvalidInput(message, reason="MALFORMED_REQUEST"))
 
     return parse
 

@@ -9,13 +9,15 @@ hooks (`spans.child_span`, `spans.record_run`) stay no-ops. Otherwise `Telemetry
                 localhost:4317; an https:// endpoint uses TLS)
     prometheus  metrics on an HTTP /metrics endpoint (listen host:port, default 127.0.0.1:9464); no spans
 
-Instruments: rpc.server.requests and rpc.server.duration (by method and status code), ceal.engine.batch_size,
+Instruments (semantic conventions v1.44.0, see tracing.py): rpc.server.call.duration (seconds, by method and
+status code; its count is the request count), ceal.engine.batch_size,
 ceal.engine.queue_depth, ceal.engine.mc_samples and ceal.engine.mc_samples_per_second, ceal.pool.images.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ceal.service.middleware.spans import CallTelemetry
+
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"  # the one semantic-conventions version (tracing.py)
 
 __all__ = ["EXPORTERS", "Telemetry", "TelemetryConfig", "TelemetryError"]
 
@@ -67,22 +71,22 @@ class Telemetry:
         service_name: str = "ceal",
         on_shutdown: Iterable[Callable[[], object]] = (),
     ) -> None:
-        resource = Resource.create({"service.name": service_name})
+        # service.instance.id: the pod's name in Kubernetes, so each replica's gauges stay their own series
+        resource = Resource.create({"service.name": service_name, "service.instance.id": socket.gethostname()})
         self.tracer_provider: TracerProvider | None = None
         if span_processors:
             self.tracer_provider = TracerProvider(resource=resource)
             for processor in span_processors:
                 self.tracer_provider.add_span_processor(processor)
-            self.tracer: trace.Tracer = self.tracer_provider.get_tracer("ceal.service")
+            self.tracer: trace.Tracer = self.tracer_provider.get_tracer("ceal.service", schema_url=SCHEMA_URL)
         else:
             self.tracer = trace.NoOpTracer()
         self.meter_provider = MeterProvider(resource=resource, metric_readers=list(metric_readers))
-        meter = self.meter_provider.get_meter("ceal.service")
-        self.requests = meter.create_counter("rpc.server.requests", "{request}", "calls by method and status code")
+        meter = self.meter_provider.get_meter("ceal.service", schema_url=SCHEMA_URL)
         self.duration = meter.create_histogram(
-            "rpc.server.duration",
+            "rpc.server.call.duration",
             "s",
-            "call latency by method and status code",
+            "Measures the duration of an incoming Remote Procedure Call (RPC).",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
         self.call = CallTelemetry(

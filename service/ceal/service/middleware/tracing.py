@@ -1,8 +1,19 @@
-"""The telemetry interceptor: a server span per call, request metrics, W3C trace context from the caller.
+"""The telemetry interceptor: a server span per call, the call-duration metric, W3C trace context from the caller.
 
-The span is named after the method (`ceal.v1.Segmentation/Predict`, as the gRPC semantic conventions
-say), is a child of the caller's span when the call carries a `traceparent` header, and records the status
-code the call ended with. Health checks and reflection are counted in the metrics but get no span (probes
+One version of the OpenTelemetry semantic conventions, for spans and metrics alike: **v1.44.0** (schema
+https://opentelemetry.io/schemas/1.44.0, the version opentelemetry-semantic-conventions 0.66b2 carries), RPC and
+gRPC conventions:
+
+- span name `ceal.v1.Segmentation/Predict`, kind SERVER, a child of the caller's span when the call carries a
+  `traceparent` header; attributes `rpc.system.name` = "grpc", `rpc.method` = the fully-qualified method
+  (the same string), `rpc.response.status_code` = the status name ("OK", "INVALID_ARGUMENT", …);
+- span status ERROR (and `error.type` = the status name) only for the codes the gRPC convention counts as
+  server errors: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS. A caller's
+  mistake (INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, …) leaves the status unset;
+- metric `rpc.server.call.duration`, histogram in seconds, with the same attributes (the request count is its
+  count; there is no separate counter in the conventions).
+
+Health checks, reflection and the Open Inference liveness/readiness probes are measured but get no span (probes
 would drown the traces).
 """
 
@@ -24,12 +35,24 @@ from ceal.service.middleware.handlers import around_calls, final_code, method_pa
 if TYPE_CHECKING:
     from ceal.service.middleware.telemetry import Telemetry
 
-__all__ = ["UNTRACED_SERVICES", "TelemetryInterceptor"]
+__all__ = ["SERVER_ERROR_CODES", "UNTRACED_METHODS", "UNTRACED_SERVICES", "TelemetryInterceptor"]
 
 UNTRACED_SERVICES = (
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
     "grpc.reflection.v1.ServerReflection",
+)
+UNTRACED_METHODS = ("inference.GRPCInferenceService/ServerLive", "inference.GRPCInferenceService/ServerReady")
+# gRPC semantic conventions: the status codes that make a *server* span an error.
+SERVER_ERROR_CODES = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
 )
 _PROPAGATOR = TraceContextTextMapPropagator()
 _END = object()
@@ -42,7 +65,7 @@ class _Call:
         self.telemetry = telemetry
         self.service, self.name = method_parts(method)
         self.method = f"{self.service}/{self.name}"
-        self.traced = self.service not in UNTRACED_SERVICES
+        self.traced = self.service not in UNTRACED_SERVICES and self.method not in UNTRACED_METHODS
         self.parent = _PROPAGATOR.extract(metadata) if self.traced else None
 
     def _span(self) -> trace.Span:
@@ -52,24 +75,26 @@ class _Call:
             self.method,
             context=self.parent,
             kind=SpanKind.SERVER,
-            attributes={"rpc.system": "grpc", "rpc.service": self.service, "rpc.method": self.name},
+            attributes={"rpc.system.name": "grpc", "rpc.method": self.method},
         )
 
     def _finish(
         self, span: trace.Span, started: float, context: grpc.ServicerContext, error: BaseException | None
     ) -> None:
         code = final_code(context, error)
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        if code != grpc.StatusCode.OK:
+        attributes = {"rpc.system.name": "grpc", "rpc.method": self.method, "rpc.response.status_code": code.name}
+        if code in SERVER_ERROR_CODES:
+            attributes["error.type"] = code.name
             span.set_status(Status(StatusCode.ERROR, code.name))
+        span.set_attributes(attributes)
         span.end()
-        attributes = {"rpc.method": self.method, "rpc.grpc.status_code": code.name}
-        self.telemetry.requests.add(1, attributes)
         self.telemetry.duration.record(time.perf_counter() - started, attributes)
 
     @contextlib.contextmanager
     def _current(self, span: trace.Span) -> Iterator[None]:
-        with trace.use_span(span, end_on_exit=False), spans.active(self.telemetry.call):
+        # The status is ours to set (from the gRPC code, in _finish): an abort passing through is no error by itself.
+        current = trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
+        with current, spans.active(self.telemetry.call):
             yield
 
     def unary(self, call: Callable[[], Any], _request: Any, context: grpc.ServicerContext) -> Any:

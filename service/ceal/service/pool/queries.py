@@ -8,20 +8,16 @@ from typing import Any, Literal
 import numpy as np
 
 from ceal.service import postprocess
-from ceal.service.errors import InvalidInput
-from ceal.service.selection import AnnotationCostModel, ScoreTable, get_strategy, rank_series
+from ceal.service.selection import AnnotationCostModel, ScoreTable, rank_series
 from ceal.service.selection._ranking import estimate_seconds
-from ceal.service.selection.registry import SEEDED_STRATEGIES
-from ceal.service.store.base import GroupLevel, ImageRecord, PoolStore, ScoreRow
+from ceal.service.selection.policy import QueryPolicy
+from ceal.service.selection.scores import score_table
+from ceal.service.store.base import DicomRef, GroupLevel, ImageRecord, PoolStore, ScoreRow
 
 DEFAULT_K = 10
 DEFAULT_LEASE_SECONDS = 30 * 60
 COST_MODEL_LABELS = 500  # the most recent timed human labels the annotation-time model is fitted on
-PSEUDO_QUANTILE = 0.25  # CEAL round 0: entropy threshold at this quantile of the free pool; tightens 10 %/round
-# CEAL pseudo-labels only once the model has been fine-tuned on some human labels, and never more than the human
-# labels in hand (the simulation: a round-0 model's most confident masks had Dice 0.40; docs/simulation.md).
-PSEUDO_WARMUP_ROUNDS = 2
-PSEUDO_PER_LABEL = 1.0
+POLICY = QueryPolicy()  # the served query policy: the strategy parameters per request and round
 LEASE_RESERVE = 3  # rank this many times k when leasing, to absorb concurrent annotators
 
 
@@ -53,6 +49,7 @@ class QueryItem:
     estimated_seconds: float
     lease_expires_at: float | None = None
     slice_ids: tuple[str, ...] = ()
+    slice_dicom: tuple[DicomRef | None, ...] = ()  # the DICOM reference of each of slice_ids
 
 
 @dataclass(frozen=True)
@@ -66,22 +63,9 @@ class QueryResult:
 
 
 def build_table(rows: list[ScoreRow], records: dict[str, ImageRecord], group: str = "series") -> ScoreTable:
-    """Fresh score rows → the selection code's ScoreTable (descriptors when every row has one). Its series_keys
+    """Fresh score rows → the selection code's ScoreTable (`selection.scores.score_table`). Its series_keys
     are the images' study keys when group == "study"."""
-    descriptors = None
-    if rows and all(r.descriptor is not None for r in rows):
-        descriptors = np.stack([r.descriptor for r in rows]).astype(np.float32)  # type: ignore[misc]
-    return ScoreTable(
-        image_ids=tuple(r.image_id for r in rows),
-        entropy=np.array([r.entropy for r in rows], dtype=np.float64),
-        mutual_information=np.array([r.mutual_information for r in rows], dtype=np.float64),
-        variance=np.array([r.variance for r in rows], dtype=np.float64),
-        confidence=np.array([r.confidence for r in rows], dtype=np.float64),
-        boundary_length=np.array([r.boundary_length for r in rows], dtype=np.float64),
-        components=np.array([r.components for r in rows], dtype=np.float64),
-        descriptors=descriptors,
-        series_keys=tuple(_group_key(records[r.image_id], group) for r in rows),
-    )
+    return score_table(rows, [_group_key(records[r.image_id], group) for r in rows])
 
 
 def _group_key(record: ImageRecord, level: str) -> str:
@@ -102,28 +86,6 @@ def fit_cost_model(store: PoolStore, pool: str) -> AnnotationCostModel:
     )
 
 
-def _strategy_params(req: QueryRequest, table: ScoreTable, free: np.ndarray) -> dict[str, Any]:
-    if req.strategy in SEEDED_STRATEGIES:
-        return {"seed": req.seed}
-    if req.strategy == "cost_sensitive":
-        if req.budget_seconds <= 0:
-            raise InvalidInput("strategy cost_sensitive needs budget_seconds > 0 (the annotation time available)")
-        return {"budget_seconds": req.budget_seconds}
-    if req.strategy == "ceal":
-        entropy = table.entropy[free]
-        entropy = entropy[np.isfinite(entropy)]
-        delta_0 = float(np.quantile(entropy, PSEUDO_QUANTILE)) if len(entropy) else 0.0
-        return {
-            "round_index": req.round_index,
-            "delta_0": delta_0,
-            "decay": delta_0 / 10,
-            "max_pseudo": req.max_pseudo,
-            "pseudo_per_label": PSEUDO_PER_LABEL,
-            "warmup_rounds": PSEUDO_WARMUP_ROUNDS,
-        }
-    return {}
-
-
 def query_list(store: PoolStore, model_name: str, model_version: int, req: QueryRequest) -> QueryResult:
     records = {r.image_id: r for r in store.list_images(req.pool)}
     rows = [r for r in store.score_rows(req.pool, model_name, model_version) if r.image_id in records]
@@ -140,12 +102,20 @@ def query_list(store: PoolStore, model_name: str, model_version: int, req: Query
         return QueryResult(
             _group_items(store, req, records, table, labelled, leased_elsewhere, cost_model, k), [], unscored
         )
-    strategy = get_strategy(req.strategy)
-    # Cost-sensitive fills a time budget: k only caps the list, so let the budget decide. Others rank a reserve
-    # beyond k, so an annotator racing another one for the same top items still gets k leases.
-    k_eff = len(table) if req.strategy == "cost_sensitive" else (LEASE_RESERVE * k if req.annotator else k)
-    selection = strategy(table, k_eff, exclude=exclude, cost_model=cost_model, **_strategy_params(req, table, free))
-    limit = len(selection.query) if req.strategy == "cost_sensitive" else k
+    # Rank a reserve beyond k, so an annotator racing another one for the same top items still gets k leases
+    # (a budget-filling strategy ranks the whole table: the budget decides, k only caps the list).
+    plan = POLICY.plan(
+        req.strategy,
+        table,
+        LEASE_RESERVE * k if req.annotator else k,
+        exclude=exclude,
+        round_index=req.round_index,
+        seed=req.seed,
+        budget_seconds=req.budget_seconds,
+        max_pseudo=req.max_pseudo,
+    )
+    selection = plan.run(cost_model)
+    limit = len(selection.query) if plan.spec.fills_budget else k
     items = _lease_and_wrap(
         store,
         req,
@@ -242,6 +212,7 @@ def _group_items(
                 float(ranked.estimated_seconds[n]),
                 expiry[key],
                 group,
+                tuple(records[i].dicom if i in records else None for i in group),
             )
         )
     return out

@@ -1,71 +1,91 @@
-"""Content-based retrieval: encoder descriptors, binary hash codes for a Hamming pre-filter, exact re-ranking.
+"""Content-based retrieval over a pool: exact cosine similarity of mean-centred encoder descriptors.
 
-Pure numpy. Codes are signs of random projections (SimHash) of the mean-centred descriptors: the Hamming
-distance of two codes estimates the angle between the descriptors, so a cheap pass over packed bits keeps
-the `candidates` nearest, and exact cosine similarity orders those.
+Pure numpy apart from `similar_in_pool`, which reads the pool's descriptors from the store and, for a query
+image, gets its descriptor through the engine (the same batcher, limits and deadline as Predict).
+
+Exact, not approximate: one matrix product (N, D) @ (D,) per query. The SimHash pre-filter this replaces
+rebuilt its codes on every call, was slower than the product at 100k descriptors, and on isotropic descriptors
+kept the true neighbours for only 0–20 % of queries; the product's recall is 1 by construction. Centring on the
+pool mean makes the cosine compare what distinguishes images rather than what every encoder output shares
+(all-positive ReLU features would otherwise all be nearly parallel).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ceal.service.errors import InvalidInput
+from ceal.service.errors import InvalidInput, NotFound
+from ceal.service.store import PoolStore
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+__all__ = ["Match", "find_similar", "similar_in_pool"]
 
 
 @dataclass(frozen=True)
 class Match:
-    index: int
-    similarity: float  # cosine, in [-1, 1]
-    hamming: int
-
-
-def projection(dim: int, bits: int = 64, seed: int = 0) -> np.ndarray:
-    """Random hyperplanes (D, bits), fixed by the seed so codes are stable across calls."""
-    return np.random.default_rng(seed).standard_normal((dim, bits)).astype(np.float32)
-
-
-def hash_codes(descriptors: np.ndarray, center: np.ndarray, planes: np.ndarray) -> np.ndarray:
-    """(N, D) descriptors → packed codes uint8 (N, bits / 8)."""
-    return np.packbits((descriptors - center) @ planes > 0, axis=1)
-
-
-def hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Hamming distance of each packed code (N, B) to one packed code (B,) → (N,) int."""
-    distances: np.ndarray = _POPCOUNT[np.bitwise_xor(codes, query)].sum(axis=1, dtype=np.int64)
-    return distances
+    index: int  # row of the descriptors
+    similarity: float  # cosine of the centred descriptors, in [-1, 1]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; all-zero rows stay zero (similarity 0 to everything)."""
     unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
     return unit
 
 
-def find_similar(
-    descriptors: np.ndarray,
-    query: np.ndarray,
-    k: int,
-    *,
-    bits: int = 64,
-    candidates: int | None = None,
-    exclude: int | None = None,
-) -> list[Match]:
-    """The k pool rows most similar to `query` (D,): Hamming pre-filter to `candidates`, then exact cosine."""
+def find_similar(descriptors: np.ndarray, query: np.ndarray, k: int, *, exclude: int | None = None) -> list[Match]:
+    """The k rows of `descriptors` (N, D) most similar to `query` (D,), most similar first (ties: lower row).
+
+    Similarity: cosine of the descriptors after subtracting the pool mean (D,). `exclude` drops one row
+    (the query itself, when it is a pool image)."""
     if descriptors.ndim != 2 or query.shape != descriptors.shape[1:]:
         raise InvalidInput(f"query descriptor of shape {query.shape} does not match the pool's {descriptors.shape[1:]}")
     n = len(descriptors)
     if n == 0 or k <= 0:
         return []
-    center = descriptors.mean(axis=0)
-    planes = projection(descriptors.shape[1], bits)
-    codes = hash_codes(descriptors, center, planes)
-    dist = hamming(codes, hash_codes(query[None], center, planes)[0])
-    keep = min(n, candidates if candidates is not None else max(10 * k, 256))
-    pre = np.argpartition(dist, keep - 1)[:keep] if keep < n else np.arange(n)
-    sims = _unit(descriptors[pre]) @ _unit(query)
-    order = np.lexsort((pre, -sims))
-    matches = [Match(int(pre[i]), float(sims[i]), int(dist[pre[i]])) for i in order if int(pre[i]) != exclude]
-    return matches[:k]
+    pool = descriptors.astype(np.float32, copy=False)
+    center = pool.mean(axis=0)  # (D,)
+    sims = _unit(pool - center) @ _unit(query.astype(np.float32) - center)  # (N,) cosine
+    rows = np.arange(n)
+    if exclude is not None:
+        keep = rows != exclude
+        rows, sims = rows[keep], sims[keep]
+    top = min(k, len(rows))
+    if top == 0:
+        return []
+    best = np.argpartition(-sims, top - 1)[:top] if top < len(rows) else np.arange(len(rows))
+    order = best[np.lexsort((rows[best], -sims[best]))]
+    return [Match(int(rows[i]), float(sims[i])) for i in order]
+
+
+def similar_in_pool(
+    store: PoolStore,
+    pool: str,
+    model_name: str,
+    model_version: int,
+    k: int,
+    *,
+    image_id: str | None = None,
+    describe: Callable[[], np.ndarray] | None = None,
+) -> list[tuple[str, float]]:
+    """(image_id, similarity) of the k pool images most similar to pool image `image_id`, or to the image
+    whose descriptor `describe()` computes; only images scored with this model version have descriptors."""
+    rows = [r for r in store.score_rows(pool, model_name, model_version) if r.descriptor is not None]
+    if not rows:
+        raise NotFound("no image of this pool is scored with the current model; run ScorePool first")
+    descriptors = np.stack([r.descriptor for r in rows])  # type: ignore[misc]  # (N, D)
+    ids = [r.image_id for r in rows]
+    if image_id is not None:
+        if image_id not in ids:
+            raise NotFound(
+                "that image is not scored in this pool; register and score it first", reason="IMAGE_NOT_FOUND"
+            )
+        exclude: int | None = ids.index(image_id)
+        query = descriptors[exclude]
+    elif describe is not None:
+        exclude, query = None, describe()
+    else:
+        raise InvalidInput("set image_id or image to search by", field="query")
+    return [(ids[m.index], m.similarity) for m in find_similar(descriptors, query, k, exclude=exclude)]

@@ -15,23 +15,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from ceal.service import postprocess
 from ceal.service.engine.adaptive import AdaptiveRule
-from ceal.service.engine.core import Engine, PredictOptions, adaptive_rule, check_adaptive, finish
+from ceal.service.engine.core import Engine, adaptive_rule, check_adaptive
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
+from ceal.service.engine.scores import SCORING_OPTIONS, image_scores
 from ceal.service.errors import DeadlineExceeded, Overloaded
 from ceal.service.middleware.spans import child_span, record_run
 from ceal.service.store.base import PoolStore, ScoreRow
 
 log = logging.getLogger(__name__)
 
-# The adaptive rule's score is the default ranking score: mean mutual information.
-SCORING_OPTIONS = PredictOptions(maps=(), score_measure="mutual_information", score_reduction="mean")
 CLAIM_SECONDS = 10.0  # shortest scoring claim: how soon a dead replica's share is taken over
 POLL_SECONDS = 0.5  # how often a scorer with nothing left to claim looks whether the others are done
 COUNT_SECONDS = 1.0  # how often progress counts what other scorers stored
@@ -50,22 +48,10 @@ class Progress:
 def score_row(
     model: LoadedModel, image_id: str, samples: np.ndarray, descriptor: np.ndarray, size: tuple[int, ...]
 ) -> ScoreRow:
-    """Image-level scores of one image from its MC samples (T, C, h, w)."""
-    p = finish(model, size, samples, descriptor, SCORING_OPTIONS)
-    mask = p.label_map != 0
-    return ScoreRow(
-        image_id=image_id,
-        model_name=model.meta.name,
-        model_version=model.meta.version,
-        entropy=p.scores[("entropy", "mean")],
-        mutual_information=p.scores[("mutual_information", "mean")],
-        variance=p.scores[("variance", "mean")],
-        confidence=p.confidence,
-        boundary_length=float(postprocess.boundary_length(mask)),
-        components=int(postprocess.component_count(mask)),
-        foreground_fraction=p.foreground_fraction,
-        descriptor=descriptor.astype(np.float32),
-    )
+    """Image-level scores of one image from its MC samples (T, C, h, w), as the store keeps them."""
+    scores = image_scores(model, image_id, samples, descriptor, size)
+    values = {f.name: getattr(scores, f.name) for f in fields(scores)}
+    return ScoreRow(model_name=model.meta.name, model_version=model.meta.version, **values)
 
 
 def scoring_rule(samples: int, adaptive_tolerance: float, adaptive_min_samples: int) -> AdaptiveRule | None:

@@ -13,12 +13,11 @@ import numpy as np
 from ceal.service.codec import decode_image
 from ceal.service.engine.core import Engine, PredictOptions
 from ceal.service.engine.loaded import LoadedModel
-from ceal.service.engine.preprocess import prepare
-from ceal.service.errors import InvalidInput, NotFound, Unavailable
+from ceal.service.errors import InvalidInput, NotFound, Unavailable, about
 from ceal.service.middleware.spans import child_span
 from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
-from ceal.service.pool.retrieval import find_similar
+from ceal.service.pool.retrieval import similar_in_pool
 from ceal.service.pool.scoring import PoolScorer
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers import pool_messages as msg
@@ -159,8 +158,8 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         store, _ = self._store()
         source = msg.label_source(request.source)
         model_version = None
-        if source == "pseudo":
-            model_version = self.registry.get("").meta.version
+        if source == "pseudo":  # the version that drew the mask, when the client says; else the one served now
+            model_version = int(request.model_version) or self.registry.get("").meta.version
         mask = self._checked_mask(msg.label_mask(request))
         with child_span("store"):
             label = store.submit_label(
@@ -213,30 +212,27 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         store, _ = self._store()
         pool = msg.pool_name(request.pool)
         model = self.registry.get(request.model_name)
-        rows = [r for r in store.score_rows(pool, model.meta.name, model.meta.version) if r.descriptor is not None]
-        if not rows:
-            raise NotFound("no image of this pool is scored with the current model; run ScorePool first")
-        descriptors = np.stack([r.descriptor for r in rows])  # type: ignore[misc]
-        ids = [r.image_id for r in rows]
-        exclude = None
         which = request.WhichOneof("query")
-        if which == "image_id":
-            if request.image_id not in ids:
-                raise NotFound("that image is not scored in this pool; register and score it first")
-            exclude = ids.index(request.image_id)
-            query = descriptors[exclude]
-        elif which == "image":
-            pixels = decode_image(request.image, max_pixels=self.max_pixels)
-            query = model.descriptors(model.run_prefix(prepare(pixels, model.meta)[None]))[0]
-        else:
-            raise InvalidInput("set image_id or image to search by")
-        matches = find_similar(descriptors, query, request.k or 10, exclude=exclude)
-        return pb.FindSimilarResponse(
-            images=[
-                pb.SimilarImage(image_id=ids[m.index], similarity=m.similarity, hamming_distance=m.hamming)
-                for m in matches
-            ]
+        describe = None
+        if which == "image":
+            with about("image", "INVALID_IMAGE"):
+                pixels = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
+
+            def describe() -> np.ndarray:  # the query's descriptor, through the batcher like any Predict
+                options = PredictOptions(samples=1, maps=())
+                return self.engine.predict(model, pixels, options, deadline=deadline_of(context)).descriptor
+
+        found = similar_in_pool(
+            store,
+            pool,
+            model.meta.name,
+            model.meta.version,
+            request.k or 10,
+            image_id=request.image_id if which == "image_id" else None,
+            describe=describe,
         )
+        # hamming_distance stays 0: retrieval is exact (pool/retrieval.py); the field is kept for v1 clients
+        return pb.FindSimilarResponse(images=[pb.SimilarImage(image_id=i, similarity=sim) for i, sim in found])
 
     @unary
     def GetPoolStats(self, request: pb.GetPoolStatsRequest, context: grpc.ServicerContext) -> Any:
@@ -244,7 +240,9 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         pool = msg.pool_name(request.pool)
         model = self.registry.get(request.model_name)
         c = store.counts(pool, model.meta.name, model.meta.version)
+        stop = msg.stop_signal(model.meta.lineage.get("stop", {}))
         return pb.PoolStats(
+            **stop,
             pool=pool,
             images=c.images,
             series=c.series,

@@ -31,9 +31,9 @@ def _check_value(field: FieldDescriptor, value: object, where: str) -> None:
         assert enum is not None  # an enum field always has its type
         if value not in enum.values_by_number:
             names = ", ".join(v.name for v in enum.values)
-            raise InvalidInput(f"{where}: {enum.name} {value} is not known; use one of {names}")
+            raise InvalidInput(f"{where}: {enum.name} {value} is not known; use one of {names}", field=where)
     elif field.type in _FLOATS and not math.isfinite(value):  # type: ignore[arg-type]
-        raise InvalidInput(f"{where} is {value}; send a finite number")
+        raise InvalidInput(f"{where} is {value}; send a finite number", field=where)
 
 
 def check_fields(message: Message, prefix: str = "") -> None:

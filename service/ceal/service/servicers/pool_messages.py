@@ -17,15 +17,10 @@ from ceal.v1 import tensor_pb2
 
 DEFAULT_POOL = "default"
 _POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-STRATEGIES = {
-    pb.STRATEGY_RANDOM: "random",
-    pb.STRATEGY_ENTROPY: "entropy",
-    pb.STRATEGY_BALD: "bald",
-    pb.STRATEGY_VARIANCE: "variance",
-    pb.STRATEGY_CEAL: "ceal",
-    pb.STRATEGY_SUGGESTIVE: "suggestive",
-    pb.STRATEGY_COST_SENSITIVE: "cost_sensitive",
-    pb.STRATEGY_POWER_BALD: "power_bald",
+# The proto enum is the one list of strategy names: STRATEGY_COST_SENSITIVE -> "cost_sensitive" (the selection
+# registry's name; tests/unit/service/selection/test_policy.py checks the two agree).
+STRATEGIES: dict[int, str] = {
+    v.number: v.name.removeprefix("STRATEGY_").lower() for v in pb.Strategy.DESCRIPTOR.values if v.number
 }
 SOURCES: dict[int, str] = {pb.LABEL_SOURCE_HUMAN: "human", pb.LABEL_SOURCE_PSEUDO: "pseudo"}
 _SOURCE_ENUM: dict[str, Any] = {v: k for k, v in SOURCES.items()}
@@ -151,6 +146,7 @@ def query_item(item: QueryItem) -> pb.QueryItem:
         study_key=r.study_key,
         slice_image_ids=list(item.slice_ids),
         name=r.name,
+        slice_dicom=[dicom_proto(ref) or tensor_pb2.DicomReference() for ref in item.slice_dicom],
     )
     if item.lease_expires_at is not None:
         out.lease_expires_at.CopyFrom(timestamp(item.lease_expires_at))
@@ -186,6 +182,7 @@ def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | 
         created_at=timestamp(label.created_at),
         seconds_spent=label.seconds_spent,
         name=record.name if record is not None else "",
+        model_version=label.model_version or 0,
     )
     ref = dicom_proto(record.dicom) if record is not None else None
     if ref is not None:
@@ -193,3 +190,17 @@ def label_record(label: Label, record: ImageRecord | None, pixels: np.ndarray | 
     if pixels is not None:
         out.image.CopyFrom(numpy_to_tensor(pixels))
     return out
+
+
+def stop_signal(stop: dict[str, Any]) -> dict[str, Any]:
+    """PoolStats' stop-signal fields from a version's `lineage["stop"]` (NaN where the trainer had no fit)."""
+    nan = float("nan")
+    return {
+        "expected_gain_next_20": float(stop.get("gain_next_20", nan)),
+        "expected_gain_next_20_low": float(stop.get("gain_next_20_low", nan)),
+        "expected_gain_next_20_high": float(stop.get("gain_next_20_high", nan)),
+        "expected_gain_per_hour": float(stop.get("gain_per_hour", nan)),
+        "expected_gain_per_hour_high": float(stop.get("gain_per_hour_high", nan)),
+        "plateau": bool(stop.get("plateau", False)),
+        "plateau_threshold": float(stop.get("threshold", nan)),
+    }

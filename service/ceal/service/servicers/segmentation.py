@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import time
 import weakref
@@ -16,12 +17,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ceal.service.codec import decode_image, numpy_to_tensor
 from ceal.service.engine.core import Engine, Prediction, PredictOptions
-from ceal.service.errors import InvalidInput, NotFound
+from ceal.service.errors import InvalidInput, NotFound, about
 from ceal.service.metadata import ModelMetadata
 from ceal.service.middleware.spans import child_span
-from ceal.service.registry import ModelRegistry
+from ceal.service.promotion import ModelStatus
+from ceal.service.registry import CatalogueEntry, ModelRegistry
 from ceal.service.servicers.fields import check_fields
-from ceal.service.servicers.status import code_for, unary
+from ceal.service.servicers.status import abort, unary
 from ceal.v1 import segmentation_pb2 as pb
 from ceal.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -179,12 +181,13 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         self, request: pb.PredictRequest, deadline: float | None, context: grpc.ServicerContext
     ) -> pb.PredictResponse:
         check_fields(request)
-        opts = decode_options(request.options, self.default_samples)
-        self.engine.check_options(opts)
+        with about("options"):
+            opts = decode_options(request.options, self.default_samples)
+            self.engine.check_options(opts)
         model = self.registry.get(request.model_name, request.model_version)
         self.engine.batcher.check_admission(opts.samples, deadline)  # overload refused before the decode
-        with child_span("decode"):
-            pixels = decode_image(request.image, max_pixels=self.max_pixels)
+        with child_span("decode"), about("image", "INVALID_IMAGE"):
+            pixels = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
         check_response_size(opts, model.meta, pixels.shape[0], pixels.shape[1], self.max_message_bytes)
         if not context.is_active():  # the caller left while the image was decoded: no engine work for it
             raise CancelledError("the call was cancelled before its image reached the engine")
@@ -228,41 +231,83 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         try:
             return future.result()  # type: ignore[attr-defined, no-any-return]
         except Exception as exc:
-            code, message = code_for(exc)
-            context.abort(code, f"request {request_id!r}: {message}")
-            raise  # unreachable: abort raises
+            abort(context, exc, f"request {request_id!r}: ")
 
     @unary
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
         out = pb.ListModelsResponse()
-        for model in self.registry.models():
-            m = model.meta
-            if request.name and m.name != request.name:
-                continue
-            created = Timestamp()
-            if m.created_at:
-                created.FromJsonString(m.created_at.replace("+00:00", "Z"))
-            out.models.add(
-                name=m.name,
-                version=m.version,
-                input_channels=m.input_channels,
-                input_height=m.input_height,
-                input_width=m.input_width,
-                activation=pb.ACTIVATION_SIGMOID if m.num_classes == 1 else pb.ACTIVATION_SOFTMAX,
-                num_classes=m.classes,
-                class_names=list(m.class_names),
-                dropout_rate=m.dropout_rate,
-                validation_dice=m.validation_dice,
-                training_data_hash=m.training_data_hash,
-                created_at=created,
-                is_latest=self.registry.is_latest(model),
-                split=True,
-                provider=model.provider,
-                precision=m.precision,
-            )
-        for name, version, reason in self.registry.refused():
+        refused = self.registry.refused()
+        skip = {(name, version) for name, version, _ in refused}
+        for entry in self.registry.catalogue(request.name):
+            if (entry.meta.name, entry.meta.version) not in skip:
+                out.models.append(model_info(entry))
+        for name, version, reason in refused:
             if not request.name or name == request.name:
                 out.refused.add(name=name, version=version, reason=reason)
         if request.name and not out.models and not out.refused:
-            raise NotFound(f"no model named {request.name!r} is loaded")
+            raise NotFound(f"no model named {request.name!r} is on disk", reason="MODEL_NOT_FOUND")
         return out
+
+    @unary
+    def PromoteModel(self, request: pb.PromoteModelRequest, context: grpc.ServicerContext) -> pb.PromoteModelResponse:
+        if request.version == 0:
+            raise InvalidInput("set version to the version to serve (ListModels lists them with their status)")
+        name = request.name or self.registry.default_name()
+        served, previous = self.registry.promote(
+            name, request.version, request.reason or "promoted by an admin", "admin"
+        )
+        log.info("model %s version %d promoted by an admin (was %d)", name, served, previous)
+        return pb.PromoteModelResponse(name=name, served_version=served, previous_version=previous)
+
+    @unary
+    def RollbackModel(self, request: pb.PromoteModelRequest, context: grpc.ServicerContext) -> pb.PromoteModelResponse:
+        name = request.name or self.registry.default_name()
+        served, previous = self.registry.rollback(
+            name, request.version, request.reason or "rolled back by an admin", "admin"
+        )
+        log.info("model %s rolled back from version %d to %d by an admin", name, previous, served)
+        return pb.PromoteModelResponse(name=name, served_version=served, previous_version=previous)
+
+
+_STATUS_ENUM = {
+    ModelStatus.CANDIDATE: pb.MODEL_STATUS_CANDIDATE,
+    ModelStatus.PROMOTED: pb.MODEL_STATUS_PROMOTED,
+    ModelStatus.REJECTED: pb.MODEL_STATUS_REJECTED,
+    ModelStatus.ROLLED_BACK: pb.MODEL_STATUS_ROLLED_BACK,
+}
+
+
+def model_info(entry: CatalogueEntry) -> pb.ModelInfo:
+    m = entry.meta
+    created = Timestamp()
+    if m.created_at:
+        created.FromJsonString(m.created_at.replace("+00:00", "Z"))
+    heldout = m.lineage.get("heldout", {})
+    nan = float("nan")
+    return pb.ModelInfo(
+        name=m.name,
+        version=m.version,
+        input_channels=m.input_channels,
+        input_height=m.input_height,
+        input_width=m.input_width,
+        activation=pb.ACTIVATION_SIGMOID if m.num_classes == 1 else pb.ACTIVATION_SOFTMAX,
+        num_classes=m.classes,
+        class_names=list(m.class_names),
+        dropout_rate=m.dropout_rate,
+        validation_dice=m.validation_dice,
+        training_data_hash=m.training_data_hash,
+        created_at=created,
+        is_latest=entry.served,
+        split=entry.loaded is not None,
+        provider=entry.loaded.provider if entry.loaded is not None else "",
+        precision=m.precision,
+        preprocessing="" if m.preprocessing is None else json.dumps(m.preprocessing.to_dict(), sort_keys=True),
+        status=_STATUS_ENUM[entry.status.status],
+        status_reason=entry.status.reason,
+        heldout_dice=float(heldout.get("dice", nan)),
+        heldout_dice_low=float(heldout.get("dice_low", nan)),
+        heldout_dice_high=float(heldout.get("dice_high", nan)),
+        heldout_images=int(heldout.get("images", 0)),
+        parent_version=m.parent_version,
+        loaded=entry.loaded is not None,
+    )

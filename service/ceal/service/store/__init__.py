@@ -2,7 +2,9 @@
 
 `PoolStore` is the interface; `SQLitePoolStore` the embedded backend; `PostgresPoolStore` (in
 `ceal.service.store.postgres`, not re-exported here: it needs the optional psycopg) the one several replicas
-share; `open_store(state)` picks one from a directory or URL. The store knows nothing of gRPC or models.
+share; both are `SQLPoolStore` (`sql.py`: one set of method bodies, each backend its dialect's hooks) on one
+migration history (`migrations.py`); `open_store(state)` picks one from a directory or URL. The store knows
+nothing of gRPC or models.
 """
 
 from ceal.service.store.base import (

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from ceal.service.store.errors import StoreError
+from ceal.service.store.errors import StoreDamaged
 
 __all__ = ["content_digest", "decode_array", "encode_array", "image_id_of"]
 
@@ -59,9 +59,9 @@ def decode_array(blob: bytes) -> np.ndarray:
     try:
         loaded = np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
     except (zlib.error, ValueError, OSError, EOFError) as exc:
-        raise StoreError(
+        raise StoreDamaged(
             "a stored array could not be decoded: the database file is damaged; restore it from a backup"
         ) from exc
     if not isinstance(loaded, np.ndarray):
-        raise StoreError("a stored blob is not a single array: the database file is damaged")
+        raise StoreDamaged("a stored blob is not a single array: the database file is damaged")
     return loaded

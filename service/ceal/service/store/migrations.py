@@ -1,27 +1,37 @@
-"""SQLite schema, as an ordered list of migration steps applied on open.
+"""The pool schema, as one ordered list of migration steps for both backends, applied on open.
 
-`schema_version` holds one row per applied step; the database's version is the highest. `migrate` runs
-every missing step, and records it, inside one BEGIN IMMEDIATE transaction, so two processes opening an old
-file at once migrate it once and a failed step leaves the file as it was. Steps are append-only: never edit a
-released one, add the next. (Postgres keeps its own list with its own types in `postgres_migrations.py`;
-the DML in `queries.py` is shared.)
+`schema_version` holds one row per applied step; the database's version is the highest, and version N means
+the same tables on SQLite and on Postgres. Statements are written in SQLite's types; `statements(step,
+"postgres")` maps REAL to DOUBLE PRECISION (SQLite's REAL is 8 bytes too) and BLOB to BYTEA, and adds the
+step's Postgres-only statements (storage and index tuning, no new columns). Each backend's runner
+(`sqlite/migrate.py`, `postgres/migrate.py`) applies every missing step and records it in one transaction,
+so a failed step leaves the database as it was and two processes opening an old one at once migrate it once.
+Steps are append-only: never edit a released one, add the next.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from ceal.service.store.errors import StoreError
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Dialect", "Migration", "apply_missing", "statements", "version_table"]
+
+Dialect = Literal["sqlite", "postgres"]
 
 
 @dataclass(frozen=True)
 class Migration:
+    """One schema step. statements: in SQLite's types, run on both backends; postgres: run after them on
+    Postgres only."""
+
     version: int
     description: str
     statements: tuple[str, ...]
+    postgres: tuple[str, ...] = ()
 
 
 _SCORE_NUMBERS = """
@@ -96,6 +106,13 @@ MIGRATIONS: tuple[Migration, ...] = (
                 {_IMAGE_FK}
             )""",
         ),
+        postgres=(
+            # already zlib-compressed: Postgres should not try again
+            "ALTER TABLE images ALTER COLUMN pixels SET STORAGE EXTERNAL",
+            "ALTER TABLE labels ALTER COLUMN mask SET STORAGE EXTERNAL",
+            # needs_scoring / claim_scoring walk a pool oldest first and stop at the limit
+            "CREATE INDEX images_in_order ON images (pool, created_at, image_id)",
+        ),
     ),
     Migration(
         2,
@@ -147,6 +164,10 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
+_ELSEWHERE: dict[str, str] = {"sqlite": "another state directory", "postgres": "another database"}
+_POSTGRES_TYPES = {"REAL": "DOUBLE PRECISION", "BLOB": "BYTEA"}
+_TYPE_WORD = re.compile(r"\b(REAL|BLOB)\b")
+
 _CREATE_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,
     description TEXT NOT NULL,
@@ -154,41 +175,43 @@ _CREATE_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
 )"""
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    """The highest applied step; 0 for a new file."""
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
-    if exists is None:
-        return 0
-    (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-    return int(version)
+def _in_types_of(sql: str, dialect: Dialect) -> str:
+    return sql if dialect == "sqlite" else _TYPE_WORD.sub(lambda m: _POSTGRES_TYPES[m.group(1)], sql)
 
 
-def migrate(conn: sqlite3.Connection, now: float, target: int = LATEST_VERSION) -> int:
-    """Apply the missing steps up to `target` in one transaction; returns the version reached.
+def version_table(dialect: Dialect) -> str:
+    """CREATE TABLE IF NOT EXISTS schema_version, in `dialect`'s types."""
+    return _in_types_of(_CREATE_VERSION_TABLE, dialect)
 
-    conn must be in autocommit mode (isolation_level=None). Raises StoreError when the file was written by a
-    newer ceal (its version is above LATEST_VERSION).
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(_CREATE_VERSION_TABLE)
-        version = current_version(conn)
-        if version > LATEST_VERSION:
-            raise StoreError(
-                f"the pool database has schema version {version}, newer than this ceal knows "
-                f"({LATEST_VERSION}): upgrade ceal, or point it at another state directory"
-            )
-        for step in MIGRATIONS:
-            if version < step.version <= target:
-                for statement in step.statements:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                    (step.version, step.description, now),
-                )
-                version = step.version
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+
+def statements(step: Migration, dialect: Dialect) -> tuple[str, ...]:
+    """The statements that apply `step` on `dialect`, in order."""
+    translated = tuple(_in_types_of(sql, dialect) for sql in step.statements)
+    return translated if dialect == "sqlite" else translated + step.postgres
+
+
+def apply_missing(
+    execute: Callable[[str, tuple[Any, ...]], object],
+    version: int,
+    *,
+    now: float,
+    target: int,
+    dialect: Dialect,
+) -> int:
+    """Run the steps above `version` up to `target` through `execute(sql, params)` (inside the caller's
+    transaction) and record each; returns the version reached. Raises StoreError when `version` is newer than
+    this ceal knows."""
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"the pool database has schema version {version}, newer than this ceal knows "
+            f"({LATEST_VERSION}): upgrade ceal, or point it at {_ELSEWHERE[dialect]}"
+        )
+    mark = "?" if dialect == "sqlite" else "%s"
+    record = f"INSERT INTO schema_version (version, description, applied_at) VALUES ({mark}, {mark}, {mark})"
+    for step in MIGRATIONS:
+        if version < step.version <= target:
+            for sql in statements(step, dialect):
+                execute(sql, ())
+            execute(record, (step.version, step.description, now))
+            version = step.version
     return version

@@ -1,7 +1,7 @@
 """Every DML statement the store runs, in one place.
 
 Written in the SQL that SQLite and Postgres share (ON CONFLICT upserts, COALESCE, NOT EXISTS, scalar
-subqueries), with `?` placeholders (`:name` in COUNTS and CLAIMABLE); `postgres_queries.py` translates them to
+subqueries), with `?` placeholders (`:name` in COUNTS and CLAIMABLE); `postgres/queries.py` translates them to
 psycopg's style and adds the row picks that lock with `FOR NO KEY UPDATE ... SKIP LOCKED`. `{marks}` is filled
 by `marks(n)` (Postgres binds one array instead).
 """
@@ -16,7 +16,7 @@ def marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-# Column lists, in the order the row readers in sqlite.py expect.
+# Column lists, in the order the row readers in rows.py expect.
 IMAGE_COLUMNS = (
     "image_id, pool, height, width, channels, series_key, study_key, slice_index, "
     "dicom_study_uid, dicom_series_uid, dicom_sop_uid, dicom_frame, created_at, dtype, name"

@@ -11,8 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ceal.oip import grpc_predict_v2_pb2
 from ceal.service.middleware import auth
-from ceal.service.middleware.auth import METHOD_ROLES, AuthError, Role, TokenTable, bearer_token, required_role
+from ceal.service.middleware.auth import (
+    METHOD_ROLES,
+    OPEN_METHODS,
+    AuthError,
+    Role,
+    TokenTable,
+    bearer_token,
+    required_role,
+)
 from ceal.v1 import active_learning_pb2, segmentation_pb2
 
 
@@ -23,14 +32,24 @@ def _sha(token: str) -> str:
 def test_every_api_method_has_a_role_and_the_issue_table_holds() -> None:
     api = {
         f"{s.full_name}/{m.name}"
-        for mod in (segmentation_pb2, active_learning_pb2)
+        for mod in (segmentation_pb2, active_learning_pb2, grpc_predict_v2_pb2)
         for s in mod.DESCRIPTOR.services_by_name.values()
         for m in s.methods
     }
-    assert set(METHOD_ROLES) == api  # a new RPC must be given a role here
+    assert set(METHOD_ROLES) | OPEN_METHODS == api  # a new RPC must be given a role here (or be an open probe)
+    assert {m.rpartition("/")[2] for m in OPEN_METHODS} == {"ServerLive", "ServerReady"}
     viewer = {m for m, r in METHOD_ROLES.items() if r == Role.VIEWER}
     annotator = {m for m, r in METHOD_ROLES.items() if r == Role.ANNOTATOR}
-    assert {m.rpartition("/")[2] for m in viewer} == {"Predict", "PredictStream", "ListModels", "WhoAmI"}
+    assert {m.rpartition("/")[2] for m in viewer} == {
+        "Predict",
+        "PredictStream",
+        "ListModels",
+        "WhoAmI",
+        "ModelInfer",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+    }
     assert {m.rpartition("/")[2] for m in annotator} == {
         "GetQueryList",
         "SubmitLabel",

@@ -63,3 +63,51 @@ def test_bad_tokens_file_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Ca
     assert main(["serve", "--models", str(tmp_path), "--port", "0", "--tokens", str(tokens)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ceal serve: token 'ci': role must be one of") and err.count("\n") == 1
+
+
+def test_transport_and_thread_flags_reach_the_config_and_grpc(tmp_path: Path) -> None:
+    from ceal.service.server import transport_options
+
+    defaults = server_config(build_parser().parse_args(["serve", "--models", str(tmp_path)]))
+    assert defaults.threads is None  # chosen from the cgroup at start
+    assert dict(transport_options(defaults))["grpc.max_connection_age_ms"] == 300_000
+    args = build_parser().parse_args([
+        "serve", "--models", str(tmp_path), "--threads", "3", "--keepalive-time", "30", "--keepalive-timeout", "5",
+        "--max-connection-age", "120", "--max-connection-age-grace", "15",
+    ])  # fmt: skip
+    config = server_config(args)
+    options = dict(transport_options(config))
+    assert config.threads == 3
+    assert (options["grpc.keepalive_time_ms"], options["grpc.keepalive_timeout_ms"]) == (30_000, 5_000)
+    assert (options["grpc.max_connection_age_ms"], options["grpc.max_connection_age_grace_ms"]) == (120_000, 15_000)
+    assert options["grpc.keepalive_permit_without_calls"] == 1
+    off = server_config(build_parser().parse_args(["serve", "--models", str(tmp_path), "--max-connection-age", "0"]))
+    assert "grpc.max_connection_age_ms" not in dict(transport_options(off))
+
+
+def test_ceal_environment_variables_set_serve_defaults_and_flags_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {
+        "CEAL_MODELS": str(tmp_path), "CEAL_HOST": "0.0.0.0", "CEAL_PORT": "6000", "CEAL_STATE": "postgresql://db/x",
+        "CEAL_SAMPLES": "12", "CEAL_MAX_QUEUE": "7", "CEAL_THREADS": "2", "CEAL_OTEL": "prometheus",
+        "CEAL_MAX_CONNECTION_AGE": "60", "CEAL_TOKENS": str(tmp_path / "t.json"),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    config = server_config(build_parser().parse_args(["serve"]))  # --models not needed: CEAL_MODELS
+    assert (config.models, config.address, config.state) == (tmp_path, "0.0.0.0:6000", "postgresql://db/x")
+    assert (config.default_samples, config.max_queue, config.threads, config.otel) == (12, 7, 2, "prometheus")
+    assert (config.max_connection_age, config.tokens) == (60.0, tmp_path / "t.json")
+    assert server_config(build_parser().parse_args(["serve", "--port", "7000"])).address == "0.0.0.0:7000"
+    monkeypatch.setenv("CEAL_PORT", "not-a-port")
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["serve"])
+    assert info.value.code == 2 and "--port: invalid int value: 'not-a-port'" in capsys.readouterr().err
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"ceal {version('ceal')}"

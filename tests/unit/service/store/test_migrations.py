@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ceal.service.store import SQLitePoolStore, StoreError, encode_array
-from ceal.service.store.migrations import LATEST_VERSION, MIGRATIONS, current_version, migrate
+from ceal.service.store.migrations import LATEST_VERSION, MIGRATIONS
+from ceal.service.store.sqlite.migrate import current_version, migrate
 
 
 def _versions(db: Path) -> list[int]:

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from ceal.service.store import NewImage, ScoreRow, StoreError, UnsupportedBackend, open_store
+from ceal.service.store.migrations import LATEST_VERSION, MIGRATIONS
 from ceal.service.store.postgres import PostgresPoolStore
-from ceal.service.store.postgres_migrations import LATEST_VERSION, MIGRATIONS
 from tests.support.postgres import PostgresCluster
 
 pytestmark = pytest.mark.postgres

@@ -23,7 +23,7 @@ from ceal.service.store import (
     StoreError,
     open_store,
 )
-from ceal.service.store import sqlite as sqlite_module
+from ceal.service.store import sql as sql_module
 
 Pixels = Callable[..., np.ndarray]
 WORKER = Path(__file__).with_name("store_worker.py")
@@ -112,7 +112,7 @@ def test_thread_connections_close_when_threads_end(tmp_path: Path) -> None:
 
 
 def test_latest_labels_streams_in_chunks(tmp_path: Path, pixels: Pixels, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlite_module, "_CHUNK", 2)
+    monkeypatch.setattr(sql_module, "CHUNK", 2)
     with SQLitePoolStore(tmp_path / "pool.sqlite3") as store:
         ids = [image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(5)])]
         for image_id in ids:

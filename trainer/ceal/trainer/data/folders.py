@@ -2,7 +2,9 @@
 
 ISIC 2017 unpacks as `images/X.jpg` with `masks/X_segmentation.png` (the image folder also holds
 `X_superpixels.png`, which is skipped); generic folders pair `images/X.<ext>` with `masks/X.<ext>`, for any of
-.png/.jpg/.jpeg/.bmp/.tif/.tiff. Images are uint8 (H, W, 3) RGB; masks uint8 (H, W) class indices.
+.png/.jpg/.jpeg/.bmp/.tif/.tiff, plus .npy arrays and .dcm DICOM images. Images are uint8 (H, W, 3) RGB made by
+the preprocessing contract (`ceal.imaging`: the same intensity rule and resize the server applies), so a
+model sees in training what it is served; masks uint8 (H, W) class indices.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from ceal.service.engine.preprocess import content_box
+from ceal.imaging import PreprocessParams, content_box, resize_planes, to_channels, to_unit
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -27,11 +29,14 @@ __all__ = [
     "find_pairs",
     "load_image",
     "load_mask",
+    "read_pixels",
     "resize_pair",
     "split_ids",
+    "to_training_image",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy", ".dcm")
+DEFAULT_PARAMS = PreprocessParams()
 MASK_SUFFIX = "_segmentation"
 _SKIPPED_SUFFIXES = ("_superpixels", MASK_SUFFIX)  # ISIC side files that live beside the images
 MAX_CLASS_INDEX = 20  # a mask whose max is ≤ this holds class indices, otherwise 0/255-style binary
@@ -120,24 +125,54 @@ def _open(path: Path, what: str) -> Image.Image:
         raise DatasetError(f"cannot read {what} {path.name}: {exc}; replace or remove the file") from exc
 
 
-def load_image(path: Path) -> NDArray[np.uint8]:
-    """Image as uint8 (H, W, 3) RGB. Grey images are repeated to 3 channels; images deeper than 8 bits
-    are stretched from their own min..max to 0..255; alpha is dropped. EXIF rotation is not applied,
-    so the image stays aligned with its mask."""
+def read_pixels(path: Path, params: PreprocessParams = DEFAULT_PARAMS) -> NDArray[Any]:
+    """A file's decoded pixels, as the server's codec decodes them: PIL's own dtype (uint8, uint16 for 16-bit
+    PNG, int32, float32 for float TIFF), a .npy array as stored, a .dcm through `ceal.imaging.dicom` (float32
+    in [0, 1], windowed by `params`). Palette, alpha and other modes become RGB."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            return np.asarray(np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"cannot read image {path.name}: {exc}; replace or remove the file") from exc
+    if suffix == ".dcm":
+        import pydicom
+
+        from ceal.imaging.dicom import DicomPixelError, dicom_frames
+
+        try:
+            frames, _ = dicom_frames(pydicom.dcmread(path), params)
+        except (OSError, ValueError, DicomPixelError) as exc:
+            raise DatasetError(f"cannot read DICOM image {path.name}: {exc}") from exc
+        if len(frames) != 1:
+            raise DatasetError(f"DICOM image {path.name} has {len(frames)} frames; give one file per 2-D image")
+        frame: NDArray[Any] = frames[0]
+        return frame
     img = _open(path, "image")
-    if img.mode in ("RGB", "L"):
-        arr = np.asarray(img)
-    elif img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        raw = np.asarray(img, dtype=np.float64)
-        low, high = float(raw.min()), float(raw.max())
-        scale = 255.0 / (high - low) if high > low else 0.0
-        arr = np.rint((raw - low) * scale).astype(np.uint8)
-    else:  # P, RGBA, LA, CMYK, YCbCr, 1, …
-        arr = np.asarray(img.convert("RGB"))
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    out: NDArray[np.uint8] = np.ascontiguousarray(arr, dtype=np.uint8)
+    if img.mode in ("RGB", "L", "I;16", "I", "F"):
+        return np.asarray(img)
+    if img.mode in ("I;16B", "I;16L"):
+        return np.asarray(img).astype(np.uint16)
+    return np.asarray(img.convert("RGB"))  # P, RGBA, LA, CMYK, YCbCr, 1, …
+
+
+def to_training_image(pixels: NDArray[Any], params: PreprocessParams = DEFAULT_PARAMS) -> NDArray[np.uint8]:
+    """Decoded pixels (H, W[, C]) → uint8 (H, W, 3): the contract's [0, 1] intensities (`to_unit`, 3 channels)
+    rounded to 8 bits (within 1/510 of what the server computes)."""
+    try:
+        unit = to_channels(to_unit(pixels, params), 3)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
+    out: NDArray[np.uint8] = np.rint(unit * 255.0).astype(np.uint8)
     return out
+
+
+def load_image(path: Path, params: PreprocessParams = DEFAULT_PARAMS) -> NDArray[np.uint8]:
+    """Image as uint8 (H, W, 3) RGB through the preprocessing contract (`read_pixels`, `to_training_image`):
+    uint8 as it is, 16-bit by `params.uint16` (÷ uint16_max by default, as served), floats clipped to [0, 1],
+    grey repeated to 3 channels, alpha dropped. EXIF rotation is not applied, so the image stays aligned with
+    its mask."""
+    return to_training_image(read_pixels(path, params), params)
 
 
 def load_mask(path: Path) -> NDArray[np.uint8]:
@@ -162,9 +197,9 @@ def load_mask(path: Path) -> NDArray[np.uint8]:
 def resize_pair(
     image: NDArray[np.uint8], mask: NDArray[np.uint8], height: int, width: int, mode: str = "stretch"
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """Resize image (H, W, 3) bilinearly and mask (H, W) by nearest neighbour to (height, width). mode
-    "stretch" fills the size; "pad" keeps the aspect: the pair is resized into the service's
-    `content_box`, centred, the image padded black and the mask with background (0)."""
+    """Resize image (H, W, 3) bilinearly (the contract's resize) and mask (H, W) by nearest neighbour to
+    (height, width). mode "stretch" fills the size; "pad" keeps the aspect: the pair is resized into the
+    contract's `content_box`, centred, the image padded black and the mask with background (0)."""
     if height < 1 or width < 1:
         raise DatasetError(f"target size must be positive; got {height}×{width}")
     if mode not in ("stretch", "pad"):
@@ -177,7 +212,9 @@ def resize_pair(
             " (or not 2-D); the mask must have the image's height and width"
         )
     top, left, h, w = content_box(image.shape[0], image.shape[1], height, width, mode)
-    img_in = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+    # the contract's resize (PIL's antialiased bilinear, in float), as the server resizes its input
+    planes = resize_planes(np.moveaxis(image, 2, 0).astype(np.float32), h, w)  # (3, h, w)
+    img_in = np.clip(np.rint(np.moveaxis(planes, 0, 2)), 0, 255).astype(np.uint8)
     mask_in = np.asarray(Image.fromarray(mask).resize((w, h), Image.Resampling.NEAREST), dtype=np.uint8)
     if (h, w) == (height, width):
         return img_in, mask_in

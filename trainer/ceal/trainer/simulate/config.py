@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ceal.service.pool.queries import PSEUDO_QUANTILE
 from ceal.service.selection import STRATEGIES
+from ceal.service.selection.policy import PSEUDO_DECAY, PSEUDO_QUANTILE
 
 __all__ = [
     "CEILING",
@@ -108,7 +108,7 @@ class SimConfig:
     # CEAL's threshold as the query servicer sets it: δ_0 at this quantile of the free pool's entropy, lowered
     # by pseudo_decay · δ_0 each round (the service's values are the defaults).
     pseudo_quantile: float = PSEUDO_QUANTILE
-    pseudo_decay: float = 0.1
+    pseudo_decay: float = PSEUDO_DECAY
     # Suggestive annotation's shortlist of the most uncertain images: None = the service's default (4·k),
     # 0 = the whole free pool (pure representativeness).
     suggestive_candidates: int | None = None

@@ -23,8 +23,11 @@ class ResultRow:
     pseudo_labels: model masks used in this round's training (CEAL); annotation_seconds: the oracle's
     predicted time for all human labels so far; test_dice: mean per-image Dice of the served mask (the
     thresholded Monte-Carlo mean); pool_size: images that could be queried; synthetic_labels: generated
-    (image, edited mask) pairs in this round's training (`+syn` arms; neither human nor pseudo labels). It is
-    last, with a default, so rows and CSVs written before it existed still read (as 0).
+    (image, edited mask) pairs in this round's training (`+syn` arms; neither human nor pseudo labels);
+    test_hd95: mean 95th-percentile Hausdorff distance (pixels, at the model size) of the served foreground
+    mask over the test images where both it and the reference are non-empty (`ceal.trainer.metrics`), -1 when
+    there is none or it was not measured. The last two have defaults, so rows and CSVs written before they
+    existed still read (as 0 and -1; -1 rather than NaN keeps rows comparable).
     """
 
     strategy: str
@@ -36,6 +39,7 @@ class ResultRow:
     test_dice: float
     pool_size: int
     synthetic_labels: int = 0
+    test_hd95: float = -1.0
 
     @property
     def human_fraction(self) -> float:

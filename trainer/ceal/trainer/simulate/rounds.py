@@ -32,6 +32,7 @@ import numpy.typing as npt
 import torch
 from tqdm import tqdm
 
+from ceal.trainer.metrics import per_class_scores
 from ceal.trainer.steps import StepSchedule, fit_steps
 from ceal.trainer.train import Dataset, dice_score
 from ceal.trainer.unet import UNet, UNetConfig
@@ -51,6 +52,12 @@ ROUND0 = "_round0"  # the shared round 0 of a seed, copied into each strategy's 
 RoundHook = Callable[[ResultRow], None]
 CONTEXT_STRATEGIES = frozenset({"ceal"})  # they read the labelled images' rows too
 IndexArray = npt.NDArray[np.int64]
+
+
+def _foreground_hd95(masks: npt.NDArray[np.integer], truth: npt.NDArray[np.integer]) -> float:
+    """Mean HD95 (pixels) of the foreground (any class) over the test images; see `ResultRow.test_hd95`."""
+    (scores,) = per_class_scores((masks != 0).astype(np.uint8), (truth != 0).astype(np.uint8), ("bg", "fg"))
+    return scores.hd95 if np.isfinite(scores.hd95) else -1.0
 
 
 def _weights(model: UNet) -> Weights:
@@ -127,6 +134,7 @@ def _finish_round(
         round(dice_score(masks != 0, data.masks[data.test] != 0), 6),
         len(data.pool),
         synthetic,
+        round(_foreground_hd95(masks, data.masks[data.test]), 4),
     )
     state = ArmState(strategy, seed, round_index, tuple(int(i) for i in human), (*(prior.rows if prior else ()), row))
     run.save(state, _weights(model))

@@ -1,9 +1,10 @@
 """The served path inside the simulation: ONNX export → `LoadedModel` → Monte-Carlo scores → a strategy.
 
 Nothing here re-implements the service: inputs go through the engine's `prepare`, samples through
-`LoadedModel.sample` (prefix once, suffix T times), image scores through the pool scorer's `score_row`, the
-table through the query code's `build_table`, and the choice through the selection registry with the
-parameters the query servicer gives each strategy.
+`LoadedModel.sample` (prefix once, suffix T times), image scores through the engine's `image_scores` (what
+pool scoring stores), the table through `selection.scores.score_table` (what the query code ranks), and the
+choice through the query servicer's `selection.policy.QueryPolicy`, with the simulation's differences as
+explicit policy fields (`sim_policy`). No store types: the trainer imports neither `pool/` nor `store/`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import numpy.typing as npt
 
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
+from ceal.service.engine.scores import image_scores
 from ceal.service.metadata import ModelMetadata
-from ceal.service.pool.queries import PSEUDO_PER_LABEL, PSEUDO_WARMUP_ROUNDS, build_table
-from ceal.service.pool.scoring import score_row
-from ceal.service.selection import AnnotationCostModel, ScoreTable, Selection, get_strategy
-from ceal.service.selection.registry import SEEDED_STRATEGIES
-from ceal.service.store.base import ImageRecord
+from ceal.service.selection import AnnotationCostModel, ScoreTable, Selection
+from ceal.service.selection.policy import STRATEGY_SPECS, QueryPlan, QueryPolicy
+from ceal.service.selection.scores import ImageScores, score_table
 from ceal.trainer.export import to_onnx_bytes
 from ceal.trainer.train import DEFAULT_MEAN, DEFAULT_STD
 from ceal.trainer.unet import UNet
@@ -31,7 +31,7 @@ from ceal.trainer.unet import UNet
 from .config import SimConfig, registry_name
 from .data import SimData
 
-__all__ = ["PoolScores", "choose", "score_pool", "serve", "served_masks", "strategy_params"]
+__all__ = ["PoolScores", "choose", "plan", "score_pool", "serve", "served_masks", "sim_policy", "strategy_params"]
 
 IndexArray = npt.NDArray[np.int64]
 _BATCH = 16  # images per LoadedModel.sample call
@@ -108,34 +108,60 @@ def score_pool(
     `labelled` rows as context, excluded from the choice (suggestive counts their coverage as had)."""
     exclude = tuple(range(len(rows), len(rows) + (0 if labelled is None else len(labelled))))
     rows = rows if labelled is None else np.concatenate([rows, labelled])
-    records, score_rows = {}, []
+    scored: list[ImageScores] = []
     masks = np.zeros((len(rows), *data.images.shape[1:3]), np.uint8)
     for j, sampled, descriptor in _sampled(loaded, data.images[rows], samples, rng):
         i = int(rows[j])
-        image_id = data.ids[i]
         size = (int(data.sizes[i, 0]), int(data.sizes[i, 1]))
-        score_rows.append(score_row(loaded, image_id, sampled, descriptor, size))
-        records[image_id] = ImageRecord(
-            image_id=image_id,
-            pool="simulate",
-            height=size[0],
-            width=size[1],
-            channels=3,
-            series_key=image_id,
-            study_key=image_id,
-            slice_index=0,
-            dicom=None,
-            created_at=0.0,
-            dtype="|u1",
-        )
+        scored.append(image_scores(loaded, data.ids[i], sampled, descriptor, size))
         masks[j] = _label_map(sampled)
-    return PoolScores(np.asarray(rows, dtype=np.int64), build_table(score_rows, records), masks, exclude)
+    table = score_table(scored, [row.image_id for row in scored])  # each image its own series
+    return PoolScores(np.asarray(rows, dtype=np.int64), table, masks, exclude)
 
 
 def arm_seed(*parts: int | str) -> int:
     """A stable 32-bit seed from ints and names (crc32 of names, so not Python's salted hash)."""
     words = [p if isinstance(p, int) else zlib.crc32(p.encode()) for p in parts]
     return int(np.random.SeedSequence(words).generate_state(1)[0])
+
+
+def sim_policy(cfg: SimConfig) -> QueryPolicy:
+    """The query servicer's policy with the simulation's differences: CEAL's δ_0 quantile and decay from the
+    config (the service's by default), a cost-sensitive budget of `per_round` images of the table's mean
+    predicted annotation time (the service takes the request's), and suggestive's shortlist when
+    cfg.suggestive_candidates is set (0: the whole pool)."""
+    return QueryPolicy(
+        pseudo_quantile=cfg.pseudo_quantile,
+        pseudo_decay=cfg.pseudo_decay,
+        budget_images=cfg.per_round,
+        candidates=cfg.suggestive_candidates,
+    )
+
+
+def plan(
+    strategy: str,
+    table: ScoreTable,
+    cfg: SimConfig,
+    round_index: int,
+    seed: int,
+    cost_model: AnnotationCostModel,
+    exclude: tuple[int, ...] = (),
+) -> QueryPlan:
+    """The policy's call for `strategy` in round `round_index` of arm `seed`, with k = cfg.per_round: a seed
+    per (seed, round, strategy) for the seeded strategies, at most cfg.max_pseudo CEAL pseudo-labels (the
+    labelled rows `exclude` are in the table as context, so CEAL's per-label cap counts them)."""
+    name = registry_name(strategy)
+    seeded = name in STRATEGY_SPECS and STRATEGY_SPECS[name].seeded
+    return sim_policy(cfg).plan(
+        name,
+        table,
+        cfg.per_round,
+        exclude=exclude,
+        round_index=round_index,
+        seed=arm_seed(seed, round_index, name) if seeded else 0,
+        max_pseudo=cfg.max_pseudo,
+        cost_model=cost_model,
+    )
 
 
 def strategy_params(
@@ -147,39 +173,9 @@ def strategy_params(
     cost_model: AnnotationCostModel,
     exclude: tuple[int, ...] = (),
 ) -> tuple[int, dict[str, Any]]:
-    """(k, keyword arguments) for `strategy` on a table of free images, as the query servicer sets them.
-
-    SEEDED_STRATEGIES (random, power_bald): a seed per (seed, round). ceal: entropy threshold δ_0 at
-    cfg.pseudo_quantile of the free pool (the service: PSEUDO_QUANTILE), tightening by cfg.pseudo_decay · δ_0 a
-    round (the service: 0.1), at most cfg.max_pseudo pseudo-labels, none before round PSEUDO_WARMUP_ROUNDS and
-    at most PSEUDO_PER_LABEL per human label (the labelled rows are in the table as excluded context). cost: a
-    budget of `per_round` images of the free pool's mean predicted annotation time, and k = the pool (the budget
-    decides how many).
-    suggestive: the service's shortlist unless cfg.suggestive_candidates says otherwise (0: the whole pool).
-    """
-    name = registry_name(strategy)
-    k = cfg.per_round
-    if name in SEEDED_STRATEGIES:
-        return k, {"seed": arm_seed(seed, round_index, name)}
-    if name == "ceal":
-        entropy = np.delete(table.entropy, list(exclude))  # the free pool's, as the servicer's
-        entropy = entropy[np.isfinite(entropy)]
-        delta_0 = float(np.quantile(entropy, cfg.pseudo_quantile)) if len(entropy) else 0.0
-        return k, {
-            "round_index": round_index,
-            "delta_0": delta_0,
-            "decay": delta_0 * cfg.pseudo_decay,
-            "max_pseudo": cfg.max_pseudo,
-            "pseudo_per_label": PSEUDO_PER_LABEL,
-            "warmup_rounds": PSEUDO_WARMUP_ROUNDS,
-        }
-    if name == "suggestive" and cfg.suggestive_candidates is not None:  # free rows only: `len(table)` counts
-        # the labelled context rows too, which the strategy excludes, so 0 still means the whole free pool
-        return k, {"candidates": max(k, cfg.suggestive_candidates or len(table))}
-    if name == "cost_sensitive":
-        seconds = cost_model.predict(table.boundary_length, table.components)
-        return len(table), {"budget_seconds": cfg.per_round * float(np.mean(seconds))}
-    return k, {}
+    """(k, keyword arguments) of `plan`: what the strategy is called with, besides exclude and cost_model."""
+    chosen = plan(strategy, table, cfg, round_index, seed, cost_model, exclude)
+    return chosen.k, dict(chosen.params)
 
 
 def choose(
@@ -192,7 +188,4 @@ def choose(
 ) -> Selection:
     """Run the service's strategy on the scored free pool; indices address `scores.rows`."""
     model = cost_model or AnnotationCostModel()
-    k, params = strategy_params(strategy, scores.table, cfg, round_index, seed, model, scores.exclude)
-    if scores.exclude:
-        params["exclude"] = scores.exclude
-    return get_strategy(registry_name(strategy))(scores.table, k, cost_model=model, **params)
+    return plan(strategy, scores.table, cfg, round_index, seed, model, scores.exclude).run(model)

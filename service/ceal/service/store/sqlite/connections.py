@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from ceal.service.store.errors import Conflict, StoreError
+from ceal.service.store.errors import StoreBusy, StoreDamaged, StoreError, WriteConflict
 
 __all__ = ["ThreadConnections"]
 
@@ -54,7 +54,7 @@ class ThreadConnections:
     def get(self) -> sqlite3.Connection:
         """This thread's connection (autocommit mode: transactions are explicit)."""
         if self._closed:
-            raise StoreError("this pool store is closed: open a new one")
+            raise StoreBusy("this pool store is closed: open a new one")
         holder: _Holder | None = getattr(self._local, "holder", None)
         if holder is None:
             try:
@@ -70,7 +70,7 @@ class ThreadConnections:
         text = str(exc)
         code = getattr(exc, "sqlite_errorcode", None)
         if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
-            return StoreError(
+            return StoreBusy(
                 f"the pool database stayed locked for more than {self.busy_timeout_s:g} s by another writer: "
                 "retry, or give the store a longer busy_timeout_s"
             )
@@ -81,7 +81,9 @@ class ThreadConnections:
                 "the state directory to a larger disk, then retry"
             )
         if isinstance(exc, sqlite3.IntegrityError):
-            return Conflict(f"the write contradicts stored data ({text}): re-read the pool and retry")
+            return WriteConflict(f"the write contradicts stored data ({text}): re-read the pool and retry")
+        if code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):  # retrying won't help
+            return StoreDamaged(f"pool database damaged ({text}): check that {self.path} is a ceal pool database")
         return StoreError(f"pool database error ({text}): check that {self.path} is a ceal pool database")
 
     @contextlib.contextmanager

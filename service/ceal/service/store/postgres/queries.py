@@ -1,4 +1,4 @@
-"""The Postgres backend's SQL: the shared statements of `queries.py` in psycopg's placeholder style, plus the
+"""The Postgres backend's SQL: the shared statements of `../queries.py` in psycopg's placeholder style, plus the
 row picks that lock.
 
 Picks (leases, scoring claims) lock the pool's `images` rows they return with `FOR NO KEY UPDATE OF i SKIP
@@ -26,7 +26,7 @@ _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 def to_psycopg(sql: str) -> LiteralString:
-    """A `queries.py` statement for psycopg: `?` -> `%s`, `:name` -> `%(name)s`, `IN ({marks})` -> `= ANY(%s)`
+    """A `../queries.py` statement for psycopg: `?` -> `%s`, `:name` -> `%(name)s`, `IN ({marks})` -> `= ANY(%s)`
     (bind one list). The input must hold no `%` (psycopg would read it as a placeholder)."""
     if "%" in sql:
         raise ValueError("shared SQL must not contain '%': psycopg reads it as a placeholder")

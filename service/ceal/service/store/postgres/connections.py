@@ -16,7 +16,7 @@ import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 
-from ceal.service.store.errors import Conflict, StoreError
+from ceal.service.store.errors import StoreBusy, StoreError, WriteConflict
 
 __all__ = ["PostgresConnections", "describe_url"]
 
@@ -71,22 +71,22 @@ class PostgresConnections:
             self._pool.open(wait=True, timeout=self.timeout_s)
         except psycopg_pool.PoolTimeout as exc:
             self._pool.close()
-            raise StoreError(
+            raise StoreBusy(
                 f"no connection to Postgres at {self.where} within {self.timeout_s:g} s: check the server runs "
                 "and the URL (user, password, database)"
             ) from exc
 
     def translate(self, exc: Exception) -> StoreError:
         if isinstance(exc, psycopg_pool.PoolClosed):
-            return StoreError("this pool store is closed: open a new one")
+            return StoreBusy("this pool store is closed: open a new one")
         if isinstance(exc, psycopg_pool.PoolTimeout):
-            return StoreError(
+            return StoreBusy(
                 f"no free database connection within {self.timeout_s:g} s: the Postgres pool store is "
                 "overloaded; retry, or give it more connections"
             )
         if isinstance(exc, psycopg.errors.IntegrityError):
             constraint = getattr(exc.diag, "constraint_name", None) or "a constraint"
-            return Conflict(
+            return WriteConflict(
                 f"the write contradicts stored data ({constraint} in {self.where}): re-read the pool and retry"
             )
         if isinstance(exc, psycopg.errors.DiskFull):
@@ -96,9 +96,9 @@ class PostgresConnections:
                 "then retry"
             )
         if isinstance(exc, _RETRYABLE):
-            return StoreError(f"the write met a concurrent one ({type(exc).__name__}): retry")
+            return WriteConflict(f"the write met a concurrent one ({type(exc).__name__}): retry")
         if isinstance(exc, psycopg.OperationalError):
-            return StoreError(
+            return StoreBusy(
                 f"cannot use Postgres at {self.where} ({type(exc).__name__}): check the server runs and the "
                 "URL (user, password, database)"
             )

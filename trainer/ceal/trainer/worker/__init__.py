@@ -1,0 +1,1 @@
+"""`ceal trainer`: the continuous-training worker (held-out split, promotion gate, lineage, stop signal)."""
