@@ -113,17 +113,18 @@ class ModelMetadata:
                 raise MetadataError(f"metadata {exc}") from exc
         meta = cls(**values)
         p = meta.preprocessing
-        if p is not None and (p.channels, p.height, p.width, p.mean, p.std, p.resize) != (
-            meta.input_channels,
-            meta.input_height,
-            meta.input_width,
-            meta.mean,
-            meta.std,
-            meta.resize,
-        ):
-            raise MetadataError(
-                "metadata preprocessing disagrees with input_channels/height/width, mean, std or resize"
+        if p is not None:
+            pairs = (
+                ("channels", p.channels, "input_channels", meta.input_channels),
+                ("height", p.height, "input_height", meta.input_height),
+                ("width", p.width, "input_width", meta.input_width),
+                ("mean", p.mean, "mean", meta.mean),
+                ("std", p.std, "std", meta.std),
+                ("resize", p.resize, "resize", meta.resize),
             )
+            wrong = [f"preprocessing.{a} {x!r} vs {b} {y!r}" for a, x, b, y in pairs if x != y]
+            if wrong:
+                raise MetadataError(f"metadata disagrees with itself: {'; '.join(wrong)}; re-export the model")
         if meta.input_channels not in (1, 3) or meta.input_height < 1 or meta.input_width < 1:
             raise MetadataError("metadata input shape must have 1 or 3 channels and positive sides")
         if meta.std <= 0:

@@ -195,7 +195,8 @@ class ModelRegistry:
         return loaded
 
     def catalogue(self, name: str = "") -> list[CatalogueEntry]:
-        """Every version on disk (loaded or not), with its status; unreadable metadata is left out."""
+        """Every version on disk (loaded or not), with its status; unreadable metadata, and metadata that names
+        another model or version than its folder (refused on load, listed among the refused), are left out."""
         out: list[CatalogueEntry] = []
         if not self.root.is_dir():
             return out
@@ -207,6 +208,8 @@ class ModelRegistry:
             try:
                 meta = ModelMetadata.read(path)
             except (MetadataError, OSError, TypeError, ValueError):
+                continue
+            if (meta.name, meta.version) != (model_name, version):
                 continue
             record = self._record(model_name)
             status = (

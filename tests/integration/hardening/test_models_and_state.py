@@ -33,6 +33,10 @@ def _new_version(models: Path, folder: int, changes: dict[str, object] | None = 
     shutil.copytree(models / "lesion" / "1", target)
     meta = json.loads((target / METADATA_FILE).read_text())
     meta.update({"version": folder, **(changes or {})})
+    contract = {"input_channels": "channels", "input_height": "height", "input_width": "width"}
+    for key, value in (changes or {}).items():  # the preprocessing contract says the same: only the graph disagrees
+        if key in contract and meta.get("preprocessing"):
+            meta["preprocessing"][contract[key]] = value
     (target / METADATA_FILE).write_text(json.dumps(meta))
     return target
 
