@@ -228,12 +228,8 @@ def run_sync(args: argparse.Namespace) -> int:
         )
         pacs = _pacs(args)
         destination = _destination(args)
-    except PacsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
         connection = client_options(args)
-    except ValueError as exc:
+    except (PacsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
@@ -272,12 +268,8 @@ def run_labels(args: argparse.Namespace) -> int:
     try:
         since = check_since(args.since)
         pacs = _pacs(args)
-    except PacsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
         connection = client_options(args)
-    except ValueError as exc:
+    except (PacsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

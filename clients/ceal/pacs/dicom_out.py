@@ -208,6 +208,39 @@ def build_segmentation(
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=_algorithm(algorithm_version),
     )
+    seg = _segmentation(
+        sources,
+        pixels,
+        segmentation_type,
+        [description],
+        content=content,
+        series_number=series_number,
+        algorithm_version=algorithm_version,
+        uid_root=uid_root,
+        content_description=f"{label} by {ALGORITHM_NAME} {algorithm_version}",
+        series_description=series_description,
+        content_qualification=content_qualification,
+    )
+    _log.debug("built %s SEG with %d frame(s)", segmentation_type.value, len(sources))
+    return seg
+
+
+def _segmentation(
+    sources: Sequence[Dataset],
+    pixels: npt.NDArray[np.generic],
+    segmentation_type: hd.seg.SegmentationTypeValues,
+    descriptions: Sequence[hd.seg.SegmentDescription],
+    *,
+    content: str,
+    series_number: int,
+    algorithm_version: str,
+    uid_root: str,
+    content_description: str,
+    series_description: str,
+    content_qualification: str,
+) -> hd.seg.Segmentation:
+    """The one highdicom call behind every SEG ceal writes: UIDs derived from the sources, the model and the
+    content, so a re-run of the same model on the same series gives the same instance."""
     uids = derived_uids(
         [str(ds.SOPInstanceUID) for ds in sources], model_tag=algorithm_version, content=content, uid_root=uid_root
     )
@@ -216,7 +249,7 @@ def build_segmentation(
             source_images=list(sources),
             pixel_array=pixels,
             segmentation_type=segmentation_type,
-            segment_descriptions=[description],
+            segment_descriptions=list(descriptions),
             series_instance_uid=uids.series_uid,
             series_number=series_number,
             sop_instance_uid=uids.sop_uid,
@@ -226,13 +259,12 @@ def build_segmentation(
             software_versions=_SOFTWARE_VERSION,
             device_serial_number=_DEVICE_SERIAL,
             omit_empty_frames=False,
-            content_description=f"{label} by {ALGORITHM_NAME} {algorithm_version}"[:64],
+            content_description=content_description[:64],
         )
     except (ValueError, TypeError, AttributeError) as cause:
         raise DicomBuildError(f"highdicom refused the segmentation: {cause}") from cause
     seg.SeriesDescription = series_description[:64]
     seg.ContentQualification = content_qualification
-    _log.debug("built %s SEG with %d frame(s)", segmentation_type.value, len(sources))
     return seg
 
 
@@ -265,35 +297,19 @@ def _multi_class(
         )
         for c in classes
     ]
-    uids = derived_uids(
-        [str(ds.SOPInstanceUID) for ds in sources],
-        model_tag=algorithm_version,
+    seg = _segmentation(
+        sources,
+        masks.astype(np.uint8),
+        hd.seg.SegmentationTypeValues.LABELMAP if labelmap else hd.seg.SegmentationTypeValues.BINARY,
+        descriptions,
         content=seg_content(False, classes, labelmap),
+        series_number=series_number,
+        algorithm_version=algorithm_version,
         uid_root=uid_root,
+        content_description=f"{len(classes)} classes by {ALGORITHM_NAME} {algorithm_version}",
+        series_description=series_description,
+        content_qualification=content_qualification,
     )
-    try:
-        seg = hd.seg.Segmentation(
-            source_images=list(sources),
-            pixel_array=masks.astype(np.uint8),
-            segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP
-            if labelmap
-            else hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descriptions,
-            series_instance_uid=uids.series_uid,
-            series_number=series_number,
-            sop_instance_uid=uids.sop_uid,
-            instance_number=1,
-            manufacturer=MANUFACTURER,
-            manufacturer_model_name=ALGORITHM_NAME,
-            software_versions=_SOFTWARE_VERSION,
-            device_serial_number=_DEVICE_SERIAL,
-            omit_empty_frames=False,
-            content_description=f"{len(classes)} classes by {ALGORITHM_NAME} {algorithm_version}"[:64],
-        )
-    except (ValueError, TypeError, AttributeError) as cause:
-        raise DicomBuildError(f"highdicom refused the segmentation: {cause}") from cause
-    seg.SeriesDescription = series_description[:64]
-    seg.ContentQualification = content_qualification
     _log.debug("built a %d-segment SEG with %d source(s)", len(classes), len(sources))
     return seg
 

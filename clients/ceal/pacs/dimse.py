@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -185,13 +185,7 @@ class DimsePacs:
         ae.add_requested_context(_STUDY_ROOT_GET)
         for uid in sop_classes:
             ae.add_requested_context(uid, _UNCOMPRESSED)
-        received: list[Dataset] = []
-
-        def on_store(event: evt.Event) -> int:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-            received.append(ds)
-            return _SUCCESS
+        received, on_store = _collector()
 
         query = Dataset()
         query.QueryRetrieveLevel = "SERIES"
@@ -221,13 +215,7 @@ class DimsePacs:
     def _c_move(self, info: SeriesInfo, sop_classes: Sequence[str]) -> list[Dataset]:
         """C-MOVE the series to our own AE title; a Storage SCP on `move_port` receives it meanwhile."""
         assert self._move is not None
-        received: list[Dataset] = []
-
-        def on_store(event: evt.Event) -> int:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-            received.append(ds)
-            return _SUCCESS
+        received, on_store = _collector()
 
         scp = self._ae()
         for uid in sop_classes:
@@ -311,3 +299,16 @@ class DimsePacs:
             _text(ds, "SOPInstanceUID") for study_uid in studies for ds in self._instances(study_uid, series_uid)
         }
         return set(sop_uids) <= present if sop_uids else bool(present)
+
+
+def _collector() -> tuple[list[Dataset], Callable[[evt.Event], int]]:
+    """A C-STORE handler that keeps each received instance (with its file meta) in the returned list."""
+    received: list[Dataset] = []
+
+    def on_store(event: evt.Event) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received.append(ds)
+        return _SUCCESS
+
+    return received, on_store

@@ -168,7 +168,3 @@ def test_component_count_joins_diagonals() -> None:
 def test_wrong_inputs_say_what_to_change(call: object, argument: npt.NDArray[np.generic], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         call(argument)  # type: ignore[operator]
-
-
-def test_public_names_are_what_we_meant() -> None:
-    assert set(pp.__all__) == {"boundary_length", "component_count", "fill_holes", "keep_largest_component"}

@@ -267,25 +267,3 @@ def test_score_standard_error_is_zero_without_spread_and_tracks_the_real_spread(
         scores.append(u.image_scores(accumulator.result())["mutual_information", "mean"])
         errors.append(accumulator.score_standard_error("mutual_information", "mean"))
     assert 0.6 < float(np.mean(errors)) / float(np.std(scores)) < 1.6
-
-
-def test_public_names_are_what_we_meant() -> None:
-    assert set(u.__all__) == {
-        "MEASURES",
-        "REDUCTIONS",
-        "MCAccumulator",
-        "MCStatistics",
-        "boundary_weights",
-        "class_probabilities",
-        "confidence",
-        "expected_entropy",
-        "image_score",
-        "image_scores",
-        "mean_label_map",
-        "mutual_information",
-        "predictive_entropy",
-        "reduce_map",
-        "sample_variance",
-        "summarize",
-    }
-    assert all(hasattr(u, name) for name in u.__all__)

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import ceal.trainer.data as data_pkg
 from ceal.trainer.data import _synth_render as render
 from ceal.trainer.data import folders
 from ceal.trainer.data.synth import (
@@ -29,25 +28,6 @@ H, W = 40, 56  # small cases keep the test run short; the generator is size-inde
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def test_public_names() -> None:
-    assert set(data_pkg.__all__) == {
-        "CASE_KINDS",
-        "CaseAttributes",
-        "CaseKind",
-        "DatasetError",
-        "Pair",
-        "SynthCase",
-        "case_rng",
-        "find_pairs",
-        "load_image",
-        "load_mask",
-        "make_case",
-        "resize_pair",
-        "split_ids",
-        "write_isic",
-    }
 
 
 def test_kind_table_odds() -> None:

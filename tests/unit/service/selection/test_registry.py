@@ -5,7 +5,6 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-import ceal.service.selection as selection_package
 from ceal.service.selection import STRATEGIES, ScoreTable, Selection, get_strategy
 
 MakeTable = Callable[..., ScoreTable]
@@ -49,34 +48,3 @@ def test_every_strategy_respects_exclude_and_caps_at_the_pool(make_table: MakeTa
     assert empty.query == () and empty.pseudo == ()
     with pytest.raises(ValueError, match="outside this table"):
         strategy(table, 1, exclude={12}, **EXTRA.get(name, {}))
-
-
-def test_the_public_names_are_the_ones_we_meant() -> None:
-    assert sorted(selection_package.__all__) == sorted(
-        [
-            "MEASURES",
-            "STRATEGIES",
-            "AnnotationCostModel",
-            "ScoreTable",
-            "Selection",
-            "SeriesSelection",
-            "Strategy",
-            "aggregate_series",
-            "bald_selection",
-            "ceal_selection",
-            "ceal_threshold",
-            "cost_sensitive_selection",
-            "entropy_selection",
-            "get_strategy",
-            "greedy_representative",
-            "knapsack",
-            "power_bald_selection",
-            "random_selection",
-            "rank_series",
-            "representativeness",
-            "suggestive_selection",
-            "unit_rows",
-            "variance_selection",
-        ]
-    )
-    assert all(hasattr(selection_package, name) for name in selection_package.__all__)

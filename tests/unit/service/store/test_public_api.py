@@ -3,36 +3,6 @@ from __future__ import annotations
 from ceal.service import store
 
 
-def test_public_names_are_what_we_meant() -> None:
-    assert sorted(store.__all__) == sorted(
-        [
-            "LABEL_SOURCES",
-            "Conflict",
-            "DicomRef",
-            "GroupLease",
-            "ImageRecord",
-            "InvalidInput",
-            "Label",
-            "LabelSource",
-            "Lease",
-            "NewImage",
-            "NotFound",
-            "PoolCounts",
-            "PoolStore",
-            "SQLitePoolStore",
-            "ScoreRow",
-            "StoreError",
-            "UnsupportedBackend",
-            "decode_array",
-            "encode_array",
-            "image_id_of",
-            "open_store",
-        ]
-    )
-    for name in store.__all__:
-        assert hasattr(store, name), name
-
-
 def test_every_store_error_is_a_store_error() -> None:
     for error in (store.NotFound, store.Conflict, store.InvalidInput, store.UnsupportedBackend):
         assert issubclass(error, store.StoreError)
