@@ -83,7 +83,6 @@ class ServerConfig:
     keepalive_timeout: float = 20.0  # seconds to wait for a ping's ack before dropping the connection
     max_connection_age: float = 300.0  # seconds before a connection gets GOAWAY (spreads load to new replicas); 0 = off
     max_connection_age_grace: float = 300.0  # seconds calls in flight then get before the connection closes
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -244,7 +243,7 @@ def create_server(config: ServerConfig) -> Running:
     batcher = DynamicBatcher(
         max_images=config.max_batch_images, max_delay=config.max_queue_delay, max_queue=config.max_queue
     )
-    engine = Engine(batcher, EngineLimits(max_samples=config.max_samples, max_pixels=config.max_pixels))
+    engine = Engine(batcher, EngineLimits(max_samples=config.max_samples))
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),

@@ -65,7 +65,6 @@ class Prediction:
 class EngineLimits:
     min_samples: int = 1
     max_samples: int = 100
-    max_pixels: int = 4096 * 4096
 
 
 class Engine:
