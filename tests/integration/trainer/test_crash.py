@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
     models = tmp_path / "models"
-    scenario.weak_version_1(tmp_path, models)
+    scenario.version_1(tmp_path, models)
     with in_process(models, tmp_path / "state") as running:
         yield running, models
 

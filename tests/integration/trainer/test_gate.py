@@ -17,12 +17,23 @@ from tests.support.server import in_process
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
+def _serve(tmp_path: Path, epochs: int) -> Iterator[tuple[Running, Path]]:
     models = tmp_path / "models"
-    scenario.weak_version_1(tmp_path, models)
+    scenario.version_1(tmp_path, models, epochs=epochs)
     with in_process(models, tmp_path / "state") as running:
         yield running, models
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
+    """A weak version 1 (4 epochs): honest labels make a clearly better candidate."""
+    yield from _serve(tmp_path, epochs=4)
+
+
+@pytest.fixture
+def served_stronger(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
+    """A version 1 trained longer (12 epochs): far above what inverted labels teach, on any CPU."""
+    yield from _serve(tmp_path, epochs=12)
 
 
 def _worklist(client: Client) -> list[tuple[str, float]]:
@@ -31,11 +42,13 @@ def _worklist(client: Client) -> list[tuple[str, float]]:
     return [(i.image_id, round(i.score, 12)) for i in ql.items]
 
 
-def test_inverted_labels_are_rejected_and_nothing_served_changes(served: tuple[Running, Path], tmp_path: Path) -> None:
-    running, models = served
+def test_inverted_labels_are_rejected_and_nothing_served_changes(
+    served_stronger: tuple[Running, Path], tmp_path: Path
+) -> None:
+    running, models = served_stronger
     with Client(f"127.0.0.1:{running.port}", timeout=120) as client:
         ids, masks = scenario.fill_pool(client)
-        assert scenario.new_batch(client, ids, masks, inverted=True) == scenario.BATCH
+        assert scenario.new_batch(client, ids, masks, inverted=True) == scenario.ROGUE
         before, stats_before = _worklist(client), client.pool_stats(pool=scenario.POOL)
 
         with deterministic_torch():
