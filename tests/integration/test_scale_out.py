@@ -13,6 +13,7 @@ What this shows, in one session of the three replicas (starting them is the expe
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -74,6 +75,23 @@ def _claimed_by(url: str, pid: int) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
+def _kill_holding_a_claim(url: str, server: ServerProcess, deadline: float) -> tuple[dict[str, int], set[str]]:
+    """SIGKILL `server` at a moment it holds a claim on images not yet scored; returns (scores stored before the
+    kill, the orphaned ids). Each try freezes it (SIGSTOP) before reading the tables, so what is read is what
+    the kill leaves: on a loaded machine a replica can sit between batches, or not have claimed yet, at any one
+    moment, and a plain kill then would orphan nothing."""
+    pid = server.proc.pid
+    while True:
+        server.proc.send_signal(signal.SIGSTOP)
+        scored = _score_counts(url)
+        orphaned = _claimed_by(url, pid) - set(scored)
+        if orphaned or time.monotonic() > deadline or len(scored) == IMAGES:
+            server.kill()
+            return scored, orphaned
+        server.proc.send_signal(signal.SIGCONT)
+        time.sleep(0.02)
+
+
 def test_three_replicas_share_one_pool(replicas: tuple[str, list[ServerProcess]]) -> None:
     url, servers = replicas
     balanced = "ipv4:" + ",".join(server.address for server in servers)
@@ -115,9 +133,7 @@ def test_three_replicas_share_one_pool(replicas: tuple[str, list[ServerProcess]]
     deadline = time.monotonic() + 60
     while len(_score_counts(url)) < IMAGES // 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    servers[0].kill()
-    scored_before_kill = _score_counts(url)
-    orphaned = _claimed_by(url, servers[0].proc.pid) - set(scored_before_kill)
+    scored_before_kill, orphaned = _kill_holding_a_claim(url, servers[0], deadline=time.monotonic() + 60)
     for thread in scorers:
         thread.join(timeout=120)
     stop.set()
