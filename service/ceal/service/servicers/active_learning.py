@@ -18,7 +18,7 @@ from ceal.service.middleware.spans import child_span
 from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
 from ceal.service.pool.retrieval import similar_in_pool
-from ceal.service.pool.scoring import PoolScorer
+from ceal.service.pool.scoring import PoolScorer, SamplingPlan, sampling_plan
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers import pool_messages as msg
 from ceal.service.servicers import pool_views
@@ -39,9 +39,10 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         registry: ModelRegistry,
         engine: Engine,
         *,
-        default_samples: int = 20,
-        max_pixels: int = 4096 * 4096,
-        max_message_bytes: int = 64 * 1024 * 1024,
+        default_samples: int,
+        max_pixels: int,
+        max_message_bytes: int,
+        lease_seconds: float,
         rescore_on_new_version: bool = True,
     ) -> None:
         self.store = store
@@ -50,6 +51,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         self.default_samples = default_samples
         self.max_pixels = max_pixels
         self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
+        self.lease_seconds = lease_seconds  # how long a query list's leases last when the request does not say
         self.scorer = PoolScorer(store, engine) if store is not None else None
         self._background: list[threading.Thread] = []
         self._background_lock = threading.Lock()
@@ -83,7 +85,10 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         if self.scorer is None or not self.store or not self.store.pools():
             return
         thread = threading.Thread(
-            target=self.scorer.rescore_all, args=(model, self.default_samples), name="ceal-rescore", daemon=True
+            target=self.scorer.rescore_all,
+            args=(model, SamplingPlan(self.default_samples)),
+            name="ceal-rescore",
+            daemon=True,
         )
         with self._background_lock:
             self._background = [t for t in self._background if t.is_alive()]
@@ -108,23 +113,14 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
     def ScorePool(self, request: pb.ScorePoolRequest, context: grpc.ServicerContext) -> Iterator[Any]:
         _, scorer = self._store()
         model = self.registry.get(request.model_name, request.model_version)
-        samples = request.samples or self.default_samples
-        self.engine.check_options(
-            PredictOptions(
-                samples=samples,
-                adaptive_tolerance=request.adaptive_tolerance,
-                adaptive_min_samples=request.adaptive_min_samples,
-            )
-        )
-        for p in scorer.score(
-            msg.pool_name(request.pool),
-            model,
-            samples,
-            force=request.force,
-            deadline=deadline_of(context),
+        plan = sampling_plan(
+            self.engine.limits,
+            request.samples or self.default_samples,
             adaptive_tolerance=request.adaptive_tolerance,
             adaptive_min_samples=request.adaptive_min_samples,
-        ):
+            deadline=deadline_of(context),
+        )
+        for p in scorer.score(msg.pool_name(request.pool), model, plan, force=request.force):
             if not context.is_active():
                 return
             yield pb.ScorePoolProgress(
@@ -142,8 +138,9 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
     def GetQueryList(self, request: pb.GetQueryListRequest, context: grpc.ServicerContext) -> Any:
         store, _ = self._store()
         model = self.registry.get(request.model_name)
+        query = msg.query_request(request, self.lease_seconds)
         with child_span("store"):  # scores read, strategy run, leases written
-            result = query_list(store, model.meta.name, model.meta.version, msg.query_request(request))
+            result = query_list(store, model.meta.name, model.meta.version, query)
         return pb.GetQueryListResponse(
             model_name=model.meta.name,
             model_version=model.meta.version,

@@ -50,9 +50,7 @@ def _server_version() -> str:
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """`ready` is set by the server once the models are loaded and cleared when shutdown starts."""
 
-    def __init__(
-        self, registry: ModelRegistry, engine: Engine, *, default_samples: int = 20, max_pixels: int = 4096 * 4096
-    ) -> None:
+    def __init__(self, registry: ModelRegistry, engine: Engine, *, default_samples: int, max_pixels: int) -> None:
         self.registry = registry
         self.engine = engine
         self.default_samples = default_samples

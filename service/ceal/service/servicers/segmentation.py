@@ -167,9 +167,9 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
         registry: ModelRegistry,
         engine: Engine,
         *,
-        default_samples: int = 20,
-        max_pixels: int = 4096 * 4096,
-        max_message_bytes: int = 64 * 1024 * 1024,
+        default_samples: int,
+        max_pixels: int,
+        max_message_bytes: int,
     ) -> None:
         self.registry = registry
         self.engine = engine
