@@ -25,7 +25,7 @@ DEFAULT_MAPS = ("probability", "label_map", "entropy")
 
 @dataclass(frozen=True)
 class PredictOptions:
-    samples: int = 20
+    samples: int  # T, the MC passes (T_max under adaptive T); the server's default is ServerConfig.default_samples
     maps: tuple[str, ...] = DEFAULT_MAPS
     threshold: float = 0.5
     return_samples: bool = False

@@ -78,7 +78,7 @@ def test_engine_option_reports_the_samples_drawn(confident: LoadedModel, uncerta
         assert engine.predict(confident, pixels, opts).samples == 8
         assert engine.predict(uncertain, pixels, PredictOptions(samples=12, seed=3)).samples == 12
         with pytest.raises(InvalidInput, match="adaptive_tolerance must be >= 0"):
-            engine.predict(confident, pixels, PredictOptions(adaptive_tolerance=-1.0))
+            engine.predict(confident, pixels, PredictOptions(samples=20, adaptive_tolerance=-1.0))
     finally:
         engine.batcher.close()
 
