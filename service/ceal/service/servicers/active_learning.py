@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 
 from ceal.service.codec import decode_image
-from ceal.service.engine.core import Engine, PredictOptions
+from ceal.service.engine.core import Engine
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.errors import InvalidInput, NotFound, Unavailable, about
 from ceal.service.middleware.spans import child_span
@@ -22,7 +22,7 @@ from ceal.service.pool.scoring import PoolScorer, SamplingPlan, sampling_plan
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers import pool_messages as msg
 from ceal.service.servicers import pool_views
-from ceal.service.servicers.segmentation import deadline_of
+from ceal.service.servicers.context import deadline_of
 from ceal.service.servicers.status import streaming, unary
 from ceal.service.store import PoolStore, open_store
 from ceal.v1 import active_learning_pb2 as pb
@@ -210,24 +210,11 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         pool = msg.pool_name(request.pool)
         model = self.registry.get(request.model_name)
         which = request.WhichOneof("query")
-        describe = None
+        query: str | np.ndarray | None = request.image_id if which == "image_id" else None
         if which == "image":
             with about("image", "INVALID_IMAGE"):
-                pixels = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
-
-            def describe() -> np.ndarray:  # the query's descriptor, through the batcher like any Predict
-                options = PredictOptions(samples=1, maps=())
-                return self.engine.predict(model, pixels, options, deadline=deadline_of(context)).descriptor
-
-        found = similar_in_pool(
-            store,
-            pool,
-            model.meta.name,
-            model.meta.version,
-            request.k or 10,
-            image_id=request.image_id if which == "image_id" else None,
-            describe=describe,
-        )
+                query = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
+        found = similar_in_pool(store, self.engine, model, pool, query, request.k or 10, deadline_of(context))
         # hamming_distance stays 0: retrieval is exact (pool/retrieval.py); the field is kept for v1 clients
         return pb.FindSimilarResponse(images=[pb.SimilarImage(image_id=i, similarity=sim) for i, sim in found])
 

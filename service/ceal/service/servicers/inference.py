@@ -21,7 +21,7 @@ from ceal.service.errors import InvalidInput, about
 from ceal.service.middleware.spans import child_span
 from ceal.service.oip_codec import decode_image_input, decode_parameters, output_tensor
 from ceal.service.registry import ModelRegistry
-from ceal.service.servicers.segmentation import cancel_with, deadline_of
+from ceal.service.servicers.context import cancel_with, deadline_of
 from ceal.service.servicers.status import unary
 
 __all__ = ["OUTPUTS", "PLATFORM", "InferenceServicer"]

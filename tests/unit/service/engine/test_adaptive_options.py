@@ -15,7 +15,7 @@ from ceal.service.engine.batcher import DynamicBatcher
 from ceal.service.engine.core import Engine, EngineLimits, PredictOptions, adaptive_rule, check_adaptive
 from ceal.service.errors import InvalidInput
 from ceal.service.pool.scoring import sampling_plan, scoring_rule
-from ceal.service.servicers.segmentation import decode_options
+from ceal.service.servicers.segmentation_messages import decode_options
 from ceal.v1 import segmentation_pb2 as pb
 from tests.unit.service.engine.hand_model import SIZE, hand_model
 
