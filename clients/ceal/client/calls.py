@@ -2,16 +2,14 @@
 
 A builder returns a `Call`: which stub method, the request (a message; an iterator of messages for the
 bidirectional PredictStream), how to turn each reply into what the SDK returns, and the call's own deadline and
-progress bar. The builders' keyword arguments are the clients' methods' arguments: `Client` and `AsyncClient`
-make each method from its builder (`sync.unary(calls.query_list)`, `aio.unary(calls.query_list)`), so a
-signature is written once, here, and the clients only send, `Client` blocking and `AsyncClient` awaiting.
+progress bar. The builders' arguments are the clients' methods' arguments: `ceal.client.methods` makes each
+method of both clients from its builder, so a signature is written once, here, and the clients only send,
+`Client` blocking and `AsyncClient` awaiting.
 Failed calls become SDK exceptions in `translated()`, the one place both clients map errors.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +38,6 @@ from ceal.v1 import active_learning_pb2 as al_pb
 from ceal.v1 import segmentation_pb2 as seg_pb
 
 R = TypeVar("R")
-F = TypeVar("F", bound=Callable[..., Any])
 Service = Literal["segmentation", "active_learning"]
 
 
@@ -72,18 +69,6 @@ class Call(Generic[R]):
     def bar(self, enabled: bool) -> tqdm:
         """A progress bar on stderr for this stream (a disabled one when `enabled` is False)."""
         return tqdm(total=self.total, desc=self.desc, unit=self.unit, disable=not enabled)
-
-
-def method_of(method: F, build: Callable[..., Any]) -> F:
-    """`method` (a client's method made from the builder `build`) named, documented and signed as `build`,
-    with `self` first, so help() and IDEs show the keyword arguments the builder takes."""
-    functools.update_wrapper(method, build)
-    signature = inspect.signature(build)
-    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[self, *signature.parameters.values()], return_annotation=inspect.Signature.empty
-    )
-    return method
 
 
 @contextmanager

@@ -5,59 +5,27 @@
     ...     p = client.predict(image)                        # image: numpy (H, W[, C]) or a file path
     ...     p.label_map.shape, p.score
 
-Requests are built, replies read and every method's keyword arguments written in `ceal.client.calls`, shared
-with `AsyncClient`; this module only sends: each method is its builder made blocking (`unary`, `stream`,
-`last`).
+Requests are built, replies read and every method's keyword arguments written in `ceal.client.calls`; the
+methods are listed once, for both clients, in `ceal.client.methods`. This module only sends, blocking.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
 from ceal.client import calls
 from ceal.client.channel import resolve_settings
-from ceal.client.results import ScoreProgress
+from ceal.client.methods import Methods
 from ceal.v1 import active_learning_pb2_grpc as al_grpc
 from ceal.v1 import segmentation_pb2_grpc as seg_grpc
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def unary(build: Callable[P, calls.Call[R]]) -> Callable[Concatenate[Client, P], R]:
-    """The blocking method for a unary call: its arguments are `build`'s, it returns the call's result."""
-
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._unary(build(*args, **kwargs))
-
-    return calls.method_of(method, build)
-
-
-def stream(build: Callable[P, calls.Call[R]]) -> Callable[Concatenate[Client, P], Generator[R, None, None]]:
-    """The method for a server stream: a generator of the call's results, one per reply."""
-
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Generator[R, None, None]:
-        return self._stream(build(*args, **kwargs))
-
-    return calls.method_of(method, build)
-
-
-def last(build: Callable[P, calls.Call[R]], empty: Callable[[], R]) -> Callable[Concatenate[Client, P], R]:
-    """The blocking method for a stream whose last reply is the result (`empty()` when none comes)."""
-
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        result = empty()
-        for result in self._stream(build(*args, **kwargs)):  # noqa: B007 - the last reply is the result
-            pass
-        return result
-
-    return calls.method_of(method, build)
-
-
-class Client:
+class Client(Methods):
     """A connection to a ceal server. Close it, or use it as a context manager.
 
     Args:
@@ -108,6 +76,12 @@ class Client:
             reply = method(call.request, timeout=call.timeout or self.timeout, metadata=self.settings.metadata())
         return call.reply(reply)
 
+    def _last(self, call: calls.Call[R], empty: Callable[[], R]) -> R:
+        result = empty()
+        for result in self._stream(call):  # noqa: B007 - the last reply is the result
+            pass
+        return result
+
     def _stream(self, call: calls.Call[R]) -> Generator[R, None, None]:
         method = getattr(self._stubs[call.service], call.method)
         bar = call.bar(call.progress)
@@ -124,23 +98,3 @@ class Client:
             bar.close()
             if responses is not None:
                 responses.cancel()  # a no-op once the stream has finished; stops it if the caller broke off
-
-    # Segmentation
-    predict = unary(calls.predict)
-    predict_many = stream(calls.predict_many)
-    promote_model = unary(calls.promote_model)
-    rollback_model = unary(calls.rollback_model)
-    list_models = unary(calls.list_models)
-
-    # Active learning
-    register_images = unary(calls.register_images)
-    score_pool = last(calls.score_pool, ScoreProgress)
-    query_list = unary(calls.query_list)
-    submit_label = unary(calls.submit_label)
-    export_labels = stream(calls.export_labels)
-    find_similar = unary(calls.find_similar)
-    pool_stats = unary(calls.pool_stats)
-    list_pools = unary(calls.list_pools)
-    pool_image = unary(calls.pool_image)
-    release_lease = unary(calls.release_lease)
-    who_am_i = unary(calls.who_am_i)
