@@ -19,42 +19,23 @@ from typing import Any, TypeVar
 import grpc
 
 from ceal.client import calls
-from ceal.client.channel import resolve_settings
-from ceal.client.methods import Methods
-from ceal.v1 import active_learning_pb2_grpc as al_grpc
-from ceal.v1 import segmentation_pb2_grpc as seg_grpc
+from ceal.client.methods import ClientBase
 
 R = TypeVar("R")
 
 
-class AsyncClient(Methods):
+class AsyncClient(ClientBase):
     """An asyncio connection to a ceal server; `async with` it, or `await client.close()`.
 
     Arguments as for `Client`: address, timeout (unary default deadline, seconds), stream_timeout (whole
     streams; None = no deadline), tls, root_certificates, client_certificate, client_key, token.
     """
 
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        timeout: float = 60.0,
-        stream_timeout: float | None = None,
-        **settings: Any,
-    ) -> None:
-        self.settings = resolve_settings(address, **settings)
-        self.timeout = timeout
-        self.stream_timeout = stream_timeout
-        target, creds, options = calls.channel_parts(self.settings)
-        self._channel = (
-            grpc.aio.secure_channel(target, creds, options=options)
-            if creds
-            else grpc.aio.insecure_channel(target, options=options)
-        )
-        self._stubs = {
-            "segmentation": seg_grpc.SegmentationStub(self._channel),
-            "active_learning": al_grpc.ActiveLearningStub(self._channel),
-        }
+    @staticmethod
+    def _open(target: str, credentials: grpc.ChannelCredentials | None, options: list[tuple[str, object]]) -> Any:
+        if credentials is not None:
+            return grpc.aio.secure_channel(target, credentials, options=options)
+        return grpc.aio.insecure_channel(target, options=options)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -1,4 +1,4 @@
-"""The SDK's methods, listed once for `Client` and `AsyncClient`.
+"""The SDK's methods, listed once for `Client` and `AsyncClient` (`ClientBase`, with their shared settings).
 
 Each method is a descriptor made from its builder in `ceal.client.calls` (`unary(calls.query_list)`): read from
 a `Client` it is a blocking method, from an `AsyncClient` a coroutine method (a stream: a generator, an async
@@ -15,8 +15,13 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+import grpc
+
 from ceal.client import calls
+from ceal.client.channel import resolve_settings
 from ceal.client.results import ScoreProgress
+from ceal.v1 import active_learning_pb2_grpc as al_grpc
+from ceal.v1 import segmentation_pb2_grpc as seg_grpc
 
 if TYPE_CHECKING:
     from ceal.client.aio import AsyncClient
@@ -98,8 +103,31 @@ class stream(_Method[P, R]):  # noqa: N801
         return self if client is None else self.bind(client)
 
 
-class Methods:
-    """Every method of `Client` and `AsyncClient`, each from its builder in `ceal.client.calls`."""
+class ClientBase:
+    """What `Client` and `AsyncClient` share: the connection settings, the stubs, and every method, each from
+    its builder in `ceal.client.calls`. A client supplies `_open` (its channel) and the senders."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 60.0,
+        stream_timeout: float | None = None,
+        **settings: Any,
+    ) -> None:
+        self.settings = resolve_settings(address, **settings)
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+        self._channel = self._open(*calls.channel_parts(self.settings))
+        self._stubs = {
+            "segmentation": seg_grpc.SegmentationStub(self._channel),
+            "active_learning": al_grpc.ActiveLearningStub(self._channel),
+        }
+
+    @staticmethod
+    def _open(target: str, credentials: grpc.ChannelCredentials | None, options: list[tuple[str, object]]) -> Any:
+        """The channel (`grpc` or `grpc.aio`): credentials None means plain text."""
+        raise NotImplementedError
 
     # Segmentation
     predict = unary(calls.predict)

@@ -17,15 +17,12 @@ from typing import Any, TypeVar
 import grpc
 
 from ceal.client import calls
-from ceal.client.channel import resolve_settings
-from ceal.client.methods import Methods
-from ceal.v1 import active_learning_pb2_grpc as al_grpc
-from ceal.v1 import segmentation_pb2_grpc as seg_grpc
+from ceal.client.methods import ClientBase
 
 R = TypeVar("R")
 
 
-class Client(Methods):
+class Client(ClientBase):
     """A connection to a ceal server. Close it, or use it as a context manager.
 
     Args:
@@ -39,27 +36,11 @@ class Client(Methods):
             $CEAL_TOKEN.
     """
 
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        timeout: float = 60.0,
-        stream_timeout: float | None = None,
-        **settings: Any,
-    ) -> None:
-        self.settings = resolve_settings(address, **settings)
-        self.timeout = timeout
-        self.stream_timeout = stream_timeout
-        target, creds, options = calls.channel_parts(self.settings)
-        self._channel = (
-            grpc.secure_channel(target, creds, options=options)
-            if creds
-            else grpc.insecure_channel(target, options=options)
-        )
-        self._stubs = {
-            "segmentation": seg_grpc.SegmentationStub(self._channel),
-            "active_learning": al_grpc.ActiveLearningStub(self._channel),
-        }
+    @staticmethod
+    def _open(target: str, credentials: grpc.ChannelCredentials | None, options: list[tuple[str, object]]) -> Any:
+        if credentials is not None:
+            return grpc.secure_channel(target, credentials, options=options)
+        return grpc.insecure_channel(target, options=options)
 
     def __enter__(self) -> Client:
         return self
