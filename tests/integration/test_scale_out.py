@@ -128,9 +128,8 @@ def test_three_replicas_share_one_pool(replicas: tuple[str, list[ServerProcess]]
         final = finals[n]
         assert isinstance(final, ScoreProgress), final
         assert (final.finished, final.done, final.total) == (True, IMAGES, IMAGES)
-    assert isinstance(finals[0], Unavailable) or (isinstance(finals[0], ScoreProgress) and finals[0].finished), finals[
-        0
-    ]
+    first = finals[0]  # replica 0 was killed mid-pass: refused, or finished before it went
+    assert isinstance(first, Unavailable) or (isinstance(first, ScoreProgress) and first.finished), first
     counts = _score_counts(url)
     assert set(counts) == set(ids)  # the orphaned claims included
     assert set(counts.values()) == {1}, "an image was scored twice for one model version"
