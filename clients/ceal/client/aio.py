@@ -47,9 +47,8 @@ class AsyncClient(ClientBase):
         await self._channel.close()
 
     async def _unary(self, call: calls.Call[R]) -> R:
-        method = getattr(self._stubs[call.service], call.method)
         with calls.translated():
-            reply = await method(call.request, timeout=call.timeout or self.timeout, metadata=self.settings.metadata())
+            reply = await self._start(call, self.timeout)
         return call.reply(reply)
 
     async def _last(self, call: calls.Call[R], empty: Callable[[], R]) -> R:
@@ -59,14 +58,11 @@ class AsyncClient(ClientBase):
         return result
 
     async def _stream(self, call: calls.Call[R]) -> AsyncGenerator[R, None]:
-        method = getattr(self._stubs[call.service], call.method)
         bar = call.bar(call.progress)
         responses = None
         try:
             with calls.translated():
-                responses = method(
-                    call.request, timeout=call.timeout or self.stream_timeout, metadata=self.settings.metadata()
-                )
+                responses = self._start(call, self.stream_timeout)
                 async for response in responses:
                     call.advance(response, bar)
                     yield call.reply(response)

@@ -129,6 +129,12 @@ class ClientBase:
         """The channel (`grpc` or `grpc.aio`): credentials None means plain text."""
         raise NotImplementedError
 
+    def _start(self, call: calls.Call[Any], default_timeout: float | None) -> Any:
+        """Send `call` on its stub: the reply, the replies' iterator, or (grpc.aio) what to await for them.
+        Its deadline is the call's own `timeout`, else `default_timeout`."""
+        method = getattr(self._stubs[call.service], call.method)
+        return method(call.request, timeout=call.timeout or default_timeout, metadata=self.settings.metadata())
+
     # Segmentation
     predict = unary(calls.predict)
     predict_many = stream(calls.predict_many)

@@ -52,9 +52,8 @@ class Client(ClientBase):
         self._channel.close()
 
     def _unary(self, call: calls.Call[R]) -> R:
-        method = getattr(self._stubs[call.service], call.method)
         with calls.translated():
-            reply = method(call.request, timeout=call.timeout or self.timeout, metadata=self.settings.metadata())
+            reply = self._start(call, self.timeout)
         return call.reply(reply)
 
     def _last(self, call: calls.Call[R], empty: Callable[[], R]) -> R:
@@ -64,14 +63,11 @@ class Client(ClientBase):
         return result
 
     def _stream(self, call: calls.Call[R]) -> Generator[R, None, None]:
-        method = getattr(self._stubs[call.service], call.method)
         bar = call.bar(call.progress)
         responses = None
         try:
             with calls.translated():
-                responses = method(
-                    call.request, timeout=call.timeout or self.stream_timeout, metadata=self.settings.metadata()
-                )
+                responses = self._start(call, self.stream_timeout)
                 for response in responses:
                     call.advance(response, bar)
                     yield call.reply(response)
