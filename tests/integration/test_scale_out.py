@@ -23,8 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ceal.client import CealError, Client, Unavailable
-from ceal.v1 import active_learning_pb2 as al_pb
+from ceal.client import CealError, Client, ScoreProgress, Unavailable
 from tests.support.models import synth_dataset
 from tests.support.postgres import PostgresCluster
 from tests.support.server import ServerProcess
@@ -102,7 +101,7 @@ def test_three_replicas_share_one_pool(replicas: tuple[str, list[ServerProcess]]
     assert len(set(ids)) == IMAGES
 
     # 1 + 2: ScorePool on every replica at once; Predict through the balancer all along; kill replica 0.
-    finals: dict[int, al_pb.ScorePoolProgress | CealError] = {}
+    finals: dict[int, ScoreProgress | CealError] = {}
     predicted, failed = [0], [0]
     stop = threading.Event()
 
@@ -143,11 +142,10 @@ def test_three_replicas_share_one_pool(replicas: tuple[str, list[ServerProcess]]
     assert orphaned, "replica 0 died holding no claim: nothing was left for the others to take over"
     for n in (1, 2):  # the survivors finish the whole pool, their own share and the dead replica's
         final = finals[n]
-        assert isinstance(final, al_pb.ScorePoolProgress), final
+        assert isinstance(final, ScoreProgress), final
         assert (final.finished, final.done, final.total) == (True, IMAGES, IMAGES)
-    assert isinstance(finals[0], Unavailable) or (
-        isinstance(finals[0], al_pb.ScorePoolProgress) and finals[0].finished
-    ), finals[0]
+    first = finals[0]  # replica 0 was killed mid-pass: refused, or finished before it went
+    assert isinstance(first, Unavailable) or (isinstance(first, ScoreProgress) and first.finished), first
     counts = _score_counts(url)
     assert set(counts) == set(ids)  # the orphaned claims included
     assert set(counts.values()) == {1}, "an image was scored twice for one model version"

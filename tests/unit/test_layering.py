@@ -83,3 +83,12 @@ def test_trainer_imports_neither_the_pool_nor_the_store() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["True"]  # every trainer module imported, and nothing of pool/ or store/
+
+
+def test_only_the_sdk_speaks_protobuf() -> None:
+    """The SDK returns and takes its own types (results.py, requests.PoolImage): the PACS bridge, the console
+    and the CLI plugins outside `ceal.client` build on them and never import the generated messages."""
+    sdk = ROOT / "clients" / "ceal" / "client"
+    for path in (ROOT / "clients").rglob("*.py"):
+        if sdk not in path.parents:
+            assert "ceal.v1" not in path.read_text(), path

@@ -19,8 +19,8 @@ from ceal.client.errors import (
     Unavailable,
     Unimplemented,
 )
-from ceal.client.requests import pool_image
-from ceal.client.results import LabelRecord, ModelInfo, Prediction, QueryItem, QueryList
+from ceal.client.requests import PoolImage, pool_image
+from ceal.client.results import LabelRecord, ModelInfo, PoolStats, Prediction, QueryItem, QueryList, ScoreProgress
 from ceal.client.sync import Client
 
 __all__ = [
@@ -36,9 +36,12 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PermissionDenied",
+    "PoolImage",
+    "PoolStats",
     "Prediction",
     "QueryItem",
     "QueryList",
+    "ScoreProgress",
     "ServerError",
     "Unauthenticated",
     "Unavailable",

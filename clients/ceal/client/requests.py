@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -75,6 +76,20 @@ def predict_request(
     )
 
 
+@dataclass(frozen=True)
+class PoolImage:
+    """One image to register, with what is known about it (made by `pool_image`); `dicom` is (study UID,
+    series UID, SOP instance UID), `frame` the frame of a multi-frame instance."""
+
+    image: ImageLike
+    series_key: str = ""
+    study_key: str = ""
+    slice_index: int = 0
+    dicom: tuple[str, str, str] | None = None
+    frame: int = 0
+    name: str = ""
+
+
 def pool_image(
     image: ImageLike,
     *,
@@ -84,21 +99,29 @@ def pool_image(
     dicom: tuple[str, str, str] | None = None,
     frame: int = 0,
     name: str = "",
-) -> al_pb.PoolImage:
+) -> PoolImage:
     """One image for `register_images`; `dicom` is (study UID, series UID, SOP instance UID); `name` what you
     call it (a file name or UID: shown in query lists and exports, at most 1024 characters)."""
+    return PoolImage(image, series_key, study_key, slice_index, dicom, frame, name)
+
+
+def pool_image_message(item: PoolImage | ImageLike) -> al_pb.PoolImage:
+    """The RegisterImages entry for an image, bare or with its `PoolImage` metadata."""
+    if not isinstance(item, PoolImage):
+        return al_pb.PoolImage(image=to_image(item))
     ref = None
-    if dicom is not None:
+    if item.dicom is not None:
+        study, series, sop = item.dicom
         ref = tensor_pb2.DicomReference(
-            study_instance_uid=dicom[0], series_instance_uid=dicom[1], sop_instance_uid=dicom[2], frame_number=frame
+            study_instance_uid=study, series_instance_uid=series, sop_instance_uid=sop, frame_number=item.frame
         )
     return al_pb.PoolImage(
-        image=to_image(image),
+        image=to_image(item.image),
         dicom=ref,
-        series_key=series_key,
-        study_key=study_key,
-        slice_index=slice_index,
-        name=name,
+        series_key=item.series_key,
+        study_key=item.study_key,
+        slice_index=item.slice_index,
+        name=item.name,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -252,3 +252,53 @@ class PoolImageView:
             lease_expires_at=r.lease_expires_at.ToDatetime() if r.HasField("lease_expires_at") else None,
             name=r.name,
         )
+
+
+@dataclass(frozen=True)
+class ScoreProgress:
+    """Where a ScorePool call stands; `Client.score_pool` returns the last one (finished=True).
+
+    done of total: images scored by this call (or by other scorers sharing the pool) of those that needed
+    scoring when it started; fresh: images skipped because their score for this model version was fresh."""
+
+    done: int = 0
+    total: int = 0
+    fresh: int = 0
+    images_per_second: float = 0.0
+    eta_seconds: float = 0.0
+    finished: bool = False
+    model_name: str = ""
+    model_version: int = 0
+
+    @classmethod
+    def from_proto(cls, r: al_pb.ScorePoolProgress) -> ScoreProgress:
+        return cls(**{f.name: getattr(r, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A pool's counts for the served (or named) model version, and that version's learning-curve stop
+    signal: expected held-out Dice gain of the next 20 human labels (90 % interval) and per annotator-hour,
+    NaN when the curve has too few points; `plateau` when the upper bound is under `plateau_threshold`."""
+
+    pool: str
+    images: int
+    series: int
+    labelled_human: int
+    labelled_pseudo: int
+    scored_fresh: int  # images with a score for the model version
+    scored_stale: int  # images whose score is from an older version
+    leased: int
+    model_name: str
+    model_version: int
+    expected_gain_next_20: float
+    expected_gain_next_20_low: float
+    expected_gain_next_20_high: float
+    expected_gain_per_hour: float
+    expected_gain_per_hour_high: float
+    plateau: bool
+    plateau_threshold: float
+
+    @classmethod
+    def from_proto(cls, r: al_pb.PoolStats) -> PoolStats:
+        return cls(**{f.name: getattr(r, f.name) for f in fields(cls)})

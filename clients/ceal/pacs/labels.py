@@ -28,14 +28,14 @@ import numpy as np
 import numpy.typing as npt
 from pydicom import Dataset
 
-from ceal.client import CealError, Client, pool_image
+from ceal.client import CealError, Client
 from ceal.imaging import PreprocessParams
 from ceal.pacs.classes import ClassCode, class_of_segment
 from ceal.pacs.decode import DecodedSlice, decode_dataset, sort_series
 from ceal.pacs.dicom_out import MANUFACTURER
 from ceal.pacs.errors import PacsError
 from ceal.pacs.protocol import Pacs, SeriesInfo
-from ceal.v1 import active_learning_pb2 as al_pb
+from ceal.pacs.register import register_slices
 
 __all__ = ["LabelOutcome", "LabelsReport", "import_labels", "is_ceal_object"]
 
@@ -43,7 +43,6 @@ _log = logging.getLogger(__name__)
 
 Status = Literal["stored", "unchanged", "ours", "skipped", "failed"]
 SEG_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")  # Segmentation, Label Map
-_REGISTER_BATCH_BYTES = 32 * 1024 * 1024  # well under the 64 MiB message limit
 
 
 @dataclass(frozen=True)
@@ -170,31 +169,6 @@ def _masks(
     return out
 
 
-def _register(client: Client, slices: Sequence[DecodedSlice], series_uid: str, study_uid: str, pool: str) -> list[str]:
-    """Register the slices (idempotent: the ids `sync` got) in batches under the message limit; their ids."""
-    ids: list[str] = []
-    batch: list[al_pb.PoolImage] = []
-    size = 0
-    for s in slices:
-        if batch and size + s.pixels.nbytes > _REGISTER_BATCH_BYTES:
-            ids.extend(image_id for image_id, _ in client.register_images(batch, pool=pool))
-            batch, size = [], 0
-        batch.append(
-            pool_image(
-                s.pixels,
-                series_key=series_uid,
-                study_key=study_uid,
-                slice_index=s.slice_index,
-                dicom=(s.ref.study_uid, s.ref.series_uid, s.ref.sop_uid),
-                frame=s.ref.frame_number,
-            )
-        )
-        size += s.pixels.nbytes
-    if batch:
-        ids.extend(image_id for image_id, _ in client.register_images(batch, pool=pool))
-    return ids
-
-
 def _import_one(
     pacs: Pacs,
     client: Client,
@@ -229,7 +203,7 @@ def _import_one(
         for source in sources:
             slices.extend(decode_dataset(source, first_index=len(slices), params=params))
         stage = "registering the referenced series"
-        ids = _register(client, slices, series_uid, str(ds.StudyInstanceUID), state.pool)
+        ids = register_slices(client, slices, series_uid, str(ds.StudyInstanceUID), state.pool)
         stage = "reading the masks"
         masks = _masks(seg, sources, mapping)
         stage = "submitting the labels"

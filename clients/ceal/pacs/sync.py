@@ -31,7 +31,7 @@ import numpy.typing as npt
 from pydicom import Dataset
 from tqdm import tqdm
 
-from ceal.client import CealError, Client, ModelInfo, Prediction, pool_image
+from ceal.client import CealError, Client, ModelInfo, Prediction
 from ceal.imaging import PreprocessParams
 from ceal.pacs.classes import ClassCode, class_codes, read_mapping
 from ceal.pacs.decode import DecodedSlice, decode_dataset, sort_series
@@ -46,8 +46,8 @@ from ceal.pacs.dicom_out import (
 from ceal.pacs.errors import DicomBuildError, PacsError
 from ceal.pacs.labels import LabelsReport, import_labels
 from ceal.pacs.protocol import Pacs, SeriesInfo
+from ceal.pacs.register import register_slices
 from ceal.pacs.watermark import next_watermark, read_watermark, with_lookback, write_watermark
-from ceal.v1 import active_learning_pb2 as al_pb
 
 __all__ = [
     "DERIVED_MODALITIES",
@@ -68,7 +68,6 @@ DERIVED_MODALITIES = frozenset({"SEG", "OT", "SR", "PR", "KO", "RTSTRUCT", "REG"
 MEASURES = ("entropy", "mutual_information", "variance")
 SEG_SERIES_NUMBER = 9901
 MAP_SERIES_NUMBER = 9902
-_REGISTER_BATCH_BYTES = 32 * 1024 * 1024  # well under the 64 MiB message limit
 
 Status = Literal["stored", "skipped", "failed"]
 
@@ -283,7 +282,7 @@ def _sync_series(
         stage = "decoding"
         slices = _decode(sources, params)
         stage = "registering in the pool"
-        _register(client, slices, info, options.pool)
+        register_slices(client, slices, info.series_uid, info.study_uid, options.pool)
         stage = "predicting"
         predictions = list(
             client.predict_many(
@@ -320,29 +319,6 @@ def _decode(sources: Sequence[Dataset], params: PreprocessParams) -> list[Decode
     for ds in sources:
         slices.extend(decode_dataset(ds, first_index=len(slices), params=params))
     return slices
-
-
-def _register(client: Client, slices: Sequence[DecodedSlice], info: SeriesInfo, pool: str) -> None:
-    """Register the slices in batches under the message size limit (idempotent on the server)."""
-    batch: list[al_pb.PoolImage] = []
-    size = 0
-    for s in slices:
-        if batch and size + s.pixels.nbytes > _REGISTER_BATCH_BYTES:
-            client.register_images(batch, pool=pool)
-            batch, size = [], 0
-        batch.append(
-            pool_image(
-                s.pixels,
-                series_key=info.series_uid,
-                study_key=info.study_uid,
-                slice_index=s.slice_index,
-                dicom=(s.ref.study_uid, s.ref.series_uid, s.ref.sop_uid),
-                frame=s.ref.frame_number,
-            )
-        )
-        size += s.pixels.nbytes
-    if batch:
-        client.register_images(batch, pool=pool)
 
 
 def _foreground(probability: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:

@@ -60,25 +60,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--samples",
         type=int,
-        default=_env("CEAL_SAMPLES", 20),
+        default=_env("CEAL_SAMPLES"),
         help="default Monte-Carlo samples T [CEAL_SAMPLES]",
     )
     p.add_argument(
         "--max-samples",
         type=int,
-        default=_env("CEAL_MAX_SAMPLES", 100),
+        default=_env("CEAL_MAX_SAMPLES"),
         help="largest T a request may ask for [CEAL_MAX_SAMPLES]",
     )
     p.add_argument(
         "--max-batch",
         type=int,
-        default=_env("CEAL_MAX_BATCH", 8),
+        default=_env("CEAL_MAX_BATCH"),
         help="dynamic batcher: images per engine run [CEAL_MAX_BATCH]",
     )
     p.add_argument(
         "--max-queue",
         type=int,
-        default=_env("CEAL_MAX_QUEUE", 64),
+        default=_env("CEAL_MAX_QUEUE"),
         help="queued requests before RESOURCE_EXHAUSTED [CEAL_MAX_QUEUE]",
     )
     p.add_argument(
@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--max-message-bytes",
         type=int,
-        default=_env("CEAL_MAX_MESSAGE_BYTES", 64 * 1024 * 1024),
+        default=_env("CEAL_MAX_MESSAGE_BYTES"),
         help="largest request or response message in bytes (default 64 MiB) [CEAL_MAX_MESSAGE_BYTES]",
     )
     p.add_argument("--port-file", type=Path, help="write the bound port here once serving")
@@ -112,26 +112,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     net.add_argument(
         "--keepalive-time",
         type=float,
-        default=_env("CEAL_KEEPALIVE_TIME", 60.0),
+        default=_env("CEAL_KEEPALIVE_TIME"),
         help="seconds between the server's keepalive pings on an idle connection (default 60) [CEAL_KEEPALIVE_TIME]",
     )
     net.add_argument(
         "--keepalive-timeout",
         type=float,
-        default=_env("CEAL_KEEPALIVE_TIMEOUT", 20.0),
+        default=_env("CEAL_KEEPALIVE_TIMEOUT"),
         help="seconds to wait for a ping's ack before closing the connection (default 20) [CEAL_KEEPALIVE_TIMEOUT]",
     )
     net.add_argument(
         "--max-connection-age",
         type=float,
-        default=_env("CEAL_MAX_CONNECTION_AGE", 300.0),
+        default=_env("CEAL_MAX_CONNECTION_AGE"),
         help="seconds before a connection is asked to reconnect (GOAWAY), so clients spread over replicas the "
         "autoscaler adds (default 300, gRPC adds ±10%% jitter; 0 = never) [CEAL_MAX_CONNECTION_AGE]",
     )
     net.add_argument(
         "--max-connection-age-grace",
         type=float,
-        default=_env("CEAL_MAX_CONNECTION_AGE_GRACE", 300.0),
+        default=_env("CEAL_MAX_CONNECTION_AGE_GRACE"),
         help="seconds calls in flight get to finish after that before the connection closes (default 300) "
         "[CEAL_MAX_CONNECTION_AGE_GRACE]",
     )
@@ -205,17 +205,24 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     from ceal.service.middleware.tls import TLSConfig
     from ceal.service.server import ServerConfig
 
+    # flags left unset (None) take ServerConfig's defaults, the one place they are written
+    flags = {
+        "default_samples": args.samples,
+        "max_samples": args.max_samples,
+        "max_batch_images": args.max_batch,
+        "max_queue": args.max_queue,
+        "max_message_bytes": args.max_message_bytes,
+        "keepalive_time": args.keepalive_time,
+        "keepalive_timeout": args.keepalive_timeout,
+        "max_connection_age": args.max_connection_age,
+        "max_connection_age_grace": args.max_connection_age_grace,
+    }
     return ServerConfig(
         models=args.models,
         address=f"{args.host}:{args.port}",
         state=args.state,
         default_model=args.default_model,
-        default_samples=args.samples,
-        max_samples=args.max_samples,
-        max_batch_images=args.max_batch,
-        max_queue=args.max_queue,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
-        max_message_bytes=args.max_message_bytes,
         reflection=args.reflection,
         tls=TLSConfig.from_paths(args.tls_cert, args.tls_key, args.tls_client_ca),
         tokens=args.tokens,
@@ -224,9 +231,6 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         otel_endpoint=args.otel_endpoint,
         shutdown_delay=args.shutdown_delay,
         threads=args.threads,
-        keepalive_time=args.keepalive_time,
-        keepalive_timeout=args.keepalive_timeout,
-        max_connection_age=args.max_connection_age,
-        max_connection_age_grace=args.max_connection_age_grace,
         promotions=args.promotions,
+        **{name: value for name, value in flags.items() if value is not None},
     )

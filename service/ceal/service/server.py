@@ -60,6 +60,7 @@ class ServerConfig:
     max_samples: int = 100
     max_pixels: int = 4096 * 4096
     max_message_bytes: int = 64 * 1024 * 1024
+    lease_seconds: float = 30 * 60.0  # how long a query list's leases last when GetQueryList does not say
     workers: int = 16
     max_batch_images: int = 8
     max_queue_delay: float = 0.005
@@ -269,6 +270,7 @@ def create_server(config: ServerConfig) -> Running:
         default_samples=config.default_samples,
         max_pixels=config.max_pixels,
         max_message_bytes=config.max_message_bytes,
+        lease_seconds=config.lease_seconds,
     )
     inference = InferenceServicer(
         registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels

@@ -88,7 +88,7 @@ def test_sigterm_drains_the_call_in_flight_then_exits_0(models_dir: Path, tmp_pa
         with grpc.insecure_channel(server.address) as channel:
             stub = al_pb_grpc.ActiveLearningStub(channel)
             stub.RegisterImages(
-                al_pb.RegisterImagesRequest(images=[requests.pool_image(i) for i in images]), timeout=WAIT
+                al_pb.RegisterImagesRequest(images=[requests.pool_image_message(i) for i in images]), timeout=WAIT
             )
             # a server stream of 8 images, T=40, one image per engine run
             stream = stub.ScorePool(al_pb.ScorePoolRequest(samples=40), timeout=WAIT)

@@ -130,7 +130,7 @@ def test_request_limits_are_invalid_argument(models_dir: Path, tmp_path: Path, i
                 with pytest.raises(grpc.RpcError) as info:
                     stub.Predict(request, timeout=WAIT)
                 assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in (info.value.details() or "")
-            tiny = requests.pool_image(np.zeros((2, 2), np.uint8))
+            tiny = requests.pool_image_message(np.zeros((2, 2), np.uint8))
             too_many = al_pb.RegisterImagesRequest(images=[tiny] * (MAX_IMAGES_PER_CALL + 1))
             with pytest.raises(grpc.RpcError) as info:
                 pool.RegisterImages(too_many, timeout=WAIT)

@@ -152,7 +152,9 @@ def test_audit_log_says_who_leased_and_labelled_what_without_patient_identifiers
 ) -> None:
     uids = ("1.2.840.99.PATIENT.STUDY", "1.2.840.99.PATIENT.SERIES", "1.2.840.99.PATIENT.SOP")
     images = [
-        requests.pool_image(np.full((48, 64), 40 * i, np.uint8), dicom=(uids[0], uids[1], f"{uids[2]}.{i}"))
+        requests.pool_image_message(
+            requests.pool_image(np.full((48, 64), 40 * i, np.uint8), dicom=(uids[0], uids[1], f"{uids[2]}.{i}"))
+        )
         for i in range(3)
     ]
     with grpc.insecure_channel(f"127.0.0.1:{guarded.port}") as channel, caplog.at_level(logging.INFO, AUDIT_LOGGER):

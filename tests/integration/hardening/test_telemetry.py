@@ -147,7 +147,7 @@ def test_sdk_calls_join_the_callers_trace(traced: Traced, image: np.ndarray) -> 
 
 
 def test_pool_calls_have_store_spans_and_engine_metrics(traced: Traced) -> None:
-    images = [requests.pool_image(np.full((48, 64), 30 * i, np.uint8)) for i in range(3)]
+    images = [requests.pool_image_message(np.full((48, 64), 30 * i, np.uint8)) for i in range(3)]
     reply = traced.pool.RegisterImages(al_pb.RegisterImagesRequest(pool="p1", images=images), timeout=WAIT)
     list(traced.pool.ScorePool(al_pb.ScorePoolRequest(pool="p1", samples=5), timeout=WAIT))
     label = requests.submit_label_request(
@@ -262,7 +262,7 @@ def test_console_exporter_prints_spans(models_dir: Path, capsys: pytest.CaptureF
 
 
 def test_abandoned_stream_ends_its_span_as_cancelled(traced: Traced) -> None:
-    images = [requests.pool_image(np.full((48, 64), 9 * i, np.uint8)) for i in range(12)]
+    images = [requests.pool_image_message(np.full((48, 64), 9 * i, np.uint8)) for i in range(12)]
     traced.pool.RegisterImages(al_pb.RegisterImagesRequest(pool="p2", images=images), timeout=WAIT)
     stream = traced.pool.ScorePool(al_pb.ScorePoolRequest(pool="p2", samples=4), timeout=WAIT)
     assert next(stream).total == 12

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import grpc
 import numpy as np
 import pytest
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ceal.client import calls
+from ceal.client import PoolImage, PoolStats, ScoreProgress, calls, pool_image
 from ceal.client.errors import (
     CealError,
     DeadlineExceeded,
@@ -120,3 +123,45 @@ def test_adaptive_options_travel_in_both_requests() -> None:
     predict = calls.predict(np.zeros((4, 4), np.float32), adaptive_tolerance=0.5, adaptive_min_samples=12).request
     assert (predict.options.adaptive_tolerance, predict.options.adaptive_min_samples) == (0.5, 12)
     assert calls.score_pool().request.adaptive_min_samples == 0  # unset: the server's default floor
+
+
+def _not_the_default(field: FieldDescriptor) -> object:
+    """A value for the field that is not its default: its number, as a string for strings, True for bools."""
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return f"s{field.number}"
+    return True if field.type == FieldDescriptor.TYPE_BOOL else field.number
+
+
+@pytest.mark.parametrize(
+    ("result", "message"), [(ScoreProgress, al_pb.ScorePoolProgress), (PoolStats, al_pb.PoolStats)]
+)
+def test_pool_results_are_plain_dataclasses_with_every_field_of_the_reply(result: Any, message: Any) -> None:
+    assert [f.name for f in dataclasses.fields(result)] == [f.name for f in message.DESCRIPTOR.fields]
+    values = {f.name: _not_the_default(f) for f in message.DESCRIPTOR.fields}
+    read = result.from_proto(message(**values))
+    assert dataclasses.asdict(read) == values
+    assert not any(isinstance(v, Message) for v in dataclasses.astuple(read))
+
+
+def test_score_pool_and_pool_stats_replies_are_read_into_the_sdks_types() -> None:
+    reply = calls.score_pool().reply(al_pb.ScorePoolProgress(done=3, total=8, finished=True, model_version=2))
+    assert reply == ScoreProgress(done=3, total=8, finished=True, model_version=2)
+    stats = calls.pool_stats(pool="p").reply(al_pb.PoolStats(pool="p", images=5, scored_fresh=4))
+    assert (stats.pool, stats.images, stats.scored_fresh, stats.leased) == ("p", 5, 4, 0)
+
+
+def test_images_register_bare_or_with_their_metadata() -> None:
+    image = np.zeros((4, 4), np.uint8)
+    described = pool_image(image, series_key="s", study_key="t", slice_index=2, dicom=("1.2", "1.3", "1.4"), frame=1)
+    assert isinstance(described, PoolImage)
+    bare, full = calls.register_images([image, described], pool="p").request.images
+    assert not bare.HasField("dicom") and (bare.series_key, bare.slice_index) == ("", 0)
+    assert (full.series_key, full.study_key, full.slice_index) == ("s", "t", 2)
+    ref = full.dicom
+    assert (ref.study_instance_uid, ref.series_instance_uid, ref.sop_instance_uid, ref.frame_number) == (
+        "1.2",
+        "1.3",
+        "1.4",
+        1,
+    )
+    assert bare.image == full.image

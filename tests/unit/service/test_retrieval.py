@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any, cast
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ceal.service.errors import InvalidInput
-from ceal.service.pool.retrieval import find_similar
+from ceal.service.engine.core import PredictOptions
+from ceal.service.errors import InvalidInput, NotFound
+from ceal.service.pool.retrieval import find_similar, similar_in_pool
+from ceal.service.store import ScoreRow
 
 
 def _brute(descriptors: np.ndarray, query: np.ndarray, exclude: int) -> list[float]:
@@ -69,3 +74,38 @@ def test_edges() -> None:
     assert find_similar(d[:1], d[0], 3, exclude=0) == []
     with pytest.raises(InvalidInput, match="does not match"):
         find_similar(d, np.ones(5, np.float32), 2)
+
+
+class _Engine:
+    """Records the engine calls a search makes; the query image's descriptor is its first row of pixels."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, float | None]] = []
+
+    def predict(self, model: object, pixels: np.ndarray, opts: PredictOptions, *, deadline: float | None) -> object:
+        self.calls.append((opts.samples, deadline))
+        return SimpleNamespace(descriptor=pixels[0].astype(np.float32))
+
+
+def _scored_pool(n: int) -> tuple[object, list[str]]:
+    ids = [f"img-{i}" for i in range(n)]
+    eye = np.eye(n, dtype=np.float32)
+    rows = [ScoreRow(i, "unet", 1, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2, descriptor=eye[n_]) for n_, i in enumerate(ids)]
+    return SimpleNamespace(score_rows=lambda pool, name, version: rows if pool == "p" else []), ids
+
+
+def test_a_query_image_is_described_through_the_engine_once_and_a_pool_image_never() -> None:
+    store, ids = _scored_pool(4)
+    engine = _Engine()
+    model = SimpleNamespace(meta=SimpleNamespace(name="unet", version=1))
+    by_id = similar_in_pool(cast(Any, store), cast(Any, engine), cast(Any, model), "p", ids[2], 2)
+    assert len(by_id) == 2 and ids[2] not in {i for i, _ in by_id} and engine.calls == []
+    pixels = np.eye(4, dtype=np.float32)[1:2]  # its descriptor is pool image 1's
+    (best,) = similar_in_pool(cast(Any, store), cast(Any, engine), cast(Any, model), "p", pixels, 1, 12.5)
+    assert best[0] == ids[1] and best[1] == pytest.approx(1.0)
+    assert engine.calls == [(1, 12.5)]  # one pass (the prefix's descriptor), with the call's deadline
+    with pytest.raises(NotFound, match="run ScorePool first"):  # nothing scored: refused before any inference
+        similar_in_pool(cast(Any, store), cast(Any, engine), cast(Any, model), "empty", pixels, 1)
+    with pytest.raises(InvalidInput, match="set image_id or image"):
+        similar_in_pool(cast(Any, store), cast(Any, engine), cast(Any, model), "p", None, 1)
+    assert len(engine.calls) == 1

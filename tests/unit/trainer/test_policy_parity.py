@@ -70,6 +70,7 @@ def test_the_simulation_chooses_what_the_query_servicer_serves(
     sim_plan = plan(strategy, table, cfg, round_index, 5, AnnotationCostModel(), exclude)
     request = QueryRequest(
         pool="p",
+        lease_seconds=60.0,  # nobody is named, so nothing is leased
         strategy=strategy,
         k=K,
         round_index=round_index,

@@ -25,7 +25,7 @@ DEFAULT_MAPS = ("probability", "label_map", "entropy")
 
 @dataclass(frozen=True)
 class PredictOptions:
-    samples: int = 20
+    samples: int  # T, the MC passes (T_max under adaptive T); the server's default is ServerConfig.default_samples
     maps: tuple[str, ...] = DEFAULT_MAPS
     threshold: float = 0.5
     return_samples: bool = False
@@ -66,6 +66,11 @@ class EngineLimits:
     min_samples: int = 1
     max_samples: int = 100
 
+    def check_samples(self, samples: int) -> None:
+        """Raises InvalidInput unless min_samples <= samples <= max_samples."""
+        if not self.min_samples <= samples <= self.max_samples:
+            raise InvalidInput(f"samples must be between {self.min_samples} and {self.max_samples}, got {samples}")
+
 
 class Engine:
     """Runs predictions for loaded models through the dynamic batcher."""
@@ -75,9 +80,7 @@ class Engine:
         self.limits = limits or EngineLimits()
 
     def check_options(self, opts: PredictOptions) -> None:
-        lim = self.limits
-        if not lim.min_samples <= opts.samples <= lim.max_samples:
-            raise InvalidInput(f"samples must be between {lim.min_samples} and {lim.max_samples}, got {opts.samples}")
+        self.limits.check_samples(opts.samples)
         if not 0.0 < opts.threshold < 1.0:
             raise InvalidInput(f"threshold must be in (0, 1), got {opts.threshold}")
         if not 0.0 < opts.top_k_percent <= 100.0:

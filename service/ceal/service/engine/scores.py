@@ -12,8 +12,9 @@ from ceal.service.selection.scores import ImageScores
 
 __all__ = ["SCORING_OPTIONS", "image_scores"]
 
-# The adaptive rule's score is the default ranking score: mean mutual information.
-SCORING_OPTIONS = PredictOptions(maps=(), score_measure="mutual_information", score_reduction="mean")
+# The adaptive rule's score is the default ranking score: mean mutual information. `finish` reads no T (the
+# samples are given); pool scoring sets each pass's T in `scoring_rule`.
+SCORING_OPTIONS = PredictOptions(samples=1, maps=(), score_measure="mutual_information", score_reduction="mean")
 
 
 def image_scores(

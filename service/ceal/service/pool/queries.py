@@ -15,7 +15,6 @@ from ceal.service.selection.scores import score_table
 from ceal.service.store.base import DicomRef, GroupLevel, ImageRecord, PoolStore, ScoreRow
 
 DEFAULT_K = 10
-DEFAULT_LEASE_SECONDS = 30 * 60
 COST_MODEL_LABELS = 500  # the most recent timed human labels the annotation-time model is fitted on
 POLICY = QueryPolicy()  # the served query policy: the strategy parameters per request and round
 LEASE_RESERVE = 3  # rank this many times k when leasing, to absorb concurrent annotators
@@ -29,11 +28,11 @@ class QueryRequest:
     """level "series" / "study": rank whole series or studies, and lease every slice of each together."""
 
     pool: str
+    lease_seconds: float = field(kw_only=True)  # how long leases last (the request's, else the server's)
     strategy: str = "ceal"
     k: int = DEFAULT_K
     budget_seconds: float = 0.0
     annotator: str = ""
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
     level: QueryLevel = "image"
     round_index: int = 0
     seed: int = 0
@@ -188,9 +187,10 @@ def _group_items(
             slices[key].append(record.image_id)
     expiry: dict[str, float | None] = dict.fromkeys(ranked.series_keys[:k])
     if req.annotator:
-        seconds = req.lease_seconds or DEFAULT_LEASE_SECONDS
         level: GroupLevel = "study" if req.level == "study" else "series"
-        granted = store.acquire_group_leases(req.pool, ranked.series_keys, req.annotator, k, seconds, level=level)
+        granted = store.acquire_group_leases(
+            req.pool, ranked.series_keys, req.annotator, k, req.lease_seconds, level=level
+        )
         expiry = {}
         for grant in granted:
             expiry[grant.key] = grant.leases[0].expires_at if grant.leases else None
@@ -232,7 +232,7 @@ def _lease_and_wrap(
     info = {i: (float(s), str(r), float(t)) for i, s, r, t in zip(ids, scores, reasons, seconds, strict=True)}
     expiry: dict[str, float | None] = dict.fromkeys(ids[:limit])
     if req.annotator:
-        leases = store.acquire_leases(req.pool, ids, req.annotator, limit, req.lease_seconds or DEFAULT_LEASE_SECONDS)
+        leases = store.acquire_leases(req.pool, ids, req.annotator, limit, req.lease_seconds)
         expiry = {lease.image_id: lease.expires_at for lease in leases}
     out: list[QueryItem] = []
     for image_id in ids:

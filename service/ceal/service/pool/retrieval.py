@@ -1,7 +1,8 @@
 """Content-based retrieval over a pool: exact cosine similarity of mean-centred encoder descriptors.
 
 Pure numpy apart from `similar_in_pool`, which reads the pool's descriptors from the store and, for a query
-image, gets its descriptor through the engine (the same batcher, limits and deadline as Predict).
+image, gets its descriptor through the engine (`query_descriptor`: the same batcher, limits and deadline as
+Predict). The FindSimilar servicer only decodes the request and encodes the answer.
 
 Exact, not approximate: one matrix product (N, D) @ (D,) per query. The SimHash pre-filter this replaces
 rebuilt its codes on every call, was slower than the product at 100k descriptors, and on isotropic descriptors
@@ -12,15 +13,18 @@ pool mean makes the cosine compare what distinguishes images rather than what ev
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from ceal.service.engine.core import Engine, PredictOptions
+from ceal.service.engine.loaded import LoadedModel
 from ceal.service.errors import InvalidInput, NotFound
 from ceal.service.store import PoolStore
 
-__all__ = ["Match", "find_similar", "similar_in_pool"]
+__all__ = ["Match", "find_similar", "query_descriptor", "similar_in_pool"]
+
+DESCRIBE = PredictOptions(samples=1, maps=())  # a descriptor comes from the deterministic prefix: one pass
 
 
 @dataclass(frozen=True)
@@ -60,32 +64,39 @@ def find_similar(descriptors: np.ndarray, query: np.ndarray, k: int, *, exclude:
     return [Match(int(rows[i]), float(sims[i])) for i in order]
 
 
+def query_descriptor(engine: Engine, model: LoadedModel, pixels: np.ndarray, deadline: float | None) -> np.ndarray:
+    """The encoder descriptor (D,) of an image that is not in the pool: one pass through the engine's batcher,
+    like any Predict (its queue, admission and deadline), no uncertainty maps."""
+    return engine.predict(model, pixels, DESCRIBE, deadline=deadline).descriptor
+
+
 def similar_in_pool(
     store: PoolStore,
+    engine: Engine,
+    model: LoadedModel,
     pool: str,
-    model_name: str,
-    model_version: int,
+    query: str | np.ndarray | None,
     k: int,
-    *,
-    image_id: str | None = None,
-    describe: Callable[[], np.ndarray] | None = None,
+    deadline: float | None = None,
 ) -> list[tuple[str, float]]:
-    """(image_id, similarity) of the k pool images most similar to pool image `image_id`, or to the image
-    whose descriptor `describe()` computes; only images scored with this model version have descriptors."""
-    rows = [r for r in store.score_rows(pool, model_name, model_version) if r.descriptor is not None]
+    """(image_id, similarity) of the k pool images most similar to `query`: a pool image's id, or an image's
+    pixels (its descriptor computed through the engine). Only images scored with the model's version have
+    descriptors; NotFound before any inference when there are none."""
+    name, version = model.meta.name, model.meta.version
+    rows = [r for r in store.score_rows(pool, name, version) if r.descriptor is not None]
     if not rows:
         raise NotFound("no image of this pool is scored with the current model; run ScorePool first")
     descriptors = np.stack([r.descriptor for r in rows])  # type: ignore[misc]  # (N, D)
     ids = [r.image_id for r in rows]
-    if image_id is not None:
-        if image_id not in ids:
+    if isinstance(query, str):
+        if query not in ids:
             raise NotFound(
                 "that image is not scored in this pool; register and score it first", reason="IMAGE_NOT_FOUND"
             )
-        exclude: int | None = ids.index(image_id)
-        query = descriptors[exclude]
-    elif describe is not None:
-        exclude, query = None, describe()
+        exclude: int | None = ids.index(query)
+        vector = descriptors[exclude]
+    elif query is not None:
+        exclude, vector = None, query_descriptor(engine, model, query, deadline)
     else:
         raise InvalidInput("set image_id or image to search by", field="query")
-    return [(ids[m.index], m.similarity) for m in find_similar(descriptors, query, k, exclude=exclude)]
+    return [(ids[m.index], m.similarity) for m in find_similar(descriptors, vector, k, exclude=exclude)]

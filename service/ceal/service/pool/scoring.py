@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ceal.service.engine.adaptive import AdaptiveRule
-from ceal.service.engine.core import Engine, adaptive_rule, check_adaptive
+from ceal.service.engine.core import Engine, EngineLimits, adaptive_rule, check_adaptive
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
 from ceal.service.engine.scores import SCORING_OPTIONS, image_scores
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CLAIM_SECONDS = 10.0  # shortest scoring claim: how soon a dead replica's share is taken over
 POLL_SECONDS = 0.5  # how often a scorer with nothing left to claim looks whether the others are done
 COUNT_SECONDS = 1.0  # how often progress counts what other scorers stored
+QUEUE_FULL_SECONDS = 0.05  # how long a pass waits for room when interactive calls fill the batcher's queue
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Progress:
     images_per_second: float
     eta_seconds: float
     finished: bool
+
+
+Passes = Generator[Progress, None, None]
 
 
 def score_row(
@@ -66,6 +70,34 @@ def scoring_rule(samples: int, adaptive_tolerance: float, adaptive_min_samples: 
     )
     check_adaptive(opts)
     return adaptive_rule(opts)
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """How every image of a pass is sampled: `samples` MC passes (T_max under an adaptive `rule`), the seed
+    the per-image generators are spawned from, and the call's deadline (`time.monotonic()` seconds).
+
+    Built and checked once at the edge by `sampling_plan`; the scorer carries it through as it is."""
+
+    samples: int
+    rule: AdaptiveRule | None = None
+    seed: int | None = None
+    deadline: float | None = None
+
+
+def sampling_plan(
+    limits: EngineLimits,
+    samples: int,
+    *,
+    adaptive_tolerance: float = 0.0,
+    adaptive_min_samples: int = 0,
+    seed: int | None = None,
+    deadline: float | None = None,
+) -> SamplingPlan:
+    """The checked plan of a ScorePool call. Raises InvalidInput, saying what to change, for `samples` outside
+    the engine's limits or bad adaptive options (see `scoring_rule`), before anything is scored."""
+    limits.check_samples(samples)
+    return SamplingPlan(samples, scoring_rule(samples, adaptive_tolerance, adaptive_min_samples), seed, deadline)
 
 
 class PoolScorer:
@@ -107,18 +139,7 @@ class PoolScorer:
         with self._guard:
             return self._locks.setdefault((pool, model), threading.Lock())
 
-    def score(
-        self,
-        pool: str,
-        model: LoadedModel,
-        samples: int,
-        *,
-        force: bool = False,
-        deadline: float | None = None,
-        seed: int | None = None,
-        adaptive_tolerance: float = 0.0,
-        adaptive_min_samples: int = 0,
-    ) -> Generator[Progress, None, None]:
+    def score(self, pool: str, model: LoadedModel, plan: SamplingPlan, *, force: bool = False) -> Passes:
         """Score what the pool needs for the model's version; yield progress after each batch (and while waiting
         on other scorers); the last message has finished=True, once every image that needed scoring at the start
         has a fresh score, whoever scored it.
@@ -128,35 +149,16 @@ class PoolScorer:
         "redo" from one caller is not split across replicas (their unforced passes find the fresh scores and
         skip), and one forced pass per (pool, model) runs at a time in this process.
 
-        adaptive_tolerance > 0 makes `samples` T_max (see `scoring_rule`); bad adaptive options raise
-        InvalidInput here, before anything is scored.
-        """
-        rule = scoring_rule(samples, adaptive_tolerance, adaptive_min_samples)
+        `plan` is taken as checked (`sampling_plan`)."""
         if force:
-            return self._score_forced(pool, model, samples, deadline, seed, rule)
-        return self._score_shared(pool, model, samples, deadline, seed, rule)
+            return self._score_forced(pool, model, plan)
+        return self._score_shared(pool, model, plan)
 
-    def _score_forced(
-        self,
-        pool: str,
-        model: LoadedModel,
-        samples: int,
-        deadline: float | None,
-        seed: int | None,
-        rule: AdaptiveRule | None,
-    ) -> Generator[Progress, None, None]:
+    def _score_forced(self, pool: str, model: LoadedModel, plan: SamplingPlan) -> Passes:
         with self._lock(pool, model.meta.name):
-            yield from self._score_all(pool, model, samples, deadline, seed, rule)
+            yield from self._score_all(pool, model, plan)
 
-    def _score_shared(
-        self,
-        pool: str,
-        model: LoadedModel,
-        samples: int,
-        deadline: float | None,
-        seed: int | None,
-        rule: AdaptiveRule | None,
-    ) -> Generator[Progress, None, None]:
+    def _score_shared(self, pool: str, model: LoadedModel, plan: SamplingPlan) -> Passes:
         name, version = model.meta.name, model.meta.version
         todo = set(self.store.needs_scoring(pool, name, version))  # ours to see finished, not ours to score
         base = self.store.counts(pool, name, version)
@@ -165,7 +167,7 @@ class PoolScorer:
         if not todo:
             return
         worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(plan.seed)
         batch = max(1, self.engine.batcher.max_images)
         started = counted_at = self.clock()
         slowest, done, others = 0.0, 0, 0
@@ -175,7 +177,7 @@ class PoolScorer:
                 ids = self.store.claim_scoring(pool, name, version, batch, claim, worker)
             if ids:
                 began = self.clock()
-                rows = self._score_batch(pool, model, ids, samples, rng, deadline, rule)
+                rows = self._score_batch(pool, model, ids, plan, rng)
                 with child_span("store"):
                     self.store.put_scores(pool, rows)
                 slowest = max(slowest, self.clock() - began)
@@ -183,7 +185,7 @@ class PoolScorer:
             else:  # the rest is claimed by other scorers: wait until they store it or their claims expire
                 todo.intersection_update(self.store.needs_scoring(pool, name, version))
                 if todo:
-                    if deadline is not None and time.monotonic() > deadline:
+                    if plan.deadline is not None and time.monotonic() > plan.deadline:
                         raise DeadlineExceeded("the deadline passed while other scorers finished the pool")
                     self.sleep(self.poll_seconds)
             if not todo:
@@ -197,23 +199,15 @@ class PoolScorer:
         rate = total / max(self.clock() - started, 1e-9)
         yield Progress(total, total, fresh, rate, 0.0, True)
 
-    def _score_all(
-        self,
-        pool: str,
-        model: LoadedModel,
-        samples: int,
-        deadline: float | None,
-        seed: int | None,
-        rule: AdaptiveRule | None,
-    ) -> Generator[Progress, None, None]:
+    def _score_all(self, pool: str, model: LoadedModel, plan: SamplingPlan) -> Passes:
         todo = self.store.needs_scoring(pool, model.meta.name, model.meta.version, force=True)
         started, done = self.clock(), 0
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(plan.seed)
         batch = max(1, self.engine.batcher.max_images)
         yield Progress(0, len(todo), 0, 0.0, 0.0, not todo)
         for start in range(0, len(todo), batch):
             ids = todo[start : start + batch]
-            rows = self._score_batch(pool, model, ids, samples, rng, deadline, rule)
+            rows = self._score_batch(pool, model, ids, plan, rng)
             with child_span("store"):
                 self.store.put_scores(pool, rows)
             done += len(ids)
@@ -221,16 +215,9 @@ class PoolScorer:
             yield Progress(done, len(todo), 0, rate, (len(todo) - done) / rate, done == len(todo))
 
     def _score_batch(
-        self,
-        pool: str,
-        model: LoadedModel,
-        ids: list[str],
-        samples: int,
-        rng: np.random.Generator,
-        deadline: float | None,
-        rule: AdaptiveRule | None = None,
+        self, pool: str, model: LoadedModel, ids: list[str], plan: SamplingPlan, rng: np.random.Generator
     ) -> list[ScoreRow]:
-        """Scores of `ids`, `samples` MC samples each (T_max under an adaptive `rule`)."""
+        """Scores of `ids`, `plan.samples` MC samples each (T_max under an adaptive `plan.rule`)."""
         pixels = [self.store.load_pixels(pool, i) for i in ids]
         futures = []
         for image in pixels:
@@ -238,12 +225,14 @@ class PoolScorer:
             while True:
                 try:
                     image_rng = rng.spawn(1)[0]
-                    futures.append(self.engine.batcher.submit(model, x, samples, image_rng, deadline, adaptive=rule))
+                    futures.append(
+                        self.engine.batcher.submit(model, x, plan.samples, image_rng, plan.deadline, adaptive=plan.rule)
+                    )
                     break
                 except Overloaded as exc:  # interactive calls come first: wait for room instead of failing
                     if exc.reason != "queue":  # the pass cannot finish before its deadline: say so now
                         raise
-                    time.sleep(0.05)
+                    self.sleep(QUEUE_FULL_SECONDS)
         rows = []
         for image_id, image, future in zip(ids, pixels, futures, strict=True):
             out = future.result()
@@ -252,7 +241,7 @@ class PoolScorer:
                 rows.append(score_row(model, image_id, out.probabilities[0], out.descriptors[0], image.shape[:2]))
         return rows
 
-    def rescore_all(self, model: LoadedModel, samples: int) -> None:
+    def rescore_all(self, model: LoadedModel, plan: SamplingPlan) -> None:
         """Background rescoring of every pool after a new model version (stale scores → fresh).
 
         Ends early, after the batch in hand, once `stop()` is called; what it did not score stays stale and
@@ -262,7 +251,7 @@ class PoolScorer:
                 return
             try:
                 last = None
-                passes = self.score(pool, model, samples)
+                passes = self.score(pool, model, plan)
                 try:
                     for progress in passes:
                         last = progress

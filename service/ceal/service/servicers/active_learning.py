@@ -11,18 +11,18 @@ import grpc
 import numpy as np
 
 from ceal.service.codec import decode_image
-from ceal.service.engine.core import Engine, PredictOptions
+from ceal.service.engine.core import Engine
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.errors import InvalidInput, NotFound, Unavailable, about
 from ceal.service.middleware.spans import child_span
 from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
 from ceal.service.pool.retrieval import similar_in_pool
-from ceal.service.pool.scoring import PoolScorer
+from ceal.service.pool.scoring import PoolScorer, SamplingPlan, sampling_plan
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers import pool_messages as msg
 from ceal.service.servicers import pool_views
-from ceal.service.servicers.segmentation import deadline_of
+from ceal.service.servicers.context import deadline_of
 from ceal.service.servicers.status import streaming, unary
 from ceal.service.store import PoolStore, open_store
 from ceal.v1 import active_learning_pb2 as pb
@@ -39,9 +39,10 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         registry: ModelRegistry,
         engine: Engine,
         *,
-        default_samples: int = 20,
-        max_pixels: int = 4096 * 4096,
-        max_message_bytes: int = 64 * 1024 * 1024,
+        default_samples: int,
+        max_pixels: int,
+        max_message_bytes: int,
+        lease_seconds: float,
         rescore_on_new_version: bool = True,
     ) -> None:
         self.store = store
@@ -50,6 +51,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         self.default_samples = default_samples
         self.max_pixels = max_pixels
         self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
+        self.lease_seconds = lease_seconds  # how long a query list's leases last when the request does not say
         self.scorer = PoolScorer(store, engine) if store is not None else None
         self._background: list[threading.Thread] = []
         self._background_lock = threading.Lock()
@@ -83,7 +85,10 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         if self.scorer is None or not self.store or not self.store.pools():
             return
         thread = threading.Thread(
-            target=self.scorer.rescore_all, args=(model, self.default_samples), name="ceal-rescore", daemon=True
+            target=self.scorer.rescore_all,
+            args=(model, SamplingPlan(self.default_samples)),
+            name="ceal-rescore",
+            daemon=True,
         )
         with self._background_lock:
             self._background = [t for t in self._background if t.is_alive()]
@@ -108,23 +113,14 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
     def ScorePool(self, request: pb.ScorePoolRequest, context: grpc.ServicerContext) -> Iterator[Any]:
         _, scorer = self._store()
         model = self.registry.get(request.model_name, request.model_version)
-        samples = request.samples or self.default_samples
-        self.engine.check_options(
-            PredictOptions(
-                samples=samples,
-                adaptive_tolerance=request.adaptive_tolerance,
-                adaptive_min_samples=request.adaptive_min_samples,
-            )
-        )
-        for p in scorer.score(
-            msg.pool_name(request.pool),
-            model,
-            samples,
-            force=request.force,
-            deadline=deadline_of(context),
+        plan = sampling_plan(
+            self.engine.limits,
+            request.samples or self.default_samples,
             adaptive_tolerance=request.adaptive_tolerance,
             adaptive_min_samples=request.adaptive_min_samples,
-        ):
+            deadline=deadline_of(context),
+        )
+        for p in scorer.score(msg.pool_name(request.pool), model, plan, force=request.force):
             if not context.is_active():
                 return
             yield pb.ScorePoolProgress(
@@ -142,8 +138,9 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
     def GetQueryList(self, request: pb.GetQueryListRequest, context: grpc.ServicerContext) -> Any:
         store, _ = self._store()
         model = self.registry.get(request.model_name)
+        query = msg.query_request(request, self.lease_seconds)
         with child_span("store"):  # scores read, strategy run, leases written
-            result = query_list(store, model.meta.name, model.meta.version, msg.query_request(request))
+            result = query_list(store, model.meta.name, model.meta.version, query)
         return pb.GetQueryListResponse(
             model_name=model.meta.name,
             model_version=model.meta.version,
@@ -213,24 +210,11 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         pool = msg.pool_name(request.pool)
         model = self.registry.get(request.model_name)
         which = request.WhichOneof("query")
-        describe = None
+        query: str | np.ndarray | None = request.image_id if which == "image_id" else None
         if which == "image":
             with about("image", "INVALID_IMAGE"):
-                pixels = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
-
-            def describe() -> np.ndarray:  # the query's descriptor, through the batcher like any Predict
-                options = PredictOptions(samples=1, maps=())
-                return self.engine.predict(model, pixels, options, deadline=deadline_of(context)).descriptor
-
-        found = similar_in_pool(
-            store,
-            pool,
-            model.meta.name,
-            model.meta.version,
-            request.k or 10,
-            image_id=request.image_id if which == "image_id" else None,
-            describe=describe,
-        )
+                query = decode_image(request.image, max_pixels=self.max_pixels, dicom=model.meta.preprocessing)
+        found = similar_in_pool(store, self.engine, model, pool, query, request.k or 10, deadline_of(context))
         # hamming_distance stays 0: retrieval is exact (pool/retrieval.py); the field is kept for v1 clients
         return pb.FindSimilarResponse(images=[pb.SimilarImage(image_id=i, similarity=sim) for i, sim in found])
 

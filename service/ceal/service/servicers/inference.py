@@ -21,7 +21,7 @@ from ceal.service.errors import InvalidInput, about
 from ceal.service.middleware.spans import child_span
 from ceal.service.oip_codec import decode_image_input, decode_parameters, output_tensor
 from ceal.service.registry import ModelRegistry
-from ceal.service.servicers.segmentation import cancel_with, deadline_of
+from ceal.service.servicers.context import cancel_with, deadline_of
 from ceal.service.servicers.status import unary
 
 __all__ = ["OUTPUTS", "PLATFORM", "InferenceServicer"]
@@ -50,9 +50,7 @@ def _server_version() -> str:
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """`ready` is set by the server once the models are loaded and cleared when shutdown starts."""
 
-    def __init__(
-        self, registry: ModelRegistry, engine: Engine, *, default_samples: int = 20, max_pixels: int = 4096 * 4096
-    ) -> None:
+    def __init__(self, registry: ModelRegistry, engine: Engine, *, default_samples: int, max_pixels: int) -> None:
         self.registry = registry
         self.engine = engine
         self.default_samples = default_samples

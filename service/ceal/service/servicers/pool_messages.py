@@ -111,7 +111,8 @@ _LEVELS: dict[int, QueryLevel] = {
 }
 
 
-def query_request(request: pb.GetQueryListRequest) -> QueryRequest:
+def query_request(request: pb.GetQueryListRequest, lease_seconds: float) -> QueryRequest:
+    """The request as the pool's query code takes it; `lease_seconds` when the request leaves it at 0."""
     if request.level not in _LEVELS:
         raise InvalidInput(f"query level {request.level} is not known; use IMAGE, SERIES or STUDY")
     strategy = STRATEGIES.get(request.strategy or pb.STRATEGY_CEAL)
@@ -125,7 +126,7 @@ def query_request(request: pb.GetQueryListRequest) -> QueryRequest:
         k=request.k,
         budget_seconds=request.budget_seconds,
         annotator=request.annotator,
-        lease_seconds=float(request.lease_seconds or 0) or 30 * 60.0,
+        lease_seconds=float(request.lease_seconds or 0) or lease_seconds,
         level=_LEVELS[request.level],
         round_index=request.round,
         seed=request.seed,

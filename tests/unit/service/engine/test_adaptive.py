@@ -78,7 +78,7 @@ def test_engine_option_reports_the_samples_drawn(confident: LoadedModel, uncerta
         assert engine.predict(confident, pixels, opts).samples == 8
         assert engine.predict(uncertain, pixels, PredictOptions(samples=12, seed=3)).samples == 12
         with pytest.raises(InvalidInput, match="adaptive_tolerance must be >= 0"):
-            engine.predict(confident, pixels, PredictOptions(adaptive_tolerance=-1.0))
+            engine.predict(confident, pixels, PredictOptions(samples=20, adaptive_tolerance=-1.0))
     finally:
         engine.batcher.close()
 
@@ -110,7 +110,7 @@ def test_hand_model_keeps_its_dropout() -> None:
 
 def test_proto_option_reaches_the_engine_rule() -> None:
     from ceal.service.engine.core import adaptive_rule
-    from ceal.service.servicers.segmentation import decode_options
+    from ceal.service.servicers.segmentation_messages import decode_options
     from ceal.v1 import segmentation_pb2 as pb
 
     opts = decode_options(pb.PredictOptions(adaptive_tolerance=0.002, score_measure=pb.UNCERTAINTY_MEASURE_ENTROPY), 20)

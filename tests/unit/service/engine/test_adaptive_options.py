@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from ceal.service.engine.adaptive import DEFAULT_GROUPS, DEFAULT_MIN_SAMPLES
 from ceal.service.engine.batcher import DynamicBatcher
-from ceal.service.engine.core import Engine, PredictOptions, adaptive_rule, check_adaptive
+from ceal.service.engine.core import Engine, EngineLimits, PredictOptions, adaptive_rule, check_adaptive
 from ceal.service.errors import InvalidInput
-from ceal.service.pool.scoring import scoring_rule
-from ceal.service.servicers.segmentation import decode_options
+from ceal.service.pool.scoring import sampling_plan, scoring_rule
+from ceal.service.servicers.segmentation_messages import decode_options
 from ceal.v1 import segmentation_pb2 as pb
 from tests.unit.service.engine.hand_model import SIZE, hand_model
 
@@ -85,3 +85,13 @@ def test_pool_scoring_rule_is_mean_mutual_information() -> None:
         scoring_rule(6, 0.002, 8)
     with pytest.raises(InvalidInput, match="adaptive_tolerance must be >= 0"):
         scoring_rule(20, -1.0, 0)
+
+
+def test_the_sampling_plan_is_checked_once_at_the_edge() -> None:
+    plan = sampling_plan(EngineLimits(max_samples=30), 20, adaptive_tolerance=0.002, adaptive_min_samples=4, seed=7)
+    assert (plan.samples, plan.seed, plan.deadline) == (20, 7, None)
+    assert plan.rule == scoring_rule(20, 0.002, 4)
+    with pytest.raises(InvalidInput, match="samples must be between 1 and 30, got 31"):
+        sampling_plan(EngineLimits(max_samples=30), 31)
+    with pytest.raises(InvalidInput, match="between 4"):
+        sampling_plan(EngineLimits(), 6, adaptive_tolerance=0.002, adaptive_min_samples=8)

@@ -15,10 +15,9 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from ceal.service.engine.adaptive import AdaptiveRule
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.errors import DeadlineExceeded
-from ceal.service.pool.scoring import PoolScorer, Progress
+from ceal.service.pool.scoring import PoolScorer, Progress, SamplingPlan
 from ceal.service.store import NewImage, PoolStore, ScoreRow
 
 Pixels = Callable[..., np.ndarray]
@@ -39,10 +38,8 @@ class FakeScorer(PoolScorer):
         pool: str,
         model: LoadedModel,
         ids: list[str],
-        samples: int,
+        plan: SamplingPlan,
         rng: np.random.Generator,
-        deadline: float | None,
-        rule: AdaptiveRule | None = None,
     ) -> list[ScoreRow]:
         self.scored.extend(ids)
         time.sleep(0.001)  # let other threads in between batches
@@ -64,12 +61,12 @@ def test_scores_what_is_missing_with_progress(store: PoolStore, pixels: Pixels) 
     ids = _pool(store, pixels, 8)
     store.put_scores("p", [ScoreRow(i, "unet", 1, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2) for i in ids[:2]])
     scorer = FakeScorer(store)
-    messages = list(scorer.score("p", MODEL, samples=4))
+    messages = list(scorer.score("p", MODEL, SamplingPlan(4)))
     _check_progress(messages, 6)
     assert messages[0].fresh == 2
     assert sorted(scorer.scored) == sorted(ids[2:])
     assert store.needs_scoring("p", "unet", 1) == []
-    (again,) = scorer.score("p", MODEL, samples=4)
+    (again,) = scorer.score("p", MODEL, SamplingPlan(4))
     assert (again.done, again.total, again.fresh, again.finished) == (0, 0, 8, True)
 
 
@@ -81,7 +78,7 @@ def test_scorers_running_at_once_score_each_image_once(store: PoolStore, pixels:
 
     def run(scorer: FakeScorer) -> None:
         start.wait()
-        finals.append(list(scorer.score("p", MODEL, samples=4)))
+        finals.append(list(scorer.score("p", MODEL, SamplingPlan(4))))
 
     threads = [threading.Thread(target=run, args=(scorer,)) for scorer in scorers]
     for thread in threads:
@@ -104,7 +101,7 @@ def test_a_dead_scorers_claims_are_taken_over_when_they_expire(
     ids = _pool(store, pixels, 7)
     dead = store.claim_scoring("p", "unet", 1, 3, 30.0, "dead-replica")  # claimed, never scored
     scorer = FakeScorer(store, sleep=advance)  # each 1 s poll moves the store's clock 1 s
-    messages = list(scorer.score("p", MODEL, samples=4))
+    messages = list(scorer.score("p", MODEL, SamplingPlan(4)))
     _check_progress(messages, 7)
     assert sorted(scorer.scored) == sorted(ids)
     assert scorer.scored[-3:] == dead  # scored last, once the claims ran out
@@ -117,16 +114,16 @@ def test_waiting_for_others_stops_at_the_deadline(store: PoolStore, pixels: Pixe
     store.claim_scoring("p", "unet", 1, 1, 30.0, "slow-replica")
     scorer = FakeScorer(store, sleep=lambda s: None)
     with pytest.raises(DeadlineExceeded, match="other scorers"):
-        list(scorer.score("p", MODEL, samples=4, deadline=time.monotonic() - 1))
+        list(scorer.score("p", MODEL, SamplingPlan(4, deadline=time.monotonic() - 1)))
     assert sorted(scorer.scored) == sorted(ids[1:])  # its own share is stored before it gives up
 
 
 def test_force_rescores_every_image_here(store: PoolStore, pixels: Pixels) -> None:
     ids = _pool(store, pixels, 5)
     first = FakeScorer(store)
-    list(first.score("p", MODEL, samples=4))
+    list(first.score("p", MODEL, SamplingPlan(4)))
     forced = FakeScorer(store)
-    messages = list(forced.score("p", MODEL, samples=4, force=True))
+    messages = list(forced.score("p", MODEL, SamplingPlan(4), force=True))
     _check_progress(messages, 5)
     assert sorted(forced.scored) == sorted(ids)
 
@@ -148,14 +145,15 @@ class SlowScorer(FakeScorer):
 def test_background_rescoring_stops_after_the_batch_in_hand(store: PoolStore, pixels: Pixels) -> None:
     ids = _pool(store, pixels, 30)
     scorer = SlowScorer(store)
-    thread = threading.Thread(target=scorer.rescore_all, args=(MODEL, 4))
+    thread = threading.Thread(target=scorer.rescore_all, args=(MODEL, SamplingPlan(4)))
     thread.start()
     assert scorer.batches.acquire(timeout=10)  # the first batch is in
     scorer.stop()
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert 3 <= len(scorer.scored) < len(ids)  # stopped mid-pool, not after it
-    rest = list(FakeScorer(store).score("p", MODEL, 4))  # the claims were released: another pass takes the rest
+    # the claims were released: another pass takes the rest
+    rest = list(FakeScorer(store).score("p", MODEL, SamplingPlan(4)))
     assert rest[-1].finished and rest[-1].total == len(ids) - len(scorer.scored)
 
 
@@ -163,7 +161,16 @@ def test_closing_the_servicer_waits_for_background_rescoring(store: PoolStore, p
     from ceal.service.servicers.active_learning import ActiveLearningServicer
 
     _pool(store, pixels, 30)
-    servicer = ActiveLearningServicer(store, cast(Any, None), cast(Any, None), rescore_on_new_version=False)
+    servicer = ActiveLearningServicer(
+        store,
+        cast(Any, None),
+        cast(Any, None),
+        default_samples=4,
+        max_pixels=64 * 64,
+        max_message_bytes=1 << 20,
+        lease_seconds=60.0,
+        rescore_on_new_version=False,
+    )
     scorer = servicer.scorer = SlowScorer(store)
     servicer._rescore_in_background(MODEL)
     assert scorer.batches.acquire(timeout=10)
