@@ -62,16 +62,13 @@ def test_training_records_which_unlabelled_images_contributed(tmp_path: Path) ->
         semi_threshold=0.6,
         augmentation="standard",
     )
-    with deterministic_torch(0):
-        record = train_and_save(
-            labelled,
-            None,
-            tmp_path / "a",
-            cfg,
-            UNetConfig(base_filters=4, depth=2),
-            progress=False,
-            unlabelled=(pool.ids, pool.images),
-        )
+
+    def train(out: Path) -> dict[str, object]:
+        with deterministic_torch(0):
+            unet = UNetConfig(base_filters=4, depth=2)
+            return train_and_save(labelled, None, out, cfg, unet, progress=False, unlabelled=(pool.ids, pool.images))
+
+    record = train(tmp_path / "a")
     semi = record["semi"]
     assert isinstance(semi, dict) and semi["mode"] == "fixmatch" and semi["images"] == 6
     weights = semi["contributed"]
@@ -79,16 +76,7 @@ def test_training_records_which_unlabelled_images_contributed(tmp_path: Path) ->
     assert record["augmentation_params"]["preset"] == "standard"  # type: ignore[index]
     _, saved = load_checkpoint(tmp_path / "a")
     assert saved["train_config"]["semi"] == "fixmatch" and saved["semi"] == semi  # type: ignore[index]
-    with deterministic_torch(0):
-        again = train_and_save(
-            labelled,
-            None,
-            tmp_path / "b",
-            cfg,
-            UNetConfig(base_filters=4, depth=2),
-            progress=False,
-            unlabelled=(pool.ids, pool.images),
-        )
+    again = train(tmp_path / "b")  # the same seed: the same draws, weights and losses
     assert again["semi"] == semi and again["history"] == record["history"]
 
 

@@ -18,6 +18,8 @@ from typing import Final
 import numpy as np
 from scipy import stats
 
+from ceal.trainer.worker.gate import GateSettings, bootstrap_interval
+
 from .config import CEILING
 from .report import Summary, arms, normalized_auc
 from .results import ResultRow
@@ -64,8 +66,7 @@ def paired_gain(arm: str, baseline: str, gains: list[float], seed: int = 0) -> G
     g = np.asarray(gains, dtype=np.float64)
     if g.size == 0:
         raise ValueError(f"no seeds in common between {arm} and {baseline}")
-    means = np.random.default_rng(seed).choice(g, size=(_DRAWS, g.size), replace=True).mean(axis=1)
-    low, high = (float(v) for v in np.percentile(means, [2.5, 97.5]))
+    low, high = bootstrap_interval(g, GateSettings(confidence=0.95, resamples=_DRAWS, seed=seed))
     p = math.nan
     if g.size >= 2 and np.any(g != 0):
         p = float(stats.wilcoxon(g, alternative="greater", method="exact", zero_method="zsplit").pvalue)
