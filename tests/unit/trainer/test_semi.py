@@ -102,3 +102,38 @@ def test_load_unlabelled_takes_the_images_without_a_mask(tmp_path: Path) -> None
     assert ids == ["a", "c"] and images.shape == (2, 16, 16, 3)
     ids, _ = load_unlabelled(tmp_path / "images", None, 16, 16, exclude={"a"}, progress=False)
     assert ids == ["b", "c"]
+
+
+def test_loop_and_trainer_read_the_pool_folder_minus_the_labelled(tmp_path: Path) -> None:
+    from ceal.trainer.loop import LoopError, unlabelled_pool
+
+    for name in ("a", "b", "c"):
+        Image.fromarray(np.full((20, 30, 3), 100, np.uint8)).save(tmp_path / f"{name}.png")
+    assert unlabelled_pool(TrainConfig(height=16, width=16), tmp_path, {"a"}, 3) is None  # semi off
+    semi = TrainConfig(height=16, width=16, semi="ceal")
+    found = unlabelled_pool(semi, tmp_path, {"a"}, 3)
+    assert found is not None and found[0] == ["b", "c"] and found[1].shape == (2, 16, 16, 3)
+    with pytest.raises(LoopError, match="needs --unlabelled"):
+        unlabelled_pool(semi, None, set(), 3)
+
+
+def test_learning_flags_keep_the_checkpoints_settings_unless_given() -> None:
+    import argparse
+
+    from ceal.trainer.learning_cli import add_learning_arguments, learning_overrides
+
+    fine_tune = argparse.ArgumentParser()
+    add_learning_arguments(fine_tune, unlabelled_help="x", inherit=True)
+    assert learning_overrides(fine_tune.parse_args([])) == {}
+    assert learning_overrides(fine_tune.parse_args(["--semi", "off", "--augmentation", "standard"])) == {
+        "semi": "",
+        "augmentation": "standard",
+    }
+    fresh = argparse.ArgumentParser()
+    add_learning_arguments(fresh, unlabelled_help="x")
+    assert learning_overrides(fresh.parse_args([])) == {
+        "augmentation": "flips",
+        "semi": "",
+        "semi_threshold": 0.95,
+        "semi_weight": 1.0,
+    }
