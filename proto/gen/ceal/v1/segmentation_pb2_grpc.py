@@ -5,7 +5,7 @@ import warnings
 
 from ceal.v1 import segmentation_pb2 as ceal_dot_v1_dot_segmentation__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
