@@ -50,7 +50,10 @@ def test_score_pool_scores_only_what_is_missing(address: str, data: np.ndarray) 
     assert stats.scored_fresh == 8 and stats.scored_stale == 0
 
 
-@pytest.mark.parametrize("strategy", ["random", "entropy", "bald", "variance", "ceal", "suggestive", "power_bald"])
+@pytest.mark.parametrize(
+    "strategy",
+    ["random", "entropy", "bald", "variance", "ceal", "suggestive", "power_bald", "random_foreground", "ensemble"],
+)
 def test_every_strategy_ranks_the_pool(address: str, data: np.ndarray, strategy: str) -> None:
     with Client(address) as client:
         ids = _scored_pool(client, data)

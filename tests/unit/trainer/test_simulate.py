@@ -73,9 +73,9 @@ def tiny(images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tin
     scored: list[npt.NDArray[np.int64]] = []
     real = scoring.score_pool
 
-    def recording(loaded, data_, rows, samples, rng, labelled=None):  # type: ignore[no-untyped-def]
+    def recording(loaded, data_, rows, samples, rng, labelled=None, versions=None):  # type: ignore[no-untyped-def]
         scored.append(np.concatenate([rows, [] if labelled is None else labelled]).astype(np.int64))
-        return real(loaded, data_, rows, samples, rng, labelled)
+        return real(loaded, data_, rows, samples, rng, labelled, versions)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rounds_mod, "score_pool", recording)

@@ -197,7 +197,9 @@ def test_synthetic_weights_hold_the_synthetic_share_of_the_draws() -> None:
 
 def test_a_synthetic_share_weights_the_round_s_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[np.ndarray | None] = []
-    monkeypatch.setattr(rounds_mod, "fit_steps", lambda model, train, schedule, weights=None: seen.append(weights))
+    monkeypatch.setattr(
+        rounds_mod, "fit_steps", lambda model, train, schedule, weights=None, unlabelled=None: seen.append(weights)
+    )
     pairs = Dataset([f"i{i}" for i in range(6)], np.zeros((6, 8, 8, 3), np.uint8), np.zeros((6, 8, 8), np.uint8))
     model = torch.nn.Identity()
     rounds_mod._train(model, pairs, dataclasses.replace(SYN, synth_share=0.25), 0, 1, 4)  # type: ignore[arg-type]
@@ -258,9 +260,9 @@ def syn_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynRun]:
     real = rounds_mod.run_arm
 
     def recording_arm(run, data_, cfg, strategy, seed, *, on_round=None):  # type: ignore[no-untyped-def]
-        def train(model, dataset, cfg_, seed_, round_index, made=0):  # type: ignore[no-untyped-def]
+        def train(model, dataset, cfg_, seed_, round_index, made=0, unlabelled=None):  # type: ignore[no-untyped-def]
             trained[strategy, round_index], synthetic[strategy, round_index] = dataset, made
-            return real_train(model, dataset, cfg_, seed_, round_index, made)
+            return real_train(model, dataset, cfg_, seed_, round_index, made, unlabelled)
 
         with pytest.MonkeyPatch.context() as inner:
             inner.setattr(rounds_mod, "_train", train)

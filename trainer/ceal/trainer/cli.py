@@ -24,9 +24,15 @@ def _logging() -> None:
 
 
 def register_data(sub: Sub) -> None:
-    p = sub.add_parser("data", help="datasets: synthesise a lesion set in the ISIC 2017 layout")
+    p = sub.add_parser("data", help="datasets: synthesise a lesion or nuclei set in the ISIC 2017 layout")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    s = _parser(dsub, "synth", "write a synthetic dermoscopy-like lesion set (ISIC 2017 layout)")
+    s = _parser(dsub, "synth", "write a synthetic data set (ISIC 2017 layout): dermoscopy-like lesions or nuclei")
+    s.add_argument(
+        "--family",
+        choices=["lesion", "nuclei"],
+        default="lesion",
+        help="lesion: dermoscopy-like RGB lesions; nuclei: grayscale fluorescence-like cell nuclei",
+    )
     s.add_argument("--out", type=Path, required=True, help="output folder (images/, masks/, cases.csv)")
     s.add_argument("--n", type=int, default=200, help="number of images")
     s.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same images)")
@@ -36,15 +42,16 @@ def register_data(sub: Sub) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from ceal.trainer.data.synth import write_isic
+    from ceal.trainer.data.families import write_family
 
-    ids = write_isic(args.out, args.n, args.seed, args.height, args.width, progress=True)
+    ids = write_family(args.family, args.out, args.n, args.seed, args.height, args.width, progress=True)
     print(f"wrote {len(ids)} images to {args.out}/images and masks to {args.out}/masks")
     return 0
 
 
 def register_train(sub: Sub) -> None:
     from ceal.client.connect import add_connection_arguments
+    from ceal.trainer.learning_cli import add_learning_arguments
 
     p = _parser(sub, "train", "train a U-Net with Monte-Carlo dropout on image/mask folders")
     p.add_argument("--images", type=Path, required=True, help="image folder (PNG/JPEG/BMP/TIFF; ISIC 2017 layout too)")
@@ -86,6 +93,7 @@ def register_train(sub: Sub) -> None:
         default=65535,
         help="16-bit images are divided by this (4095 for 12-bit data); recorded in the model, served the same",
     )
+    add_learning_arguments(p, unlabelled_help="a folder of them (default: the images in --images without a mask)")
     pool = p.add_argument_group("pool", "put the training set into a server's pool, so `ceal loop` trains on it too")
     pool.add_argument("--pool", help="register every image (by file name) and its mask as a human label in this pool")
     pool.add_argument("--annotator", default="seed", help="annotator recorded with the imported masks")
@@ -99,7 +107,8 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from ceal.trainer.data.folders import DatasetError, split_ids
-    from ceal.trainer.dataset import load_folder
+    from ceal.trainer.dataset import load_folder, load_unlabelled
+    from ceal.trainer.learning_cli import learning_overrides
     from ceal.trainer.train import TrainConfig, train_and_save
     from ceal.trainer.unet import UNetConfig, load_checkpoint
 
@@ -114,7 +123,9 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         resize=args.resize,
         preprocessing={"uint16_max": args.uint16_max} if args.uint16_max != 65535 else {},
+        **learning_overrides(args),
     )
+    unlabelled = None
     try:
         data = load_folder(
             args.images,
@@ -127,6 +138,9 @@ def _train(args: argparse.Namespace) -> int:
         )
         if cfg.resize == "stretch":
             _warn_if_squashed(args.images, cfg.height, cfg.width)
+        if cfg.semi:
+            folder, masks = (args.unlabelled, None) if args.unlabelled else (args.images, args.masks)
+            unlabelled = load_unlabelled(folder, masks, cfg.height, cfg.width, resize=cfg.resize, params=cfg.params())
     except DatasetError as exc:
         print(f"ceal train: {exc}", file=sys.stderr)
         return 2
@@ -143,7 +157,7 @@ def _train(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         dropout_placement=args.dropout_placement,
     )
-    record = train_and_save(train, val, args.out, cfg, unet, init=init)
+    record = train_and_save(train, val, args.out, cfg, unet, init=init, unlabelled=unlabelled)
     print(
         f"checkpoint {args.out}: {len(train.ids)} train / {len(val.ids)} val images, "
         f"validation Dice {record['validation_dice']:.3f}"
@@ -264,6 +278,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def register_loop(sub: Sub) -> None:
     from ceal.client.connect import add_connection_arguments
+    from ceal.trainer.learning_cli import add_learning_arguments
 
     p = _parser(sub, "loop", "export labels from the server, fine-tune, export the next model version")
     p.add_argument("--init", type=Path, required=True, help="checkpoint to fine-tune")
@@ -277,6 +292,9 @@ def register_loop(sub: Sub) -> None:
     p.add_argument("--pool", default="default", help="pool whose labels to train on")
     p.add_argument("--epochs", type=int, default=10, help="passes over the labelled images")
     p.add_argument("--no-pseudo", action="store_true", help="train on human labels only")
+    add_learning_arguments(
+        p, unlabelled_help="a folder of the pool's images (those with a label are left out)", inherit=True
+    )
     add_connection_arguments(p)
     p.set_defaults(func=_loop)
 
@@ -286,6 +304,7 @@ def _loop(args: argparse.Namespace) -> int:
 
     from ceal.client import CealError, Client
     from ceal.client.connect import client_options
+    from ceal.trainer.learning_cli import learning_overrides
     from ceal.trainer.loop import LoopError, model_name_for, run_loop
 
     _logging()
@@ -301,6 +320,8 @@ def _loop(args: argparse.Namespace) -> int:
                 epochs=args.epochs,
                 pool=args.pool,
                 pseudo=not args.no_pseudo,
+                overrides=learning_overrides(args),
+                unlabelled=args.unlabelled,
             )
     except (LoopError, CealError, ValueError) as exc:
         print(f"ceal loop: {exc}", file=sys.stderr)

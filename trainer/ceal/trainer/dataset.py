@@ -37,3 +37,26 @@ def load_folder(
         image = load_image(pair.image_path, params)
         xs[i], ys[i] = resize_pair(image, load_mask(pair.mask_path), height, width, resize)
     return Dataset([p.image_id for p in pairs], xs, ys)
+
+
+def load_unlabelled(
+    images: Path,
+    masks: Path | None,
+    height: int,
+    width: int,
+    *,
+    resize: str = "stretch",
+    params: PreprocessParams | None = None,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    progress: bool = True,
+) -> tuple[list[str], np.ndarray]:
+    """(ids, uint8 (N, height, width, 3)) of the images under `images` that have no mask in `masks` (all of
+    them without `masks`) and are not in `exclude`: the unlabelled pool for semi-supervised training."""
+    params = params or PreprocessParams()
+    pairs = find_pairs(images, masks if masks is not None else images, allow_unlabelled=True)
+    chosen = [p for p in pairs if (masks is None or p.mask_path is None) and p.image_id not in exclude]
+    xs = np.zeros((len(chosen), height, width, 3), np.uint8)
+    for i, pair in enumerate(tqdm(chosen, desc="unlabelled", unit="img", disable=not progress)):
+        image = load_image(pair.image_path, params)
+        xs[i], _ = resize_pair(image, np.zeros(image.shape[:2], np.uint8), height, width, resize)
+    return [p.image_id for p in chosen], xs

@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -135,6 +136,21 @@ def labels_dataset(
     return as_dataset(labels), human, len(labels) - human
 
 
+def unlabelled_pool(
+    cfg: TrainConfig, folder: Path | None, labelled: set[str], channels: int
+) -> tuple[list[str], np.ndarray] | None:
+    """The unlabelled images of `folder` (by file name, those with a label left out), when cfg.semi is set;
+    LoopError when semi-supervised training is asked for without a folder."""
+    from ceal.trainer.dataset import load_unlabelled
+
+    if not cfg.semi:
+        return None
+    if folder is None:
+        raise LoopError(f"semi-supervised training ({cfg.semi}) needs --unlabelled, a folder of the pool's images")
+    params = cfg.params(channels)
+    return load_unlabelled(folder, None, cfg.height, cfg.width, resize=cfg.resize, params=params, exclude=labelled)
+
+
 def run_loop(
     client: Client,
     init: Path,
@@ -147,14 +163,19 @@ def run_loop(
     pool: str = "",
     pseudo: bool = True,
     learning_rate: float = 5e-4,
+    overrides: dict[str, Any] | None = None,
+    unlabelled: Path | None = None,
 ) -> LoopResult:
+    """Fine-tune `init` on the pool's labels and export the next version. overrides: TrainConfig fields that
+    replace the checkpoint's (augmentation, semi-supervised settings); unlabelled: a folder of the pool's
+    images, trained on (minus the labelled ones) when the config's `semi` is set."""
     from ceal.trainer.export import export_model
 
     model, training = load_checkpoint(init)
     cfg_raw = training.get("train_config", {})
     assert isinstance(cfg_raw, dict)
     # a checkpoint from before `resize` was recorded has none: it was trained stretched, TrainConfig's default
-    cfg = TrainConfig(**{**cfg_raw, "epochs": epochs, "learning_rate": learning_rate})
+    cfg = TrainConfig(**{**cfg_raw, **(overrides or {}), "epochs": epochs, "learning_rate": learning_rate})
     data, human, n_pseudo = labels_dataset(
         client,
         cfg.height,
@@ -165,7 +186,8 @@ def run_loop(
         params=cfg.params(model.config.in_channels),
     )
     log.info("fine-tuning on %d human and %d pseudo labels", human, n_pseudo)
-    record = train_and_save(data, val, out, cfg, init=model)
+    pool_images = unlabelled_pool(cfg, unlabelled, set(data.ids), model.config.in_channels)
+    record = train_and_save(data, val, out, cfg, init=model, unlabelled=pool_images)
     target = export_model(model, record, models, name)
     remember_export(out, target)
     return LoopResult(human, n_pseudo, target, float(record["validation_dice"]))  # type: ignore[arg-type]

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ceal.trainer.train import DEFAULT_MEAN, DEFAULT_STD, Dataset, augment, segmentation_loss, to_tensor
+from ceal.trainer.augment import augment_params
+from ceal.trainer.semi import Unlabelled
+from ceal.trainer.train import (
+    DEFAULT_MEAN,
+    DEFAULT_STD,
+    Dataset,
+    labelled_batch,
+    make_augmenter,
+    segmentation_loss,
+    to_tensor,
+)
 from ceal.trainer.unet import UNet
 
 __all__ = ["StepSchedule", "batch_indices", "fit_steps"]
@@ -22,7 +32,8 @@ __all__ = ["StepSchedule", "batch_indices", "fit_steps"]
 
 @dataclass(frozen=True)
 class StepSchedule:
-    """steps: Adam steps; max_lr: the one-cycle peak; warmup: share of the steps spent rising to it."""
+    """steps: Adam steps; max_lr: the one-cycle peak; warmup: share of the steps spent rising to it;
+    augmentation: the preset (`ceal.trainer.augment`; "flips", the historical torch flips, by default)."""
 
     steps: int = 500
     max_lr: float = 3e-3
@@ -31,8 +42,10 @@ class StepSchedule:
     seed: int = 0
     mean: float = DEFAULT_MEAN
     std: float = DEFAULT_STD
+    augmentation: str = "flips"
 
     def __post_init__(self) -> None:
+        augment_params(self.augmentation)
         if self.steps < 1 or self.batch_size < 2 or not self.max_lr > 0 or not 0 < self.warmup < 1:
             raise ValueError(f"need steps >= 1, batch_size >= 2 (BatchNorm), max_lr > 0 and 0 < warmup < 1; got {self}")
 
@@ -44,11 +57,18 @@ def batch_indices(n: int, batch_size: int, gen: torch.Generator, weights: torch.
     return torch.multinomial(weights, batch_size, replacement=True, generator=gen)
 
 
-def fit_steps(model: UNet, train: Dataset, schedule: StepSchedule, weights: np.ndarray | None = None) -> list[float]:
-    """Train `model` in place for schedule.steps steps (flips as augmentation); returns the loss of each step.
+def fit_steps(
+    model: UNet,
+    train: Dataset,
+    schedule: StepSchedule,
+    weights: np.ndarray | None = None,
+    unlabelled: Unlabelled | None = None,
+) -> list[float]:
+    """Train `model` in place for schedule.steps steps (schedule.augmentation); returns the loss of each step.
 
     Batches are drawn with replacement, so a labelled set smaller than a batch still trains; `weights` (one
-    per training pair, >= 0, not all 0) makes a pair's chance of each draw proportional to its weight. The
+    per training pair, >= 0, not all 0) makes a pair's chance of each draw proportional to its weight. With
+    `unlabelled`, each step adds the unlabelled loss of a batch drawn from it (`ceal.trainer.semi`). The
     model is left in eval mode.
     """
     if len(train.ids) == 0:
@@ -67,12 +87,15 @@ def fit_steps(model: UNet, train: Dataset, schedule: StepSchedule, weights: np.n
     lr = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=schedule.max_lr, total_steps=schedule.steps, pct_start=schedule.warmup
     )
+    augmenter = make_augmenter(schedule.augmentation, schedule.seed)
     losses = []
     model.train()
     for _ in range(schedule.steps):
         idx = batch_indices(len(x_all), schedule.batch_size, gen, draw_weights)
-        x, y = augment(x_all[idx], y_all[idx], gen)
+        x, y = labelled_batch(train, x_all, y_all, idx, augmenter, gen, (schedule.mean, schedule.std))
         loss = segmentation_loss(model(x), y, model.config.num_classes)
+        if unlabelled is not None:
+            loss = loss + unlabelled.loss(model, schedule.batch_size, schedule.mean, schedule.std)
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()

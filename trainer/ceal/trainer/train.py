@@ -1,4 +1,5 @@
-"""Training: Dice + BCE (or cross-entropy), Adam, flip/rotate augmentation, validation Dice, seeded."""
+"""Training: Dice + BCE (or cross-entropy), Adam, per-sample augmentation (`augment`), optionally the
+unlabelled pool's confident pseudo-labels (`semi`), validation Dice, seeded."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ceal.imaging import PreprocessParams
+from ceal.trainer.augment import Augmenter, augment_params, augmentation_record
 from ceal.trainer.metrics import per_class_scores
+from ceal.trainer.semi import SemiConfig, Unlabelled
 from ceal.trainer.unet import UNet, UNetConfig, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,21 @@ class TrainConfig:
     # The contract's intensity settings the images were loaded with (`ceal.imaging.PreprocessParams` fields
     # other than the shape, mean/std and resize, e.g. {"uint16_max": 4095}); exported into the model's metadata.
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    # Augmentation preset (`ceal.trainer.augment.AUGMENT_PRESETS`; "flips" is the historical one); the record
+    # also keeps its resolved parameters. Applies when `augment` is on.
+    augmentation: str = "flips"
+    # Semi-supervised training on unlabelled images ("" = off, "fixmatch" or "ceal"; `ceal.trainer.semi`).
+    semi: str = ""
+    semi_threshold: float = 0.95
+    semi_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        augment_params(self.augmentation)  # ValueError naming the presets
+        self.semi_config()
+
+    def semi_config(self) -> SemiConfig | None:
+        """The semi-supervised settings, or None when off."""
+        return SemiConfig(self.semi, self.semi_threshold, self.semi_weight) if self.semi else None
 
     def params(self, channels: int = 3) -> PreprocessParams:
         """The full preprocessing contract of this training: shape, normalisation and intensity settings."""
@@ -121,6 +139,30 @@ def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[tor
     return x, y
 
 
+def make_augmenter(preset: str, seed: int) -> Augmenter | None:
+    """The per-sample augmenter of a preset, or None for "flips" (the torch path, `augment`)."""
+    params = augment_params(preset)
+    return None if params is None else Augmenter(params, seed)
+
+
+def labelled_batch(
+    train: Dataset,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    idx: torch.Tensor,
+    augmenter: Augmenter | None,
+    gen: torch.Generator,
+    norm: tuple[float, float],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented training batch of rows `idx`: the torch flips without an augmenter, else per sample
+    from the uint8 images (normalised with norm = (mean, std))."""
+    if augmenter is None:
+        return augment(x_all[idx], y_all[idx], gen)
+    rows = idx.numpy()
+    x, y = augmenter.batch(train.images[rows], train.masks[rows])
+    return to_tensor(x, *norm), torch.from_numpy(y.astype(np.int64))
+
+
 @torch.no_grad()
 def predict_masks(model: UNet, images: np.ndarray, cfg: TrainConfig, batch_size: int = 16) -> np.ndarray:
     """Deterministic (dropout off) label maps uint8 (N, H, W)."""
@@ -133,14 +175,22 @@ def predict_masks(model: UNet, images: np.ndarray, cfg: TrainConfig, batch_size:
 
 
 def fit(
-    model: UNet, train: Dataset, val: Dataset | None, cfg: TrainConfig, *, progress: bool = True
+    model: UNet,
+    train: Dataset,
+    val: Dataset | None,
+    cfg: TrainConfig,
+    *,
+    progress: bool = True,
+    unlabelled: Unlabelled | None = None,
 ) -> list[dict[str, float]]:
-    """Train in place; returns per-epoch history (loss, validation Dice)."""
+    """Train in place; returns per-epoch history (loss, validation Dice). With `unlabelled`, every step adds
+    the unlabelled loss of a batch drawn from it (`ceal.trainer.semi`)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     x_all = to_tensor(train.images, cfg.mean, cfg.std)
     y_all = torch.from_numpy(train.masks.astype(np.int64))
+    augmenter = make_augmenter(cfg.augmentation, cfg.seed) if cfg.augment else None
     history: list[dict[str, float]] = []
     bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
@@ -151,10 +201,13 @@ def fit(
             idx = order[start : start + cfg.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            x, y = x_all[idx], y_all[idx]
             if cfg.augment:
-                x, y = augment(x, y, gen)
+                x, y = labelled_batch(train, x_all, y_all, idx, augmenter, gen, (cfg.mean, cfg.std))
+            else:
+                x, y = x_all[idx], y_all[idx]
             loss = segmentation_loss(model(x), y, model.config.num_classes)
+            if unlabelled is not None:
+                loss = loss + unlabelled.loss(model, len(idx), cfg.mean, cfg.std)
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
@@ -176,13 +229,23 @@ def train_and_save(
     unet_config: UNetConfig | None = None,
     init: UNet | None = None,
     progress: bool = True,
+    unlabelled: tuple[list[str], np.ndarray] | None = None,
 ) -> dict[str, object]:
-    """Train a new U-Net (or fine-tune `init`) and write a checkpoint to `out`; returns the training record."""
+    """Train a new U-Net (or fine-tune `init`) and write a checkpoint to `out`; returns the training record.
+
+    unlabelled: (ids, uint8 (N, H, W, C) images) without masks, trained on when cfg.semi is set; the record's
+    "semi" lists which of them contributed and with what mean weight."""
     torch.manual_seed(cfg.seed)
     model = init if init is not None else UNet(unet_config or UNetConfig())
     model.check_input(torch.zeros(1, model.config.in_channels, cfg.height, cfg.width))
+    semi = cfg.semi_config()
+    pool = None
+    if semi is not None and unlabelled is not None and len(unlabelled[0]):
+        pool = Unlabelled(unlabelled[0], unlabelled[1], semi, cfg.seed)
+    elif semi is not None:
+        log.warning("semi-supervised training asked for, but no unlabelled images were given: labelled only")
     started = time.time()
-    history = fit(model, train, val, cfg, progress=progress)
+    history = fit(model, train, val, cfg, progress=progress, unlabelled=pool)
     per_class: dict[str, dict[str, float | int]] = {}
     if val is not None and len(val.ids):
         names = default_class_names(model.config.num_classes)
@@ -190,6 +253,8 @@ def train_and_save(
         per_class = {s.name: s.as_dict() for s in scores}
     record: dict[str, object] = {
         "train_config": asdict(cfg),
+        "augmentation_params": augmentation_record(cfg.augmentation if cfg.augment else "none"),
+        "semi": pool.record() if pool is not None else None,
         "history": history,
         "validation_dice": history[-1].get("val_dice", float("nan")) if history else float("nan"),
         "validation_per_class": per_class,  # Dice and HD95 (pixels) per class, `ceal.trainer.metrics`

@@ -22,6 +22,8 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_SUGGESTIVE: _ClassVar[Strategy]
     STRATEGY_COST_SENSITIVE: _ClassVar[Strategy]
     STRATEGY_POWER_BALD: _ClassVar[Strategy]
+    STRATEGY_RANDOM_FOREGROUND: _ClassVar[Strategy]
+    STRATEGY_ENSEMBLE: _ClassVar[Strategy]
 
 class QueryLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +53,8 @@ STRATEGY_CEAL: Strategy
 STRATEGY_SUGGESTIVE: Strategy
 STRATEGY_COST_SENSITIVE: Strategy
 STRATEGY_POWER_BALD: Strategy
+STRATEGY_RANDOM_FOREGROUND: Strategy
+STRATEGY_ENSEMBLE: Strategy
 QUERY_LEVEL_UNSPECIFIED: QueryLevel
 QUERY_LEVEL_IMAGE: QueryLevel
 QUERY_LEVEL_SERIES: QueryLevel

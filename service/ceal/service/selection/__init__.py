@@ -3,6 +3,8 @@
 from .ceal import ceal_selection, ceal_threshold
 from .cost import AnnotationCostModel, knapsack
 from .cost_sensitive import cost_sensitive_selection
+from .ensemble import ensemble_selection, version_disagreement
+from .foreground_random import random_foreground_selection
 from .power_bald import power_bald_selection
 from .registry import STRATEGIES, Strategy, get_strategy
 from .series import SeriesSelection, aggregate_series, rank_series
@@ -23,15 +25,18 @@ __all__ = [
     "ceal_selection",
     "ceal_threshold",
     "cost_sensitive_selection",
+    "ensemble_selection",
     "entropy_selection",
     "get_strategy",
     "greedy_representative",
     "knapsack",
     "power_bald_selection",
+    "random_foreground_selection",
     "random_selection",
     "rank_series",
     "representativeness",
     "suggestive_selection",
     "unit_rows",
     "variance_selection",
+    "version_disagreement",
 ]

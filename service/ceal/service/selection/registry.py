@@ -9,6 +9,8 @@ from ceal.service.errors import InvalidInput
 
 from .ceal import ceal_selection
 from .cost_sensitive import cost_sensitive_selection
+from .ensemble import ensemble_selection
+from .foreground_random import random_foreground_selection
 from .power_bald import power_bald_selection
 from .suggestive import suggestive_selection
 from .table import Selection
@@ -27,9 +29,11 @@ STRATEGIES: Final[dict[str, Strategy]] = {
     "suggestive": suggestive_selection,
     "cost_sensitive": cost_sensitive_selection,
     "power_bald": power_bald_selection,
+    "random_foreground": random_foreground_selection,
+    "ensemble": ensemble_selection,
 }
 # Strategies that draw at random and take a `seed` keyword (the request's seed in the service).
-SEEDED_STRATEGIES: Final = frozenset({"random", "power_bald"})
+SEEDED_STRATEGIES: Final = frozenset({"random", "power_bald", "random_foreground"})
 
 
 def get_strategy(name: str) -> Strategy:

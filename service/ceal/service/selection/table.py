@@ -61,6 +61,8 @@ class ScoreTable:
     components: (N,) connected components of the predicted mask.
     descriptors: (N, D) float32 encoder bottleneck features, or None.
     series_keys: (N,) the series each image belongs to, or None (each image is its own series).
+    version_disagreement: (N,) mean pairwise Dice disagreement of the last K model versions' masks
+    (`selection.ensemble`), or None where no earlier versions scored the pool.
     NaN marks a missing score; strategies rank it last.
     """
 
@@ -73,6 +75,7 @@ class ScoreTable:
     components: FloatArray
     descriptors: npt.NDArray[np.float32] | None = None
     series_keys: tuple[str, ...] | None = None
+    version_disagreement: FloatArray | None = None
 
     def __post_init__(self) -> None:
         ids = tuple(self.image_ids)
@@ -93,6 +96,9 @@ class ScoreTable:
                 raise InvalidInput(f"descriptors must be (N, D) with N = {n} images; got shape {descriptors.shape}")
             descriptors.setflags(write=False)
             object.__setattr__(self, "descriptors", descriptors)
+        if self.version_disagreement is not None:
+            column = _frozen_column("version_disagreement", self.version_disagreement, n)
+            object.__setattr__(self, "version_disagreement", column)
         if self.series_keys is not None:
             keys = tuple(self.series_keys)
             if len(keys) != n:

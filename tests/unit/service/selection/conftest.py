@@ -20,6 +20,7 @@ def _make_table(
     components: Sequence[float] | None = None,
     descriptors: object = None,
     series_keys: Sequence[str] | None = None,
+    version_disagreement: Sequence[float] | None = None,
 ) -> ScoreTable:
     """A table of len(entropy) images named img0, img1, ...; unset measures copy the entropy."""
     h = np.asarray(entropy, dtype=np.float64)
@@ -34,6 +35,7 @@ def _make_table(
         components=np.asarray(np.ones(n) if components is None else components, dtype=float),
         descriptors=None if descriptors is None else np.asarray(descriptors, dtype=np.float32),
         series_keys=None if series_keys is None else tuple(series_keys),
+        version_disagreement=None if version_disagreement is None else np.asarray(version_disagreement, dtype=float),
     )
 
 

@@ -23,6 +23,8 @@ def test_the_registry_names_every_strategy() -> None:
         "suggestive",
         "cost_sensitive",
         "power_bald",
+        "random_foreground",
+        "ensemble",
     }
     assert get_strategy(" BALD ") is STRATEGIES["bald"]
 

@@ -7,7 +7,15 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_STRATEGIES, SYNTHESIS_SUFFIX, SimConfig, SimulationError, parse_strategies
+from .config import (
+    DEFAULT_STRATEGIES,
+    FAMILIES,
+    SEMI_SUFFIX,
+    SYNTHESIS_SUFFIX,
+    SimConfig,
+    SimulationError,
+    parse_strategies,
+)
 
 __all__ = ["register"]
 
@@ -24,15 +32,41 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
         "labels. Writes results.csv, learning_curves.png and summary.md to --out; rerun with the same "
         "arguments to resume an interrupted run.",
     )
-    p.add_argument("--images", type=Path, required=True, help="image folder (ISIC 2017 or same-stem layout)")
-    p.add_argument("--masks", type=Path, required=True, help="ground-truth mask folder: the oracle")
+    p.add_argument("--images", type=Path, help="image folder (ISIC 2017 or same-stem layout); or --family")
+    p.add_argument("--masks", type=Path, help="ground-truth mask folder: the oracle")
+    p.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default=d.family or None,
+        help="instead of --images/--masks: draw this synthetic family in memory at the model size",
+    )
+    p.add_argument("--family-n", type=int, default=d.family_n, help="--family: images to draw")
+    p.add_argument("--family-seed", type=int, default=d.family_seed, help="--family: the data set's seed")
     p.add_argument("--out", type=Path, required=True, help="run folder (resumed when it holds the same recipe)")
     p.add_argument(
         "--strategies",
         type=parse_strategies,
         default=DEFAULT_STRATEGIES,
         help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)}); the suffix "
-        f"{SYNTHESIS_SUFFIX} (e.g. bald{SYNTHESIS_SUFFIX}) adds synthetic pairs from a mask → image generator",
+        f"{SYNTHESIS_SUFFIX} (e.g. bald{SYNTHESIS_SUFFIX}) adds synthetic pairs from a mask → image generator, "
+        f"{SEMI_SUFFIX} trains on the unlabelled pool too (e.g. random{SEMI_SUFFIX})",
+    )
+    p.add_argument(
+        "--augmentation",
+        default=d.augmentation,
+        help="the trainer's augmentation preset: none, flips (the historical default) or standard "
+        "(flips, rotation, scale/shift, elastic, brightness/contrast/gamma, blur, hue)",
+    )
+    p.add_argument(
+        "--semi-mode",
+        default=d.semi_mode,
+        choices=["fixmatch", "ceal"],
+        help=f"{SEMI_SUFFIX} arms: fixmatch (confident pixels, strong view) or ceal (whole confident images)",
+    )
+    p.add_argument("--semi-threshold", type=float, default=d.semi_threshold, help=f"{SEMI_SUFFIX}: confidence needed")
+    p.add_argument("--semi-weight", type=float, default=d.semi_weight, help=f"{SEMI_SUFFIX}: unlabelled loss factor")
+    p.add_argument(
+        "--ensemble-k", type=int, default=d.ensemble_k, help="model versions compared by the ensemble measure"
     )
     p.add_argument("--seeds", type=int, default=d.seeds, help="repetitions with other initial sets")
     p.add_argument("--initial", type=int, default=d.initial, help="random human labels before round 1")
@@ -106,10 +140,11 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .data import load_sim_data
+    from .data import family_sim_data, load_sim_data
     from .plot import plot_learning_curves
     from .report import summarize, summary_markdown
     from .rounds import run_simulation
+    from .stats import statistics_lines
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -137,14 +172,28 @@ def _simulate(args: argparse.Namespace) -> int:
             synth_per_image=args.synth_per_image,
             synth_steps=args.synth_steps,
             synth_share=args.synth_share,
+            augmentation=args.augmentation,
+            semi_mode=args.semi_mode,
+            semi_threshold=args.semi_threshold,
+            semi_weight=args.semi_weight,
+            ensemble_k=args.ensemble_k,
+            family=args.family or "",
+            family_n=args.family_n,
+            family_seed=args.family_seed,
         )
-        data = load_sim_data(args.images, args.masks, cfg)
+        if cfg.family:
+            data = family_sim_data(cfg)
+        elif args.images is None or args.masks is None:
+            raise SimulationError("pass --images and --masks (the oracle's folders), or --family for synthetic data")
+        else:
+            data = load_sim_data(args.images, args.masks, cfg)
         rows = run_simulation(args.out, data, cfg)
     except (SimulationError, ValueError) as exc:
         print(f"ceal simulate: {exc}", file=sys.stderr)
         return 2
     plot_learning_curves(rows, args.out / "learning_curves.png")
-    text = summary_markdown(summarize(rows))
+    summary = summarize(rows)
+    text = summary_markdown(summary, statistics_lines(summary, rows))
     (args.out / "summary.md").write_text(text)
     print(text)
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'learning_curves.png'} and {args.out / 'summary.md'}")

@@ -4,7 +4,9 @@ The recipe (every field except `strategies` and `seeds`) fixes what one (strateg
 run folder can be resumed, or extended with more strategies or seeds, only with the same recipe.
 
 A strategy name with the suffix `+syn` (`bald+syn`) runs that strategy and adds synthetic training pairs
-every round (`synthesis.py`): `registry_name` strips the suffix, `uses_synthesis` tells it is there.
+every round (`synthesis.py`); with `+semi` (`random+semi`) it also trains on the unlabelled pool
+(`ceal.trainer.semi`, mode `semi_mode`). `registry_name` strips the suffixes, `uses_synthesis` and
+`uses_semi` tell which are there.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from ceal.service.selection.policy import PSEUDO_DECAY, PSEUDO_QUANTILE
 __all__ = [
     "CEILING",
     "DEFAULT_STRATEGIES",
+    "SEMI_SUFFIX",
     "STRATEGY_ALIASES",
     "SYNTHESIS_SUFFIX",
     "SimConfig",
     "SimulationError",
     "parse_strategies",
     "registry_name",
+    "uses_semi",
     "uses_synthesis",
 ]
 
@@ -37,29 +41,58 @@ DEFAULT_STRATEGIES: Final = ("random", "entropy", "bald", "power_bald", "ceal", 
 STRATEGY_ALIASES: Final[dict[str, str]] = {"cost": "cost_sensitive"}
 # `<strategy>+syn`: the same strategy, with synthetic pairs around its queried images in every round's training.
 SYNTHESIS_SUFFIX: Final = "+syn"
+# `<strategy>+semi`: the same strategy, trained on the unlabelled pool too (confidence-masked pseudo-labels).
+SEMI_SUFFIX: Final = "+semi"
+_SUFFIXES: Final = (SEMI_SUFFIX, SYNTHESIS_SUFFIX)
+FAMILIES: Final = ("lesion", "nuclei")  # `ceal.trainer.data.families.FAMILIES`, without importing it here
 # Recipe fields added after runs were saved without them; such a run ran with the default (they only act on
 # `+syn` arms, which did not exist then), so a missing one compares as its default and the run still resumes.
-_DEFAULT_WHEN_MISSING: Final = ("synth_per_image", "synth_steps", "synth_share")
+_DEFAULT_WHEN_MISSING: Final = (
+    "synth_per_image",
+    "synth_steps",
+    "synth_share",
+    "augmentation",
+    "semi_mode",
+    "semi_threshold",
+    "semi_weight",
+    "ensemble_k",
+    "family",
+    "family_n",
+    "family_seed",
+)
 
 
 class SimulationError(ValueError):
     """A simulation that cannot run as asked; the message says what to change."""
 
 
+def _split(name: str) -> tuple[str, str]:
+    """'bald+semi+syn' → ('bald', '+semi+syn'): the strategy and its suffixes."""
+    base = name
+    while any(base.endswith(suffix) for suffix in _SUFFIXES):
+        base = next(base.removesuffix(s) for s in _SUFFIXES if base.endswith(s))
+    return base, name[len(base) :]
+
+
 def uses_synthesis(strategy: str) -> bool:
     """Whether an arm adds synthetic pairs to its training ('bald+syn')."""
-    return strategy.endswith(SYNTHESIS_SUFFIX)
+    return SYNTHESIS_SUFFIX in _split(strategy)[1]
+
+
+def uses_semi(strategy: str) -> bool:
+    """Whether an arm trains on the unlabelled pool too ('random+semi')."""
+    return SEMI_SUFFIX in _split(strategy)[1]
 
 
 def registry_name(strategy: str) -> str:
     """The service registry's name for a strategy name ('cost' → 'cost_sensitive', 'bald+syn' → 'bald')."""
-    base = strategy.removesuffix(SYNTHESIS_SUFFIX)
+    base = _split(strategy)[0]
     return STRATEGY_ALIASES.get(base, base)
 
 
 def _canonical(name: str) -> str:
-    base = name.removesuffix(SYNTHESIS_SUFFIX)
-    return STRATEGY_ALIASES.get(base, base) + name[len(base) :]
+    base, suffixes = _split(name)
+    return STRATEGY_ALIASES.get(base, base) + suffixes
 
 
 def parse_strategies(text: str) -> tuple[str, ...]:
@@ -71,7 +104,8 @@ def parse_strategies(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise SimulationError(
             f"unknown strategies {unknown or [text]}; pass a comma-separated list of {', '.join(valid)}, each "
-            f"optionally with the suffix {SYNTHESIS_SUFFIX} (synthetic training pairs)"
+            f"optionally with the suffix {SYNTHESIS_SUFFIX} (synthetic training pairs) and/or {SEMI_SUFFIX} "
+            "(semi-supervised training on the unlabelled pool)"
         )
     return names
 
@@ -85,7 +119,11 @@ class SimConfig:
     round's weights (`warm_start`, as `ceal loop` fine-tunes) or from a fresh initialisation; it then exports the
     model to ONNX and scores the unlabelled pool with `samples` Monte-Carlo passes. A `+syn` arm also trains a
     mask → image generator for `synth_steps` steps on its human labels each round and adds `synth_per_image`
-    synthetic pairs per image it has queried to that round's training. `workers` (how many arms run
+    synthetic pairs per image it has queried to that round's training. A `+semi` arm adds the unlabelled
+    pool's confident pseudo-labels (`semi_mode`, `semi_threshold`, `semi_weight`; `ceal.trainer.semi`) to
+    every selection round's training. `augmentation` is the trainer's preset for every arm; `ensemble_k` the
+    model versions whose masks the ensemble measure compares. `family` (with `family_n` images drawn with
+    `family_seed`) generates a synthetic family in memory instead of reading folders. `workers` (how many arms run
     at once, each in its own process) is not part of the recipe: it changes the wall time, not the rows.
     """
 
@@ -118,6 +156,14 @@ class SimConfig:
     # `+syn` arms: the synthetic pairs' share of each training batch, on average (drawn with weights); None: every
     # pair, real or synthetic, is drawn alike (their share then grows with their number).
     synth_share: float | None = None
+    augmentation: str = "flips"  # the trainer's preset (`ceal.trainer.augment`); "flips" as before it existed
+    semi_mode: str = "fixmatch"  # `+semi` arms: "fixmatch" (pixel-wise) or "ceal" (whole confident images)
+    semi_threshold: float = 0.95
+    semi_weight: float = 1.0
+    ensemble_k: int = 3  # model versions (this round's and earlier ones) compared by the ensemble measure
+    family: str = ""  # "" : images from folders; "lesion" or "nuclei": that synthetic family, in memory
+    family_n: int = 400
+    family_seed: int = 0
     workers: int = 1  # arms run at once (processes); not part of the recipe
 
     def __post_init__(self) -> None:
@@ -161,6 +207,20 @@ class SimConfig:
             raise SimulationError(f"max_pseudo must be >= 0 or None (no cap); got {self.max_pseudo}")
         if self.synth_per_image < 0:
             raise SimulationError(f"synth_per_image must be >= 0; got {self.synth_per_image}")
+        if self.ensemble_k < 2:
+            raise SimulationError(f"ensemble_k must be >= 2 (versions to compare); got {self.ensemble_k}")
+        if self.family and self.family not in FAMILIES:
+            raise SimulationError(
+                f"family must be one of {', '.join(FAMILIES)} (or empty: folders); got {self.family!r}"
+            )
+        try:
+            from ceal.trainer.augment import augment_params
+            from ceal.trainer.semi import SemiConfig
+
+            augment_params(self.augmentation)
+            SemiConfig(self.semi_mode, self.semi_threshold, self.semi_weight)
+        except ValueError as exc:
+            raise SimulationError(str(exc)) from exc
         if self.synth_share is not None and not 0.0 < self.synth_share < 1.0:
             raise SimulationError(f"synth_share must be in (0, 1) or None (no cap); got {self.synth_share}")
 

@@ -21,7 +21,7 @@ from ceal.trainer.train import Dataset
 
 from .config import SimConfig, SimulationError
 
-__all__ = ["SimData", "annotation_seconds", "load_sim_data", "make_sim_data"]
+__all__ = ["SimData", "annotation_seconds", "family_sim_data", "load_sim_data", "make_sim_data"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,15 @@ def load_sim_data(images: Path, masks: Path, cfg: SimConfig, *, progress: bool =
         full_masks.append(mask)
     seconds = annotation_seconds(full_masks)
     return make_sim_data([p.image_id for p in pairs], xs, ys, sizes, seconds, cfg)
+
+
+def family_sim_data(cfg: SimConfig) -> SimData:
+    """cfg.family_n images of the synthetic family cfg.family (seed cfg.family_seed), drawn in memory at the
+    model size (which is then each image's own size: the oracle's seconds are counted there)."""
+    from ceal.trainer.data.families import family_arrays
+
+    if not cfg.family:
+        raise SimulationError("no synthetic family in the config: pass --family, or --images and --masks")
+    ids, images, masks = family_arrays(cfg.family, cfg.family_n, cfg.family_seed, cfg.height, cfg.width)
+    sizes = np.tile(np.array([cfg.height, cfg.width], np.int64), (len(ids), 1))
+    return make_sim_data(ids, images, masks, sizes, annotation_seconds(list(masks)), cfg)

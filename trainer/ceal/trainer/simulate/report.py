@@ -218,8 +218,9 @@ def _seed_gain_lines(summary: Summary) -> list[str]:
     return ["Per-seed AUC gains over random (paired by seed):", "", *lines, ""] if lines else []
 
 
-def summary_markdown(summary: Summary) -> str:
-    """summary.md: the ceiling, one table row per strategy (best AUC first), and the verdict."""
+def summary_markdown(summary: Summary, extra: list[str] | None = None) -> str:
+    """summary.md: the ceiling, one table row per strategy (best AUC first), the verdict, then `extra` lines
+    (`stats.statistics_lines`: paired tests, failure prediction, the goal)."""
     c_mean, c_sd = summary.ceiling
     by_round = ", ".join(f"{c:.3f}" for c in summary.ceiling_by_round)
     lines = [
@@ -252,9 +253,10 @@ def summary_markdown(summary: Summary) -> str:
         "which never count as human labels), seed mean.",
         "",
         *_seed_gain_lines(summary),
-        "## Target of the issue",
+        "## Target of the first pass (half of random's labels, AUC margin above the seed spread)",
         "",
         *verdict(summary),
         "",
+        *(extra or []),
     ]
     return "\n".join(lines)

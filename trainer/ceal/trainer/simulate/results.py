@@ -26,8 +26,13 @@ class ResultRow:
     (image, edited mask) pairs in this round's training (`+syn` arms; neither human nor pseudo labels);
     test_hd95: mean 95th-percentile Hausdorff distance (pixels, at the model size) of the served foreground
     mask over the test images where both it and the reference are non-empty (`ceal.trainer.metrics`), -1 when
-    there is none or it was not measured. The last two have defaults, so rows and CSVs written before they
-    existed still read (as 0 and -1; -1 rather than NaN keeps rows comparable).
+    there is none or it was not measured; semi_images: unlabelled pool images whose pseudo-labels entered
+    this round's training (`+semi` arms), semi_weight: their mean weight (confident share of pixels, mean over
+    draws); rho_entropy, rho_mi, rho_ensemble: Spearman correlation on the test images between an image's
+    score (MC entropy, MC mutual information, disagreement of the last `ensemble_k` versions' masks) and its
+    actual Dice error (1 − Dice of the served mask), -2 where not measured (the ensemble before two versions
+    exist; a constant score). The fields from synthetic_labels on have defaults, so rows and CSVs written
+    before they existed still read (as 0, or -1 / -2; sentinels rather than NaN keep rows comparable).
     """
 
     strategy: str
@@ -40,6 +45,11 @@ class ResultRow:
     pool_size: int
     synthetic_labels: int = 0
     test_hd95: float = -1.0
+    semi_images: int = 0
+    semi_weight: float = 0.0
+    rho_entropy: float = -2.0
+    rho_mi: float = -2.0
+    rho_ensemble: float = -2.0
 
     @property
     def human_fraction(self) -> float:

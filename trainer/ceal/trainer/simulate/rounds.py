@@ -3,8 +3,9 @@
 Round 0 trains on `initial` random pool images (the same ones for every strategy of a seed, so arms are
 paired, and shared: trained once per seed). Each later round: score the free pool with the previous round's
 served model, let the strategy choose, take the oracle's masks for the query (and, for CEAL, the model's own
-masks for the confident images; for a `+syn` arm, generated pairs around every image it queried so far),
-fine-tune the previous weights, export, and measure test Dice.
+masks for the confident images; for a `+syn` arm, generated pairs around every image it queried so far; for a
+`+semi` arm, the rest of the free pool as unlabelled images), fine-tune the previous weights, export, and
+measure test Dice and how well each uncertainty predicts the test images' errors (`members`).
 
 Every round is `steps` optimizer steps with a one-cycle learning rate (`ceal.trainer.steps.fit_steps`): the
 same compute for 20 labels as for 200, and a model that has converged on its labels when it is measured, so
@@ -33,14 +34,16 @@ import torch
 from tqdm import tqdm
 
 from ceal.trainer.metrics import per_class_scores
+from ceal.trainer.semi import SemiConfig, Unlabelled
 from ceal.trainer.steps import StepSchedule, fit_steps
 from ceal.trainer.train import Dataset, dice_score
 from ceal.trainer.unet import UNet, UNetConfig
 
-from .config import CEILING, SimConfig, SimulationError, registry_name
+from .config import CEILING, SimConfig, SimulationError, registry_name, uses_semi
 from .data import SimData
+from .members import disagreement, member_masks, spearman, test_measures
 from .results import ResultRow
-from .scoring import arm_seed, choose, score_pool, serve, served_masks
+from .scoring import arm_seed, choose, score_pool, serve
 from .state import ArmState, RunFolder, Weights
 from .synthesis import synthetic_pairs
 
@@ -69,9 +72,18 @@ def _new_model(cfg: SimConfig, seed: int) -> UNet:
     return UNet(UNetConfig(base_filters=cfg.base_filters, depth=cfg.depth))
 
 
-def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: int, synthetic: int = 0) -> UNet:
-    """One round's training: cfg.steps steps of the trainer's loss (Dice + BCE, Adam, flips) with a one-cycle
-    learning rate peaking at cfg.learning_rate; from `model`'s weights, or afresh without warm start."""
+def _train(
+    model: UNet,
+    train: Dataset,
+    cfg: SimConfig,
+    seed: int,
+    round_index: int,
+    synthetic: int = 0,
+    unlabelled: Unlabelled | None = None,
+) -> UNet:
+    """One round's training: cfg.steps steps of the trainer's loss (Dice + BCE, Adam, cfg.augmentation, the
+    unlabelled loss with `unlabelled`) with a one-cycle learning rate peaking at cfg.learning_rate; from
+    `model`'s weights, or afresh without warm start."""
     if round_index > 0 and not cfg.warm_start:
         model = _new_model(cfg, seed)
     schedule = StepSchedule(
@@ -79,8 +91,9 @@ def _train(model: UNet, train: Dataset, cfg: SimConfig, seed: int, round_index: 
         max_lr=cfg.learning_rate,
         batch_size=cfg.batch_size,
         seed=arm_seed(seed, round_index, "train"),
+        augmentation=cfg.augmentation,
     )
-    fit_steps(model, train, schedule, synthetic_weights(len(train.ids), synthetic, cfg.synth_share))
+    fit_steps(model, train, schedule, synthetic_weights(len(train.ids), synthetic, cfg.synth_share), unlabelled)
     return model
 
 
@@ -118,12 +131,16 @@ def _finish_round(
     human: IndexArray,
     pseudo: int,
     synthetic: int = 0,
+    semi: tuple[int, float] = (0, 0.0),
 ) -> ArmState:
-    """Evaluate the trained model on the test set through the served path and persist the round."""
+    """Evaluate the trained model on the test set through the served path, keep its member masks, and
+    persist the round. semi: (images, mean weight) of a `+semi` round's unlabelled contributions."""
     loaded = serve(model, cfg, round_index + 1)
-    masks = served_masks(
-        loaded, data.images[data.test], cfg.samples, np.random.default_rng(arm_seed(seed, round_index, "test"))
-    )
+    rng = np.random.default_rng(arm_seed(seed, round_index, "test"))
+    masks, entropy, mi = test_measures(loaded, data, cfg.samples, rng)
+    run.save_masks(strategy, seed, round_index, member_masks(model, data), cfg.ensemble_k)
+    versions = disagreement(run.load_masks(strategy, seed, round_index, cfg.ensemble_k))
+    truth = data.masks[data.test]
     row = ResultRow(
         strategy,
         seed,
@@ -135,6 +152,11 @@ def _finish_round(
         len(data.pool),
         synthetic,
         round(_foreground_hd95(masks, data.masks[data.test]), 4),
+        semi[0],
+        round(semi[1], 4),
+        spearman(entropy, masks, truth),
+        spearman(mi, masks, truth),
+        -2.0 if versions is None else spearman(versions[data.test], masks, truth),
     )
     state = ArmState(strategy, seed, round_index, tuple(int(i) for i in human), (*(prior.rows if prior else ()), row))
     run.save(state, _weights(model))
@@ -170,6 +192,8 @@ def run_arm(
         shared, weights = _round0(run, data, cfg, seed)
         rows = tuple(dataclasses.replace(r, strategy=strategy) for r in shared.rows)
         found = ArmState(strategy, seed, 0, shared.human, rows), weights
+        for masks in run.load_masks(ROUND0, seed, 0, 1):
+            run.save_masks(strategy, seed, 0, masks, cfg.ensemble_k)
         run.save(*found)
         if on_round is not None:
             on_round(rows[-1])
@@ -187,7 +211,8 @@ def run_arm(
         # cap. Other strategies score the free pool only (their choice does not read the rest).
         context = human if registry_name(strategy) in CONTEXT_STRATEGIES else None
         rng = np.random.default_rng(arm_seed(seed, r, strategy, "score"))
-        scores = score_pool(serve(model, cfg, r), data, free, cfg.samples, rng, context)
+        versions = disagreement(run.load_masks(strategy, seed, r - 1, cfg.ensemble_k))
+        scores = score_pool(serve(model, cfg, r), data, free, cfg.samples, rng, context, versions)
         selection = choose(strategy, scores, cfg, r - 1, seed)
         query = scores.rows[list(selection.query)]
         pseudo = scores.rows[list(selection.pseudo)]
@@ -197,13 +222,33 @@ def run_arm(
         pseudo_set = Dataset([data.ids[i] for i in pseudo], data.images[pseudo], scores.masks[list(selection.pseudo)])
         synthetic = synthetic_pairs(data, cfg, strategy, seed, r, human)  # `+syn` arms only, rebuilt each round
         train = _extend(_extend(data.dataset(human), pseudo_set), synthetic)
-        model = _train(model, train, cfg, seed, r, len(synthetic.ids))
+        unlabelled = _unlabelled(data, cfg, strategy, seed, r, np.concatenate([human, pseudo]))
+        model = _train(model, train, cfg, seed, r, len(synthetic.ids), unlabelled)
+        semi = (0, 0.0)
+        if unlabelled is not None:
+            record = unlabelled.record()
+            run.save_record(strategy, seed, f"semi-{r:03d}.json", record)
+            shares = [float(w) for w in record["contributed"].values()]
+            semi = (len(shares), float(np.mean(shares)) if shares else 0.0)
         state = _finish_round(
-            run, model, data, cfg, state, strategy, seed, r, human, int(pseudo.size), len(synthetic.ids)
+            run, model, data, cfg, state, strategy, seed, r, human, int(pseudo.size), len(synthetic.ids), semi
         )
         if on_round is not None:
             on_round(state.rows[-1])
     return state
+
+
+def _unlabelled(
+    data: SimData, cfg: SimConfig, strategy: str, seed: int, round_index: int, used: IndexArray
+) -> Unlabelled | None:
+    """A `+semi` arm's unlabelled images for this round: the pool rows no mask covers (never the test set)."""
+    if not uses_semi(strategy):
+        return None
+    free = np.setdiff1d(data.pool, used)
+    if free.size == 0:
+        return None
+    semi = SemiConfig(cfg.semi_mode, cfg.semi_threshold, cfg.semi_weight)
+    return Unlabelled([data.ids[i] for i in free], data.images[free], semi, arm_seed(seed, round_index, "semi"))
 
 
 def run_ceiling(

@@ -9,6 +9,7 @@ explicit policy fields (`sim_policy`). No store types: the trainer imports neith
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +32,18 @@ from ceal.trainer.unet import UNet
 from .config import SimConfig, registry_name
 from .data import SimData
 
-__all__ = ["PoolScores", "choose", "plan", "score_pool", "serve", "served_masks", "sim_policy", "strategy_params"]
+__all__ = [
+    "PoolScores",
+    "choose",
+    "label_map",
+    "plan",
+    "sampled",
+    "score_pool",
+    "serve",
+    "served_masks",
+    "sim_policy",
+    "strategy_params",
+]
 
 IndexArray = npt.NDArray[np.int64]
 _BATCH = 16  # images per LoadedModel.sample call
@@ -67,7 +79,7 @@ def serve(model: UNet, cfg: SimConfig, version: int) -> LoadedModel:
     return LoadedModel(meta, to_onnx_bytes(model, cfg.height, cfg.width, mc_dropout=True), intra_op_threads=1)
 
 
-def _sampled(
+def sampled(
     loaded: LoadedModel, images: npt.NDArray[np.uint8], samples: int, rng: np.random.Generator
 ) -> Iterator[tuple[int, npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
     """(row, samples (T, C, h, w), descriptor (D,)) for each of the (N, h, w, 3) images."""
@@ -78,7 +90,7 @@ def _sampled(
             yield start + j, out.probabilities[j], out.descriptors[j]
 
 
-def _label_map(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+def label_map(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
     """Samples (T, C, h, w) → uint8 (h, w): mean > 0.5 for one sigmoid channel, else argmax (as served)."""
     mean = samples.mean(axis=0)
     labels = mean[0] > 0.5 if mean.shape[0] == 1 else mean.argmax(axis=0)
@@ -91,8 +103,8 @@ def served_masks(
 ) -> npt.NDArray[np.uint8]:
     """uint8 (N, h, w) label maps of (N, h, w, 3) images, as Predict serves them (at the model size)."""
     masks = np.zeros(images.shape[:3], np.uint8)
-    for row, sampled, _ in _sampled(loaded, images, samples, rng):
-        masks[row] = _label_map(sampled)
+    for row, drawn, _ in sampled(loaded, images, samples, rng):
+        masks[row] = label_map(drawn)
     return masks
 
 
@@ -103,19 +115,23 @@ def score_pool(
     samples: int,
     rng: np.random.Generator,
     labelled: IndexArray | None = None,
+    disagreement: npt.NDArray[np.float64] | None = None,
 ) -> PoolScores:
     """Score the free data rows `rows` (pool images only: the test set never reaches a strategy), then the
-    `labelled` rows as context, excluded from the choice (suggestive counts their coverage as had)."""
+    `labelled` rows as context, excluded from the choice (suggestive counts their coverage as had).
+    disagreement: (N,) every data row's version disagreement (`members`), the table's column when given."""
     exclude = tuple(range(len(rows), len(rows) + (0 if labelled is None else len(labelled))))
     rows = rows if labelled is None else np.concatenate([rows, labelled])
     scored: list[ImageScores] = []
     masks = np.zeros((len(rows), *data.images.shape[1:3]), np.uint8)
-    for j, sampled, descriptor in _sampled(loaded, data.images[rows], samples, rng):
+    for j, drawn, descriptor in sampled(loaded, data.images[rows], samples, rng):
         i = int(rows[j])
         size = (int(data.sizes[i, 0]), int(data.sizes[i, 1]))
-        scored.append(image_scores(loaded, data.ids[i], sampled, descriptor, size))
-        masks[j] = _label_map(sampled)
+        scored.append(image_scores(loaded, data.ids[i], drawn, descriptor, size))
+        masks[j] = label_map(drawn)
     table = score_table(scored, [row.image_id for row in scored])  # each image its own series
+    if disagreement is not None:
+        table = dataclasses.replace(table, version_disagreement=disagreement[rows])
     return PoolScores(np.asarray(rows, dtype=np.int64), table, masks, exclude)
 
 

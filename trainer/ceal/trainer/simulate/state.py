@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from .config import SimConfig, SimulationError
@@ -118,6 +120,35 @@ class RunFolder:
         for old in folder.glob("round-*.pt"):
             if old.name != keep:
                 old.unlink()
+
+    def save_masks(self, strategy: str, seed: int, round_index: int, masks: npt.NDArray[np.uint8], keep: int) -> None:
+        """Keep a round's member masks (`members`) for the ensemble measure; drop those `keep` rounds older."""
+        folder = self.arm_dir(strategy, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".masks.tmp.npz"
+        np.savez_compressed(tmp, masks=masks)
+        tmp.replace(folder / f"masks-{round_index:03d}.npz")
+        for old in folder.glob("masks-*.npz"):
+            if int(old.stem.removeprefix("masks-")) <= round_index - keep:
+                old.unlink()
+
+    def load_masks(self, strategy: str, seed: int, round_index: int, keep: int) -> list[npt.NDArray[np.uint8]]:
+        """The member masks of rounds round_index − keep + 1 .. round_index that exist, oldest first."""
+        folder = self.arm_dir(strategy, seed)
+        paths = [folder / f"masks-{r:03d}.npz" for r in range(max(0, round_index - keep + 1), round_index + 1)]
+        out = []
+        for path in paths:
+            if path.is_file():
+                with np.load(path) as saved:
+                    out.append(saved["masks"])
+        return out
+
+    def save_record(self, strategy: str, seed: int, name: str, record: dict[str, object]) -> None:
+        """A JSON record beside the arm's state (a `+semi` round's contributions: `semi-<round>.json`)."""
+        folder = self.arm_dir(strategy, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        _fsync_write(folder / f".{name}.tmp", json.dumps(record, indent=1).encode())
+        (folder / f".{name}.tmp").replace(folder / name)
 
     def rows(self) -> list[ResultRow]:
         """Every finished row of every arm in the folder."""

@@ -39,6 +39,11 @@ def register(sub: Sub) -> None:
     p.add_argument("--margin", type=float, default=0.01, help="mean Dice loss the gate tolerates")
     p.add_argument("--plateau-threshold", type=float, default=0.005, help="Dice gain per 20 labels = plateau")
     p.add_argument("--seed", type=int, default=0)
+    from ceal.trainer.learning_cli import add_learning_arguments
+
+    add_learning_arguments(
+        p, unlabelled_help="a folder of the pool's images (those with a label are left out)", inherit=True
+    )
     p.set_defaults(func=run)
 
 
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ceal.client import Client
+    from ceal.trainer.learning_cli import learning_overrides
     from ceal.trainer.worker.gate import GateSettings
     from ceal.trainer.worker.rounds import Stopped, TrainerSettings, run_round, watch
 
@@ -75,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         gate=GateSettings(margin=args.margin, seed=args.seed),
         plateau_threshold=args.plateau_threshold,
         seed=args.seed,
+        overrides=learning_overrides(args),
+        unlabelled=args.unlabelled,
     )
     try:
         with Client(args.server, timeout=600, token=args.token) as client:

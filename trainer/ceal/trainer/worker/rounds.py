@@ -27,7 +27,7 @@ from ceal.service.engine.loaded import LoadedModel, load_model
 from ceal.service.metadata import MODEL_FILE, MetadataError, ModelMetadata
 from ceal.service.promotion import ModelStatus, disk_versions, read_record, update_record
 from ceal.trainer.export import CHECKPOINT_DIR, export_model
-from ceal.trainer.loop import FetchedLabel, as_dataset, fetch_labels
+from ceal.trainer.loop import FetchedLabel, as_dataset, fetch_labels, unlabelled_pool
 from ceal.trainer.simulate.scoring import served_masks
 from ceal.trainer.train import TrainConfig, train_and_save
 from ceal.trainer.unet import load_checkpoint
@@ -61,6 +61,10 @@ class TrainerSettings:
     gate: GateSettings = field(default_factory=GateSettings)
     plateau_threshold: float = 0.005  # Dice points per 20 labels under which the pool stats say plateau
     seed: int = 0
+    # TrainConfig fields replacing the served checkpoint's (augmentation, semi-supervised settings), and the
+    # folder of the pool's images that semi-supervised training reads (`ceal.trainer.loop.unlabelled_pool`).
+    overrides: dict[str, Any] = field(default_factory=dict)
+    unlabelled: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -233,10 +237,14 @@ def run_round(client: Client, s: TrainerSettings, stop: Callable[[], bool] = lam
     model, training = load_checkpoint(_checkpoint_of(s, served))
     cfg_raw = training.get("train_config", {})
     assert isinstance(cfg_raw, dict)
-    cfg = TrainConfig(**{**cfg_raw, "epochs": s.epochs, "learning_rate": s.learning_rate, "seed": s.seed})
+    cfg = TrainConfig(
+        **{**cfg_raw, **s.overrides, "epochs": s.epochs, "learning_rate": s.learning_rate, "seed": s.seed}
+    )
     scratch = s.work / SCRATCH
     s.work.mkdir(parents=True, exist_ok=True)
-    record = train_and_save(as_dataset(train), None, scratch, cfg, init=model)
+    labelled = {label.image_id for label in [*train, *heldout]}  # held-out images never train, not even unlabelled
+    pool_images = unlabelled_pool(cfg, s.unlabelled, labelled, model.config.in_channels)
+    record = train_and_save(as_dataset(train), None, scratch, cfg, init=model, unlabelled=pool_images)
     stage("export", "exporting the candidate (ONNX, dropout live, parity-checked)")
     served_model = load_model(served_dir, intra_op_threads=1)
     lineage = {
