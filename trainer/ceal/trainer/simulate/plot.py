@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CEILING, registry_name, uses_synthesis
+from .config import CEILING, registry_name, uses_semi, uses_synthesis
 from .report import arms, ceiling_by_round
 from .results import ResultRow
 
@@ -16,7 +16,8 @@ __all__ = ["plot_learning_curves"]
 def plot_learning_curves(rows: list[ResultRow], path: Path) -> None:
     """Three panels, one line per strategy (seed mean, band ± 1 sd): Dice vs % of the pool labelled by a human
     with the final full-data ceiling and 98 % of it; Dice as a share of the same round's full-data Dice; Dice vs
-    annotation minutes. A `+syn` arm is drawn dashed in its base strategy's colour, so the pair reads at a glance."""
+    annotation minutes. A `+syn` arm is drawn dashed and a `+semi` arm dotted, in its base strategy's colour, so
+    the pair reads at a glance."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,7 +32,7 @@ def plot_learning_curves(rows: list[ResultRow], path: Path) -> None:
     for name in names:
         by_seed = by_arm[name]
         colour = colours(bases.index(registry_name(name)) % colours.N)
-        style = "--" if uses_synthesis(name) else "-"
+        style = "--" if uses_synthesis(name) else ":" if uses_semi(name) else "-"
         rounds = min(len(seed_rows) for seed_rows in by_seed.values())
         share = np.array([[100 * r.human_fraction for r in rs[:rounds]] for rs in by_seed.values()]).mean(axis=0)
         minutes = np.array([[r.annotation_seconds / 60 for r in rs[:rounds]] for rs in by_seed.values()]).mean(0)
