@@ -18,7 +18,7 @@ from ceal.service.middleware.spans import child_span
 from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
 from ceal.service.pool.retrieval import similar_in_pool
-from ceal.service.pool.scoring import PoolScorer
+from ceal.service.pool.scoring import PoolScorer, scoring_rule
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers import pool_messages as msg
 from ceal.service.servicers import pool_views
@@ -43,11 +43,17 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         max_pixels: int = 4096 * 4096,
         max_message_bytes: int = 64 * 1024 * 1024,
         rescore_on_new_version: bool = True,
+        rescore_tolerance: float = 0.0,
+        rescore_min_samples: int = 0,
     ) -> None:
+        """rescore_tolerance / rescore_min_samples: background rescoring's adaptive T (0: fixed T)."""
         self.store = store
         self.registry = registry
         self.engine = engine
         self.default_samples = default_samples
+        scoring_rule(default_samples, rescore_tolerance, rescore_min_samples)  # InvalidInput now, not per pool later
+        self.rescore_tolerance = rescore_tolerance
+        self.rescore_min_samples = rescore_min_samples
         self.max_pixels = max_pixels
         self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
         self.scorer = PoolScorer(store, engine) if store is not None else None
@@ -83,7 +89,10 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         if self.scorer is None or not self.store or not self.store.pools():
             return
         thread = threading.Thread(
-            target=self.scorer.rescore_all, args=(model, self.default_samples), name="ceal-rescore", daemon=True
+            target=self.scorer.rescore_all,
+            args=(model, self.default_samples, self.rescore_tolerance, self.rescore_min_samples),
+            name="ceal-rescore",
+            daemon=True,
         )
         with self._background_lock:
             self._background = [t for t in self._background if t.is_alive()]
@@ -136,6 +145,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
                 finished=p.finished,
                 model_name=model.meta.name,
                 model_version=model.meta.version,
+                mean_samples=p.mean_samples,
             )
 
     @unary
@@ -236,7 +246,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
 
     @unary
     def GetPoolStats(self, request: pb.GetPoolStatsRequest, context: grpc.ServicerContext) -> Any:
-        store, _ = self._store()
+        store, scorer = self._store()
         pool = msg.pool_name(request.pool)
         model = self.registry.get(request.model_name)
         c = store.counts(pool, model.meta.name, model.meta.version)
@@ -253,6 +263,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             leased=c.leased,
             model_name=model.meta.name,
             model_version=model.meta.version,
+            mean_samples=scorer.mean_samples(pool, model.meta.name, model.meta.version),
         )
 
     @unary

@@ -43,10 +43,11 @@ class FakeScorer(PoolScorer):
         rng: np.random.Generator,
         deadline: float | None,
         rule: AdaptiveRule | None = None,
-    ) -> list[ScoreRow]:
+    ) -> tuple[list[ScoreRow], int]:
         self.scored.extend(ids)
         time.sleep(0.001)  # let other threads in between batches
-        return [ScoreRow(i, model.meta.name, model.meta.version, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2) for i in ids]
+        rows = [ScoreRow(i, model.meta.name, model.meta.version, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2) for i in ids]
+        return rows, samples * len(ids)
 
 
 def _pool(store: PoolStore, pixels: Pixels, n: int) -> list[str]:
@@ -138,11 +139,11 @@ class SlowScorer(FakeScorer):
         super().__init__(store)
         self.batches = threading.Semaphore(0)
 
-    def _score_batch(self, *args: Any, **kwargs: Any) -> list[ScoreRow]:
-        rows = super()._score_batch(*args, **kwargs)
+    def _score_batch(self, *args: Any, **kwargs: Any) -> tuple[list[ScoreRow], int]:
+        scored = super()._score_batch(*args, **kwargs)
         time.sleep(0.02)
         self.batches.release()
-        return rows
+        return scored
 
 
 def test_background_rescoring_stops_after_the_batch_in_hand(store: PoolStore, pixels: Pixels) -> None:
@@ -170,3 +171,55 @@ def test_closing_the_servicer_waits_for_background_rescoring(store: PoolStore, p
     (thread,) = [t for t in threading.enumerate() if t.name == "ceal-rescore"]
     servicer.close()  # returns only once the rescoring thread has ended; then the store is closed
     assert not thread.is_alive()
+
+
+class RuleScorer(FakeScorer):
+    """Records the stopping rule of each batch; draws 5 samples an image under a rule, T without one."""
+
+    def __init__(self, store: PoolStore) -> None:
+        super().__init__(store)
+        self.rules: list[AdaptiveRule | None] = []
+
+    def _score_batch(self, *args: Any, **kwargs: Any) -> tuple[list[ScoreRow], int]:
+        rows, drawn = super()._score_batch(*args, **kwargs)
+        rule = kwargs.get("rule", args[6] if len(args) > 6 else None)
+        self.rules.append(rule)
+        return rows, (5 * len(rows) if rule is not None else drawn)
+
+
+def test_background_rescoring_is_adaptive_when_configured_and_reports_its_mean_t(
+    store: PoolStore, pixels: Pixels
+) -> None:
+    from ceal.service.servicers.active_learning import ActiveLearningServicer
+
+    _pool(store, pixels, 7)
+    servicer = ActiveLearningServicer(
+        store, cast(Any, None), cast(Any, None), rescore_on_new_version=False, rescore_tolerance=2e-3,
+        rescore_min_samples=4,
+    )  # fmt: skip
+    scorer = servicer.scorer = RuleScorer(store)
+    assert scorer.mean_samples("p", "unet", 1) == 0.0  # nothing scored yet
+    servicer._rescore_in_background(MODEL)
+    for thread in [t for t in threading.enumerate() if t.name == "ceal-rescore"]:
+        thread.join(timeout=30)
+    servicer.close()
+    assert len(scorer.rules) == 3 and all(r is not None for r in scorer.rules)  # 7 images, 3 a batch
+    assert {(r.tolerance, r.min_samples) for r in scorer.rules if r is not None} == {(2e-3, 4)}
+    assert scorer.mean_samples("p", "unet", 1) == 5.0
+
+
+def test_fixed_t_rescoring_and_explicit_passes_report_their_own_mean_t(store: PoolStore, pixels: Pixels) -> None:
+    _pool(store, pixels, 4)
+    scorer = RuleScorer(store)
+    scorer.rescore_all(MODEL, 12)  # tolerance 0: fixed T
+    assert scorer.rules == [None, None] and scorer.mean_samples("p", "unet", 1) == 12.0
+    forced = list(scorer.score("p", MODEL, 20, force=True, adaptive_tolerance=1e-3, adaptive_min_samples=4))
+    assert forced[-1].finished and forced[-1].mean_samples == 5.0 == scorer.mean_samples("p", "unet", 1)
+
+
+def test_a_bad_background_rule_is_refused_when_the_servicer_starts(store: PoolStore) -> None:
+    from ceal.service.errors import InvalidInput
+    from ceal.service.servicers.active_learning import ActiveLearningServicer
+
+    with pytest.raises(InvalidInput, match="adaptive"):
+        ActiveLearningServicer(store, cast(Any, None), cast(Any, None), rescore_tolerance=1e-3, rescore_min_samples=2)
