@@ -1,83 +1,78 @@
-"""perf_bench's fidelity half: a small *trained* model, its int8 gate figures and adaptive-T ranking fidelity.
+"""perf_bench's fidelity half, on the trained bench model the speed half measures (`bench_model.py`).
 
-Speed can be measured on random weights; fidelity cannot (a random U-Net is equally unsure of every image).
-The model here is the CEAL layout (depth 4, one Dropout(0.5) at the bottleneck) made thin (base_filters 8)
-at 96×128, trained on synthetic lesions for a few epochs on one thread and cached in WORKDIR, so reruns skip
-the training.
+Every figure compares image scores (mean mutual information and mean entropy, the scores pools rank by) with
+those of the fp32 model at fixed T on the same images, seed i for image i, so both sides of a comparison see
+the same dropout masks for the samples they share:
+- the noise floor: fp32 fixed T with other masks (seed 10,000 + i);
+- int8 at fixed T (and the Dice of its mean-probability masks against fp32's);
+- adaptive T on fp32 over a grid of floors × tolerances, tolerances relative to the spread (std) of the
+  fixed-T mutual-information scores; the chosen rule is the loosest whose ρ (MI and entropy) both reach
+  min(0.95, noise floor);
+- that rule on int8: what (f) runs when it holds the bar, else (f) runs the rule on fp32.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import torch
 
+from benchmarks.bench_model import BenchModel
 from ceal.service.engine.adaptive import AdaptiveRule, sample_adaptive
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
 from ceal.service.image_reductions import image_scores
-from ceal.service.metadata import ModelMetadata
 from ceal.service.uncertainty import summarize
-from ceal.trainer.data.synth import case_rng, make_case
-from ceal.trainer.export import to_onnx_bytes
-from ceal.trainer.quantize import Fidelity, fidelity, quantize_int8
-from ceal.trainer.train import Dataset, TrainConfig, train_and_save
-from ceal.trainer.unet import UNet, UNetConfig, load_checkpoint
+from ceal.trainer.train import dice_score
 
-HEIGHT, WIDTH = 96, 128
-TRAIN, VALIDATION = 48, 32
-UNET = UNetConfig(base_filters=8, depth=4, dropout=0.5)
-TRAINING = TrainConfig(height=HEIGHT, width=WIDTH, epochs=10, batch_size=8, learning_rate=0.01, seed=0)
-RELATIVE_TOLERANCES = (0.05, 0.1, 0.25, 0.5)  # × the spread (std) of the pool's T = 20 scores
-MIN_SAMPLES = (4, 8)  # the rule's floor (adaptive_min_samples): 4 = one jackknife group per sample
+RELATIVE_TOLERANCES = (0.1, 0.25, 0.5, 1.0)  # × the spread (std) of the fixed-T mutual-information scores
+MIN_SAMPLES = (4, 8)  # the rule's floor (adaptive_min_samples)
+BAR = 0.95
 
 
 @dataclass(frozen=True)
-class AdaptiveRow:
-    min_samples: int  # the rule's floor: no stopping before this many samples
-    relative: float  # tolerance as a fraction of the score spread
-    tolerance: float  # absolute, in nats (mean mutual information)
+class Row:
+    """One sampler against fp32 at fixed T: its ρ of MI and entropy scores, samples drawn and Dice."""
+
+    label: str
+    min_samples: int  # 0: fixed T
+    relative: float  # tolerance / spread (0: fixed T)
+    tolerance: float
     mean_samples: float
-    fewest: int  # the range of T drawn over the validation images
+    fewest: int
     most: int
     spearman_mutual_information: float
     spearman_entropy: float
-    samples: tuple[int, ...]  # T per validation image
+    dice: float
+
+    def holds(self, bar: float) -> bool:
+        return self.spearman_mutual_information >= bar and self.spearman_entropy >= bar
 
 
 @dataclass(frozen=True)
 class FidelityReport:
-    validation_dice: float
-    int8: Fidelity
-    noise_floor: tuple[float, float]  # ρ (MI, entropy) of two independent fixed-T runs
-    adaptive: tuple[AdaptiveRow, ...]
+    placement: str
+    images: int
+    samples: int
+    validation_dice: float  # from training (deterministic masks)
+    chance_dice: float
+    dice_fp32: float  # mean-probability masks at fixed T
+    noise_floor: Row
+    int8: Row
+    adaptive: tuple[Row, ...]  # fp32
+    chosen: Row  # the loosest fp32 adaptive row that holds the bar
+    int8_adaptive: Row  # the chosen rule on int8
+    use_int8: bool  # (f) runs on int8: int8_adaptive holds the bar
 
+    @property
+    def bar(self) -> float:
+        floor = (self.noise_floor.spearman_mutual_information, self.noise_floor.spearman_entropy)
+        return min(BAR, *floor) if all(math.isfinite(f) for f in floor) else BAR
 
-def synth(n: int, seed: int) -> Dataset:
-    cases = [make_case(case_rng(seed, i), HEIGHT, WIDTH) for i in range(n)]
-    return Dataset(
-        [f"case{i:03d}" for i in range(n)],
-        np.stack([c.image for c in cases]),
-        np.stack([(c.mask > 127).astype(np.uint8) for c in cases]),
-    )
-
-
-def trained(work: Path) -> tuple[UNet, dict[str, object], Dataset, Dataset]:
-    """The cached checkpoint, or train it (one torch thread: fastest on a shared 2-core machine)."""
-    train, val = synth(TRAIN, seed=1), synth(VALIDATION, seed=2)
-    ckpt = work / "fidelity-ckpt"
-    if not (ckpt / "model.pt").is_file():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            train_and_save(train, val, ckpt, TRAINING, UNET, progress=False)
-        finally:
-            torch.set_num_threads(threads)
-    model, record = load_checkpoint(ckpt)
-    return model, record, train, val
+    @property
+    def f_row(self) -> Row:
+        return self.int8_adaptive if self.use_int8 else self.chosen
 
 
 def _spearman(a: list[float], b: list[float]) -> float:
@@ -91,68 +86,85 @@ def _scores(samples: np.ndarray) -> tuple[float, float]:
     return s[("mutual_information", "mean")], s[("entropy", "mean")]
 
 
-def adaptive_rows(model: LoadedModel, val: Dataset, samples: int) -> tuple[tuple[float, float], list[AdaptiveRow]]:
-    """Adaptive T against fixed T on the same masks (seed i for image i), and the fixed-T noise floor.
-
-    One row per (floor, tolerance) of MIN_SAMPLES × RELATIVE_TOLERANCES, floor-major."""
-    features = [model.run_prefix(prepare(image, model.meta)[None]) for image in val.images]
-    fixed = [_scores(model.run_suffix(f, samples, np.random.default_rng(i))[0]) for i, f in enumerate(features)]
-    again = [
-        _scores(model.run_suffix(f, samples, np.random.default_rng(10_000 + i))[0]) for i, f in enumerate(features)
-    ]
-    mi, entropy = [m for m, _ in fixed], [e for _, e in fixed]
-    noise = (_spearman(mi, [m for m, _ in again]), _spearman(entropy, [e for _, e in again]))
-    spread = float(np.std(mi))
-    rows = []
-    for floor in MIN_SAMPLES:
-        for relative in RELATIVE_TOLERANCES:
-            rule = AdaptiveRule(tolerance=relative * spread, min_samples=floor)
-            runs = [sample_adaptive(model, f, samples, np.random.default_rng(i), rule) for i, f in enumerate(features)]
-            scored = [_scores(r.probabilities) for r in runs]
-            drawn = tuple(r.samples for r in runs)
-            rows.append(
-                AdaptiveRow(
-                    floor,
-                    relative,
-                    rule.tolerance,
-                    float(np.mean(drawn)),
-                    min(drawn),
-                    max(drawn),
-                    _spearman(mi, [m for m, _ in scored]),
-                    _spearman(entropy, [e for _, e in scored]),
-                    drawn,
-                )
-            )
-    return noise, rows
+@dataclass
+class _Run:
+    mi: list[float]
+    entropy: list[float]
+    drawn: list[int]
+    masks: np.ndarray  # (N, h, w) mean probability > 0.5
 
 
-def report(work: Path, samples: int) -> FidelityReport:
-    model, record, train, val = trained(work)
-    meta = ModelMetadata(
-        name="fidelity",
-        version=1,
-        input_channels=3,
-        input_height=HEIGHT,
-        input_width=WIDTH,
-        num_classes=1,
-        mean=TRAINING.mean,
-        std=TRAINING.std,
-        dropout_rate=UNET.dropout,
+def _run(
+    model: LoadedModel, features: list[dict[str, np.ndarray]], samples: int, seed: int, rule: AdaptiveRule | None
+) -> _Run:
+    mi, entropy, drawn, masks = [], [], [], []
+    for i, f in enumerate(features):
+        rng = np.random.default_rng(seed + i)
+        if rule is None:
+            probs = model.run_suffix(f, samples, rng)[0]
+        else:
+            probs = sample_adaptive(model, f, samples, rng, rule).probabilities
+        m, e = _scores(probs)
+        mi.append(m)
+        entropy.append(e)
+        drawn.append(int(probs.shape[0]))
+        masks.append(probs.mean(axis=0)[0] > 0.5)
+    return _Run(mi, entropy, drawn, np.stack(masks))
+
+
+def _row(label: str, run: _Run, ref: _Run, truth: np.ndarray, rule: AdaptiveRule | None, relative: float) -> Row:
+    return Row(
+        label,
+        rule.min_samples if rule else 0,
+        relative,
+        rule.tolerance if rule else 0.0,
+        float(np.mean(run.drawn)),
+        min(run.drawn),
+        max(run.drawn),
+        _spearman(ref.mi, run.mi),
+        _spearman(ref.entropy, run.entropy),
+        dice_score(run.masks, truth),
     )
-    fp32_bytes = to_onnx_bytes(model, HEIGHT, WIDTH, mc_dropout=True)
-    calibration = np.stack([prepare(image, meta) for image in train.images[:32]])
-    int8_bytes = quantize_int8(fp32_bytes, meta, calibration)
-    fp32 = LoadedModel(meta, fp32_bytes)
-    int8 = fidelity(fp32, LoadedModel(meta, int8_bytes), val, samples, seed=0)
-    floor, rows = adaptive_rows(fp32, val, samples)
-    return FidelityReport(float(record["validation_dice"]), int8, floor, tuple(rows))  # type: ignore[arg-type]
 
 
-def chosen(rows: tuple[AdaptiveRow, ...], floor: tuple[float, float]) -> AdaptiveRow:
-    """The loosest (min_samples, tolerance), i.e. lowest mean T, whose ranking stays within the fixed-T noise floor
-    (or ≥ 0.95); ties go to the higher floor, then the tighter tolerance. If none passes, the highest mean T."""
-    bar = min(0.95, *floor) if all(math.isfinite(f) for f in floor) else 0.95
-    ok = [r for r in rows if r.spearman_mutual_information >= bar and r.spearman_entropy >= bar]
-    if not ok:
-        return max(rows, key=lambda r: (r.mean_samples, r.min_samples, -r.relative))
-    return min(ok, key=lambda r: (r.mean_samples, -r.min_samples, r.relative))
+def report(
+    bench: BenchModel,
+    int8_bytes: bytes,
+    samples: int,
+    images: int,
+    floors: tuple[int, ...] = MIN_SAMPLES,
+    relatives: tuple[float, ...] = RELATIVE_TOLERANCES,
+) -> FidelityReport:
+    fp32, int8 = LoadedModel(bench.meta, bench.onnx), LoadedModel(bench.meta, int8_bytes)
+    inputs = [prepare(image, bench.meta)[None] for image in bench.val.images[:images]]
+    truth = bench.val.masks[:images] > 0
+    f32 = [fp32.run_prefix(x) for x in inputs]
+    f8 = [int8.run_prefix(x) for x in inputs]
+    ref = _run(fp32, f32, samples, 0, None)
+    noise = _row(
+        "fp32, fixed T, other masks (noise floor)", _run(fp32, f32, samples, 10_000, None), ref, truth, None, 0
+    )
+    int8_row = _row("int8, fixed T", _run(int8, f8, samples, 0, None), ref, truth, None, 0)
+    spread = float(np.std(ref.mi))
+    rows = []
+    for floor in floors:
+        for relative in relatives:
+            rule = AdaptiveRule(tolerance=relative * spread, min_samples=floor)
+            rows.append(_row("fp32, adaptive", _run(fp32, f32, samples, 0, rule), ref, truth, rule, relative))
+    partial = FidelityReport(
+        bench.placement, images, samples, bench.validation_dice, bench.chance_dice, dice_score(ref.masks, truth),
+        noise, int8_row, tuple(rows), rows[0], rows[0], False,
+    )  # fmt: skip
+    bar = partial.bar
+    ok = [r for r in rows if r.holds(bar)]
+    chosen = (
+        min(ok, key=lambda r: (r.mean_samples, -r.min_samples, r.relative))
+        if ok
+        else max(rows, key=lambda r: r.mean_samples)
+    )
+    rule = AdaptiveRule(tolerance=chosen.tolerance, min_samples=chosen.min_samples)
+    on_int8 = _row("int8, adaptive (chosen rule)", _run(int8, f8, samples, 0, rule), ref, truth, rule, chosen.relative)
+    return FidelityReport(
+        bench.placement, images, samples, bench.validation_dice, bench.chance_dice, partial.dice_fp32,
+        noise, int8_row, tuple(rows), chosen, on_int8, on_int8.holds(bar) and int8_row.holds(bar),
+    )  # fmt: skip

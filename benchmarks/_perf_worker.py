@@ -2,9 +2,10 @@
 
     python benchmarks/_perf_worker.py VARIANT WORKDIR
 
-Reads WORKDIR (written by perf_bench.py): ceal.pt (torch weights), fp32.onnx, int8.onnx, meta.json,
-images.npy (N, C, h, w) normalised inputs, schedule.json ({"min_samples": m, "samples": [T, ...]}: the
-floor of the chosen adaptive rule and the T at which the trained model stopped, per image).
+Reads WORKDIR (written by perf_bench.py): ceal.pt (the trained torch weights), fp32.onnx, int8.onnx (of the
+same weights), meta.json, images.npy (N, C, h, w) normalised inputs, rule.json ({"tolerance": nats,
+"min_samples": m, "int8": bool}: the adaptive rule the fidelity half chose and the model (f) runs it on).
+Threads: THREADS (torch and onnxruntime intra-op), from the environment variable CEAL_BENCH_THREADS.
 Warms up on image 0 and prints {"ready": true}; then answers JSON lines on stdin:
 {"images": [i, ...]} → {"seconds": [...], "samples": [...]} (wall seconds per scored image: Monte-Carlo
 samples, statistics and image scores), and {"quit": true} → {"peak_rss_mib": ...}.
@@ -14,6 +15,7 @@ ORT variants never import torch, so their RSS is what a server would hold.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -22,16 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ceal.service.engine.adaptive import AdaptiveRule
+from ceal.service.engine.adaptive import AdaptiveRule, sample_adaptive
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.image_reductions import image_scores
 from ceal.service.metadata import ModelMetadata
-from ceal.service.uncertainty import MCAccumulator, summarize
+from ceal.service.uncertainty import summarize
 
 Scorer = Callable[[np.ndarray, int], int]  # (x (1, C, h, w), image index) -> samples drawn
 
 TORCH_VARIANTS = ("torch_passes", "torch_replicated")
 ORT_VARIANTS = ("ort_whole", "split", "split_int8", "split_int8_adaptive")
+THREADS = int(os.environ.get("CEAL_BENCH_THREADS", "1"))
 
 
 def _score(samples: np.ndarray) -> None:
@@ -47,6 +50,7 @@ def _torch_scorer(variant: str, work: Path, samples: int) -> Scorer:
     meta = json.loads((work / "meta.json").read_text())
     model = UNet(UNetConfig.from_json(meta["extra"]["unet"]))
     model.load_state_dict(torch.load(work / "ceal.pt", weights_only=True))
+    torch.set_num_threads(THREADS)
     set_mc_dropout(model, True)  # BatchNorm frozen, dropout live: never model.train()
     torch.manual_seed(0)
 
@@ -64,30 +68,12 @@ def _torch_scorer(variant: str, work: Path, samples: int) -> Scorer:
     return passes if variant == "torch_passes" else replicated
 
 
-def _replay(
-    model: LoadedModel, features: dict[str, np.ndarray], t: int, rng: np.random.Generator, min_samples: int
-) -> np.ndarray:
-    """The work of `sample_adaptive` stopping at `t` samples: chunks of 4, the jackknife check after each
-    chunk from the `min_samples`-th sample on. (A random-weight model is certain of everything, so a real
-    tolerance would stop every image at the floor; the schedule says where the trained model stopped.)"""
-    rule = AdaptiveRule(tolerance=1.0, min_samples=min_samples)
-    accumulator = MCAccumulator(groups=rule.groups)
-    chunks = []
-    while accumulator.samples < t:
-        chunk = model.run_suffix(features, min(rule.chunk, t - accumulator.samples), rng)[0]
-        chunks.append(chunk)
-        accumulator.add(chunk)
-        if accumulator.samples >= rule.min_samples:
-            accumulator.score_standard_error(rule.measure, rule.reduction)
-    return np.concatenate(chunks)
-
-
 def _ort_scorer(variant: str, work: Path, samples: int) -> Scorer:
     meta = ModelMetadata.from_dict(json.loads((work / "meta.json").read_text()))
-    onnx_file = "int8.onnx" if variant.startswith("split_int8") else "fp32.onnx"
-    model = LoadedModel(meta, (work / onnx_file).read_bytes())
-    schedule = json.loads((work / "schedule.json").read_text())
-    floor, stops = int(schedule["min_samples"]), [int(t) for t in schedule["samples"]]
+    rule_spec = json.loads((work / "rule.json").read_text())
+    int8 = variant == "split_int8" or (variant == "split_int8_adaptive" and bool(rule_spec["int8"]))
+    model = LoadedModel(meta, (work / ("int8.onnx" if int8 else "fp32.onnx")).read_bytes(), intra_op_threads=THREADS)
+    rule = AdaptiveRule(tolerance=float(rule_spec["tolerance"]), min_samples=int(rule_spec["min_samples"]))
 
     def whole(x: np.ndarray, _: int) -> int:
         _score(model.sample_whole(x, samples)[0])
@@ -97,17 +83,24 @@ def _ort_scorer(variant: str, work: Path, samples: int) -> Scorer:
         _score(model.sample(x, samples, np.random.default_rng(i)).probabilities[0])
         return samples
 
-    calls = [0]  # the schedule is walked call by call, so the rounds together cover more of it
-
     def adaptive(x: np.ndarray, i: int) -> int:
-        features = model.run_prefix(x)
-        t = stops[calls[0] % len(stops)]
-        calls[0] += 1
-        drawn = _replay(model, features, t, np.random.default_rng(i), floor)
+        drawn = sample_adaptive(model, model.run_prefix(x), samples, np.random.default_rng(i), rule).probabilities
         _score(drawn)
         return int(drawn.shape[0])
 
     return {"ort_whole": whole, "split": split, "split_int8": split, "split_int8_adaptive": adaptive}[variant]
+
+
+def _peak_rss_mib() -> float:
+    """This process image's peak RSS: VmHWM belongs to the address space made at exec, whereas getrusage's
+    ru_maxrss also counts what the forked parent (perf_bench, with torch and the models loaded) held."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main() -> int:
@@ -133,7 +126,7 @@ def main() -> int:
             drawn.append(scorer(images[i : i + 1], i))
             seconds.append(time.perf_counter() - started)
         print(json.dumps({"seconds": seconds, "samples": drawn}), flush=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = _peak_rss_mib()
     print(json.dumps({"peak_rss_mib": peak}), flush=True)
     return 0
 

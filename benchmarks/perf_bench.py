@@ -1,18 +1,20 @@
-"""Scored images per second at T = 20 on the CEAL-size U-Net, six ways, in one run on one machine.
+"""Scored images per second at T = 20 on the trained CEAL-size U-Net, six ways, in one run on one machine.
 
-    .venv/bin/python benchmarks/perf_bench.py [--images 2] [--repeats 3] [--workdir runs/bench]
+    .venv/bin/python benchmarks/perf_bench.py [--placement last_decoder bottleneck] [--images 4] [--repeats 3]
 
 Variants: (a) PyTorch, T passes of one image (CEAL's reference, `set_mc_dropout`); (b) PyTorch, the image
 replicated T times in one batch (baal's default); (c) onnxruntime, T copies as one batch (`sample_whole`);
 (d) the split engine, prefix once and suffix on T rows (`LoadedModel.sample`); (e) (d) on the int8 model;
-(f) (e) with adaptive T. The model is the CEAL layout (filters 32..512, depth 4, Dropout(0.5) at the
-bottleneck, input 192×240, ≈17 GFLOP a pass) with random weights: speed does not depend on them. Fidelity
-(int8 gate figures, adaptive-T ranking) needs a trained model, so it is measured first on a small trained
-one (`_perf_fidelity.py`), and (f) replays that model's adaptive T per image.
+(f) the split engine with adaptive T (on int8 where int8 and the rule hold the fidelity bar, else fp32).
+All six run the same trained weights (`bench_model.py`: filters 32..512, depth 4, 192×240, trained once on
+synthetic lesions and cached in runs/bench/), once per dropout placement: at the bottleneck (CEAL's) or only
+after the last decoder block (`last_decoder`: the stochastic suffix is the 1×1 head). The fidelity half
+(`_perf_fidelity.py`) compares the image scores of int8 and adaptive T with fp32 at fixed T on the same model.
 
-Each variant runs in its own process (peak RSS from getrusage); repeats are interleaved (round r runs every
-variant once, in a rotated order) and the report gives medians. Effective GFLOP/s counts the naive cost of
-a score, T full passes (T × 17 GFLOP), whatever a variant actually computed, against the machine's sgemm.
+Each variant runs in its own process (peak RSS from getrusage), with CEAL_BENCH_THREADS (--threads) torch and
+onnxruntime threads; repeats are interleaved (round r runs every variant once, in a rotated order) and the
+report gives medians. Effective GFLOP/s counts the naive cost of a score, T full passes, whatever a variant
+actually computed, against the machine's sgemm.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,16 +33,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _perf_fidelity as fid
+from benchmarks import bench_model
 from benchmarks._common import machine, median, sgemm_gflops, table
+from benchmarks.bench_model import HEIGHT, WIDTH, BenchModel
 from ceal.service.engine.preprocess import prepare
-from ceal.service.metadata import ModelMetadata
-from ceal.trainer.data.synth import case_rng, make_case
-from ceal.trainer.export import to_onnx_bytes
 from ceal.trainer.quantize import quantize_int8
-from ceal.trainer.unet import UNet, UNetConfig
+from ceal.trainer.unet import PLACEMENTS, UNet
 
-HEIGHT, WIDTH = 192, 240
-CEAL = UNetConfig(in_channels=3, num_classes=1, base_filters=32, depth=4, dropout=0.5)
+CALIBRATION = 16  # training images the int8 ranges are taken from
 VARIANTS = {
     "torch_passes": "(a) PyTorch, T passes of 1 image",
     "torch_replicated": "(b) PyTorch, image ×T in one batch",
@@ -72,39 +73,33 @@ def conv_gflop(model: UNet, height: int, width: int) -> float:
     return total / 1e9
 
 
-def prepare_workdir(
-    work: Path, images: int, samples: int, schedule: tuple[int, ...], min_samples: int
-) -> tuple[float, float]:
-    """Write what the workers load; returns (GFLOP per pass, seconds spent quantising).
-
-    schedule: the T at which the trained model stopped per image, under a rule with floor `min_samples`."""
-    work.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    model = UNet(CEAL).eval()
-    torch.save(model.state_dict(), work / "ceal.pt")
-    meta = ModelMetadata(
-        name="ceal",
-        version=1,
-        input_channels=3,
-        input_height=HEIGHT,
-        input_width=WIDTH,
-        num_classes=1,
-        mean=0.5,
-        std=0.25,
-        dropout_rate=CEAL.dropout,
-        extra={"unet": CEAL.to_json(), "bench_samples": samples},
-    )
-    (work / "meta.json").write_text(meta.to_json())
-    fp32 = to_onnx_bytes(model, HEIGHT, WIDTH, mc_dropout=True)
-    (work / "fp32.onnx").write_bytes(fp32)
-    cases = [make_case(case_rng(7, i), HEIGHT, WIDTH).image for i in range(max(images, 16))]
-    inputs = np.stack([prepare(image, meta) for image in cases])
+def int8_model(bench: BenchModel, work: Path) -> tuple[bytes, float]:
+    """The bench model quantised (cached beside it); returns (bytes, seconds spent quantising, 0 when cached)."""
+    cached = bench_model.folder(work, bench.placement) / "int8.onnx"
+    if cached.is_file():
+        return cached.read_bytes(), 0.0
+    calibration = bench_model.synth(CALIBRATION, seed=1).images
     started = time.perf_counter()
-    (work / "int8.onnx").write_bytes(quantize_int8(fp32, meta, inputs[:16]))
-    quantising = time.perf_counter() - started
-    np.save(work / "images.npy", inputs[:images])
-    (work / "schedule.json").write_text(json.dumps({"min_samples": min_samples, "samples": list(schedule)}))
-    return conv_gflop(model, HEIGHT, WIDTH), quantising
+    data = quantize_int8(bench.onnx, bench.meta, np.stack([prepare(image, bench.meta) for image in calibration]))
+    cached.write_bytes(data)
+    return data, time.perf_counter() - started
+
+
+def prepare_workdir(
+    work: Path, bench: BenchModel, int8: bytes, images: int, samples: int, f: fid.Row, on_int8: bool
+) -> float:
+    """Write what the workers load; returns GFLOP per pass."""
+    work.mkdir(parents=True, exist_ok=True)
+    torch.save(bench.model.state_dict(), work / "ceal.pt")
+    extra = {**bench.meta.extra, "bench_samples": samples}
+    (work / "meta.json").write_text(dataclasses.replace(bench.meta, extra=extra).to_json())
+    (work / "fp32.onnx").write_bytes(bench.onnx)
+    (work / "int8.onnx").write_bytes(int8)
+    inputs = np.stack([prepare(image, bench.meta) for image in bench.val.images[:images]])
+    np.save(work / "images.npy", inputs)
+    rule = {"tolerance": f.tolerance, "min_samples": f.min_samples, "int8": on_int8}
+    (work / "rule.json").write_text(json.dumps(rule))
+    return conv_gflop(bench.model, HEIGHT, WIDTH)
 
 
 class Worker:
@@ -181,103 +176,81 @@ def speed_table(results: dict[str, dict[str, object]], gflop: float, samples: in
     )
 
 
-def fidelity_tables(report: fid.FidelityReport) -> str:
-    f = report.int8
-    int8 = table(
-        ("ρ MI", "ρ entropy", "Dice fp32", "Dice int8", "Dice drop", "images", "T"),
-        [
-            (
-                f"{f.spearman_mutual_information:.3f}",
-                f"{f.spearman_entropy:.3f}",
-                f"{f.dice_fp32:.4f}",
-                f"{f.dice_int8:.4f}",
-                f"{f.dice_drop:+.4f}",
-                f.images,
-                f.samples,
-            )
-        ],
-    )
-    rows = [
+def fidelity_table(report: fid.FidelityReport) -> str:
+    rows = [report.noise_floor, report.int8, *report.adaptive, report.int8_adaptive]
+    body = [
         (
-            str(r.min_samples),
-            f"{r.relative:g} × spread = {r.tolerance:.2e}",
+            r.label + (" ← chosen" if r is report.chosen else "") + (" ← (f)" if r is report.f_row else ""),
+            str(r.min_samples or "–"),
+            f"{r.relative:g} × spread = {r.tolerance:.2e}" if r.min_samples else "–",
             f"{r.mean_samples:.1f}",
             f"{r.fewest}–{r.most}",
             f"{r.spearman_mutual_information:.3f}",
             f"{r.spearman_entropy:.3f}",
+            f"{r.dice:.3f}",
         )
-        for r in report.adaptive
+        for r in rows
     ]
-    rows.append(
-        (
-            "–",
-            "fixed T, another seed (noise floor)",
-            f"{report.int8.samples:.1f}",
-            f"{report.int8.samples}–{report.int8.samples}",
-            f"{report.noise_floor[0]:.3f}",
-            f"{report.noise_floor[1]:.3f}",
-        )
+    t = report.samples
+    return table(
+        ("sampler", "min T", "tolerance (nats)", "mean T", "T range", f"ρ MI vs T={t}", f"ρ entropy vs T={t}", "Dice"),
+        body,
     )
-    t = report.int8.samples
-    adaptive = table(("min T", "tolerance (nats)", "mean T", "T range", f"ρ MI vs T={t}", f"ρ entropy vs T={t}"), rows)
-    floors = " or ".join(str(m) for m in fid.MIN_SAMPLES)
-    title = f"adaptive T (T_max {t}, chunks of 4, min T {floors}) vs fixed T = {t}, same masks"
-    return f"int8 vs fp32 (same masks):\n{int8}\n\n{title}:\n{adaptive}"
+
+
+def run_placement(args: argparse.Namespace, placement: str) -> dict[str, object]:
+    bench = bench_model.ensure(args.workdir, placement)
+    int8, quantising = int8_model(bench, args.workdir)
+    print(
+        f"## {placement}: trained CEAL-size U-Net (validation Dice {bench.validation_dice:.3f}, chance "
+        f"{bench.chance_dice:.3f}); int8 quantisation {quantising:.0f} s (0: cached)",
+        flush=True,
+    )
+    report = fid.report(bench, int8, args.samples, args.fidelity_images, tuple(args.floors), tuple(args.tolerances))
+    print(
+        f"fidelity on {report.images} validation images, T = {report.samples}, bar ρ ≥ {report.bar:.3f} "
+        f"(min(0.95, noise floor)); fp32 mean-probability Dice {report.dice_fp32:.3f}\n{fidelity_table(report)}"
+    )
+    f = report.f_row
+    print(f"(f) runs {'int8' if report.use_int8 else 'fp32'} with min T {f.min_samples}, tolerance {f.tolerance:.2e}\n")
+    work = args.workdir / f"speed-{placement}"
+    gflop = prepare_workdir(work, bench, int8, args.images, args.samples, f, report.use_int8)
+    print(
+        f"speed: {gflop:.2f} GFLOP a pass, T = {args.samples}, {args.images} images × {args.repeats} interleaved "
+        f"rounds per variant, {args.threads} thread(s)",
+        flush=True,
+    )
+    results, rounds = measure(work, args.images, args.repeats)
+    sgemm = median(rounds)
+    print(
+        f"sgemm (numpy fp32 2048², once per round): median {sgemm:.0f} GFLOP/s, "
+        f"range {min(rounds):.0f}–{max(rounds):.0f}"
+    )
+    print(speed_table(results, gflop, args.samples, sgemm) + "\n", flush=True)
+    return {"sgemm_gflops": sgemm, "gflop_per_pass": gflop, "results": results, "fidelity": dataclasses.asdict(report)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1, help="images per variant per round")
-    parser.add_argument("--repeats", type=int, default=4, help="interleaved rounds")
+    parser.add_argument("--placement", nargs="+", choices=PLACEMENTS, default=["last_decoder", "bottleneck"])
+    parser.add_argument("--images", type=int, default=4, help="images per variant per round")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--samples", type=int, default=20, help="Monte-Carlo samples T")
+    parser.add_argument("--fidelity-images", type=int, default=32, help="validation images of the fidelity half")
+    parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime intra-op threads")
+    parser.add_argument("--floors", type=int, nargs="+", default=list(fid.MIN_SAMPLES), help="adaptive floors tried")
+    parser.add_argument(
+        "--tolerances", type=float, nargs="+", default=list(fid.RELATIVE_TOLERANCES), help="× the score spread"
+    )
     parser.add_argument("--workdir", type=Path, default=Path("runs/bench"))
     args = parser.parse_args(argv)
+    os.environ["CEAL_BENCH_THREADS"] = str(args.threads)
+    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     print(f"# perf bench: {machine()}", flush=True)
-    print(
-        f"## fidelity (trained {fid.UNET.base_filters}-filter depth-{fid.UNET.depth} U-Net at "
-        f"{fid.HEIGHT}×{fid.WIDTH}, {fid.VALIDATION} validation images, T = {args.samples})",
-        flush=True,
-    )
-    report = fid.report(args.workdir, args.samples)
-    pick = fid.chosen(report.adaptive, report.noise_floor)
-    print(f"validation Dice {report.validation_dice:.3f}\n{fidelity_tables(report)}")
-    print(
-        f"(f) replays the adaptive T of min T {pick.min_samples}, tolerance {pick.relative:g} × spread "
-        f"(mean T {pick.mean_samples:.1f})\n"
-    )
-    gflop, quantising = prepare_workdir(
-        args.workdir / "ceal", args.images, args.samples, pick.samples, pick.min_samples
-    )
-    print(
-        f"## speed: CEAL-size U-Net {HEIGHT}×{WIDTH}, {gflop:.2f} GFLOP a pass, T = {args.samples}, "
-        f"{args.images} images × {args.repeats} interleaved rounds per variant (int8 quantisation "
-        f"took {quantising:.1f} s)",
-        flush=True,
-    )
-    results, rounds = measure(args.workdir / "ceal", args.images, args.repeats)
-    sgemm = median(rounds)
-    print(
-        f"sgemm (numpy fp32 2048², once per round): median {sgemm:.0f} GFLOP/s, range "
-        f"{min(rounds):.0f}–{max(rounds):.0f}"
-    )
-    print(speed_table(results, gflop, args.samples, sgemm))
-    (args.workdir / "perf_results.json").write_text(
-        json.dumps(
-            {
-                "sgemm_gflops": sgemm,
-                "gflop_per_pass": gflop,
-                "results": results,
-                "fidelity": dataclasses.asdict(report),
-            },
-            indent=1,
-            default=str,
-        )
-    )
-    print(
-        f"total {time.perf_counter() - started:.0f} s; figures taken on a shared machine: compare ratios, "
-        "not absolute rates"
-    )
+    out = {placement: run_placement(args, placement) for placement in args.placement}
+    (args.workdir / "perf_results.json").write_text(json.dumps(out, indent=1, default=str))
+    print(f"total {time.perf_counter() - started:.0f} s; a shared machine: compare ratios, not absolute rates")
     return 0
 
 

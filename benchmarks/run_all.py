@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/run_all.py [--only perf served]
 
-Runs engine_bench.py (when present), perf_bench.py, served_bench.py, ranking_bench.py and oip_bench.py, one after
-another so they never compete for the cores, and exits non-zero when any of them did.
+Runs engine_bench.py (when present), perf_bench.py, served_bench.py, pool_bench.py, ranking_bench.py and oip_bench.py,
+one after another so they never compete for the cores, and exits non-zero when any of them did. perf_bench.py trains
+the bench model once (`bench_model.py`, cached in runs/bench/; ~10 minutes a placement the first time on 2 cores).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("engine", "perf", "served", "ranking", "oip")
+BENCHES = ("engine", "perf", "served", "pool", "ranking", "oip")
 
 
 def main(argv: list[str] | None = None) -> int:

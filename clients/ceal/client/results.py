@@ -269,6 +269,7 @@ class ScoreProgress:
     finished: bool = False
     model_name: str = ""
     model_version: int = 0
+    mean_samples: float = 0.0  # MC samples per image this call drew (below `samples` under adaptive T)
 
     @classmethod
     def from_proto(cls, r: al_pb.ScorePoolProgress) -> ScoreProgress:
@@ -298,6 +299,7 @@ class PoolStats:
     expected_gain_per_hour_high: float
     plateau: bool
     plateau_threshold: float
+    mean_samples: float  # MC samples per image of the server's last pass over this pool (0: none)
 
     @classmethod
     def from_proto(cls, r: al_pb.PoolStats) -> PoolStats:

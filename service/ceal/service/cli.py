@@ -64,6 +64,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="default Monte-Carlo samples T [CEAL_SAMPLES]",
     )
     p.add_argument(
+        "--rescore-tolerance",
+        type=float,
+        default=_env("CEAL_RESCORE_TOLERANCE"),
+        help="background rescoring after a new version: adaptive T, stopping each image once the standard error "
+        "of its mean mutual information is at most this (nats); 0 = fixed T (--samples) [CEAL_RESCORE_TOLERANCE]",
+    )
+    p.add_argument(
+        "--rescore-min-samples",
+        type=int,
+        default=_env("CEAL_RESCORE_MIN_SAMPLES"),
+        help="background rescoring's floor of samples per image; 0 = the server's (8) [CEAL_RESCORE_MIN_SAMPLES]",
+    )
+    p.add_argument(
         "--max-samples",
         type=int,
         default=_env("CEAL_MAX_SAMPLES"),
@@ -208,6 +221,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     # flags left unset (None) take ServerConfig's defaults, the one place they are written
     flags = {
         "default_samples": args.samples,
+        "rescore_tolerance": args.rescore_tolerance,
+        "rescore_min_samples": args.rescore_min_samples,
         "max_samples": args.max_samples,
         "max_batch_images": args.max_batch,
         "max_queue": args.max_queue,

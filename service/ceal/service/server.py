@@ -34,6 +34,7 @@ from ceal.service.middleware.auth import TokenTable
 from ceal.service.middleware.decoding import DecodeInterceptor
 from ceal.service.middleware.telemetry import Telemetry, TelemetryConfig
 from ceal.service.middleware.tls import TLSConfig
+from ceal.service.pool.scoring import DEFAULT_RESCORE_TOLERANCE
 from ceal.service.registry import ModelRegistry
 from ceal.service.runtime import CGROUP_ROOT, choose_threads
 from ceal.service.servicers.active_learning import ActiveLearningServicer
@@ -57,6 +58,10 @@ class ServerConfig:
     state: str | None = None  # pool store: a folder (SQLite) or a postgresql:// URL; None = no pool
     default_model: str | None = None
     default_samples: int = 20
+    # background rescoring after a new version: adaptive T with this tolerance (nats of mean mutual
+    # information; 0 = fixed T = default_samples) and this floor (0 = the server's, 8)
+    rescore_tolerance: float = DEFAULT_RESCORE_TOLERANCE
+    rescore_min_samples: int = 0
     max_samples: int = 100
     max_pixels: int = 4096 * 4096
     max_message_bytes: int = 64 * 1024 * 1024
@@ -271,6 +276,8 @@ def create_server(config: ServerConfig) -> Running:
         max_pixels=config.max_pixels,
         max_message_bytes=config.max_message_bytes,
         lease_seconds=config.lease_seconds,
+        rescore_tolerance=config.rescore_tolerance,
+        rescore_min_samples=config.rescore_min_samples,
     )
     inference = InferenceServicer(
         registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels

@@ -83,8 +83,11 @@ def register_train(sub: Sub) -> None:
     p.add_argument(
         "--dropout-placement",
         default="bottleneck",
-        choices=["bottleneck", "decoder", "encoder_decoder"],
-        help="where the dropout layers sit",
+        choices=["bottleneck", "decoder", "encoder_decoder", "last_decoder"],
+        help="where the dropout layers sit (last_decoder: only after the last decoder block(s), a cheap suffix)",
+    )
+    p.add_argument(
+        "--last-decoder-blocks", type=int, default=1, help="with last_decoder: how many of the last decoder blocks"
     )
     p.add_argument("--num-classes", type=int, default=1, help="1 = sigmoid (binary); C >= 2 = softmax")
     p.add_argument(
@@ -156,6 +159,7 @@ def _train(args: argparse.Namespace) -> int:
         depth=args.depth,
         dropout=args.dropout,
         dropout_placement=args.dropout_placement,
+        last_decoder_blocks=args.last_decoder_blocks,
     )
     record = train_and_save(train, val, args.out, cfg, unet, init=init, unlabelled=unlabelled)
     print(

@@ -1,5 +1,10 @@
 """U-Net with configurable Monte-Carlo dropout (CEAL's layout: one Dropout(0.5) at the bottleneck).
 
+Placements: "bottleneck" (CEAL), "decoder" (the bottleneck and after every decoder block), "encoder_decoder"
+(also after every encoder block), and "last_decoder": only after the last `last_decoder_blocks` decoder
+blocks, no bottleneck dropout. The service's split cuts at the first Dropout, so a late dropout leaves a small
+stochastic suffix (with one block, only the 1×1 head) and makes T samples cost little more than one pass.
+
 The model's configuration is its constructor's keyword arguments; `UNetConfig` round-trips through JSON
 beside the weights. Dropout is `nn.Dropout` (element-wise): `nn.Dropout2d` in train mode does not export
 with the TorchScript ONNX exporter.
@@ -17,8 +22,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-DropoutPlacement = Literal["bottleneck", "decoder", "encoder_decoder"]
-PLACEMENTS: tuple[str, ...] = ("bottleneck", "decoder", "encoder_decoder")
+DropoutPlacement = Literal["bottleneck", "decoder", "encoder_decoder", "last_decoder"]
+PLACEMENTS: tuple[str, ...] = ("bottleneck", "decoder", "encoder_decoder", "last_decoder")
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,13 @@ class UNetConfig:
     depth: int = 4  # number of down-sampling steps; input sides must be multiples of 2**depth
     dropout: float = 0.5
     dropout_placement: DropoutPlacement = "bottleneck"
+    last_decoder_blocks: int = 1  # "last_decoder": dropout after this many of the last decoder blocks
 
     def __post_init__(self) -> None:
         if self.dropout_placement not in PLACEMENTS:
             raise ValueError(f"dropout_placement must be one of {PLACEMENTS}, not {self.dropout_placement!r}")
+        if not 1 <= self.last_decoder_blocks <= self.depth:
+            raise ValueError(f"last_decoder_blocks must be in 1..depth ({self.depth}), not {self.last_decoder_blocks}")
         if not 0.0 < self.dropout < 1.0:
             raise ValueError(f"dropout must be in (0, 1) for Monte-Carlo sampling, not {self.dropout}")
         if self.num_classes < 1 or self.in_channels not in (1, 3) or self.depth < 1:
@@ -71,7 +79,12 @@ class UNet(nn.Module):
         self.config = cfg = config or UNetConfig()
         widths = [cfg.base_filters * 2**i for i in range(cfg.depth + 1)]
         enc_drop = cfg.dropout_placement == "encoder_decoder"
-        dec_drop = cfg.dropout_placement in ("decoder", "encoder_decoder")
+        late = cfg.dropout_placement == "last_decoder"
+        dec_drop = [
+            cfg.dropout_placement in ("decoder", "encoder_decoder")
+            or (late and i >= cfg.depth - cfg.last_decoder_blocks)
+            for i in range(cfg.depth)
+        ]  # per decoder block, deepest first
         self.encoders = nn.ModuleList()
         cin = cfg.in_channels
         for w in widths[:-1]:
@@ -82,15 +95,13 @@ class UNet(nn.Module):
         )
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = _conv_block(widths[-2], widths[-1])
-        self.bottleneck_dropout = nn.Dropout(cfg.dropout)
+        self.bottleneck_dropout: nn.Module = nn.Identity() if late else nn.Dropout(cfg.dropout)
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for w_in, w_out in zip(widths[:0:-1], widths[-2::-1], strict=True):
             self.ups.append(nn.ConvTranspose2d(w_in, w_out, 2, stride=2))
             self.decoders.append(_conv_block(2 * w_out, w_out))
-        self.decoder_dropouts = nn.ModuleList(
-            [nn.Dropout(cfg.dropout) if dec_drop else nn.Identity() for _ in widths[:-1]]
-        )
+        self.decoder_dropouts = nn.ModuleList([nn.Dropout(cfg.dropout) if drop else nn.Identity() for drop in dec_drop])
         self.head = nn.Conv2d(widths[0], cfg.num_classes, 1)
 
     def check_input(self, x: torch.Tensor) -> None:

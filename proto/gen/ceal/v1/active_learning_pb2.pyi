@@ -124,7 +124,7 @@ class ScorePoolRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., samples: _Optional[int] = ..., force: _Optional[bool] = ..., adaptive_tolerance: _Optional[float] = ..., adaptive_min_samples: _Optional[int] = ...) -> None: ...
 
 class ScorePoolProgress(_message.Message):
-    __slots__ = ("done", "total", "fresh", "images_per_second", "eta_seconds", "finished", "model_name", "model_version")
+    __slots__ = ("done", "total", "fresh", "images_per_second", "eta_seconds", "finished", "model_name", "model_version", "mean_samples")
     DONE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     FRESH_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,7 @@ class ScorePoolProgress(_message.Message):
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     done: int
     total: int
     fresh: int
@@ -141,7 +142,8 @@ class ScorePoolProgress(_message.Message):
     finished: bool
     model_name: str
     model_version: int
-    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ..., fresh: _Optional[int] = ..., images_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., finished: _Optional[bool] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ...) -> None: ...
+    mean_samples: float
+    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ..., fresh: _Optional[int] = ..., images_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., finished: _Optional[bool] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., mean_samples: _Optional[float] = ...) -> None: ...
 
 class GetQueryListRequest(_message.Message):
     __slots__ = ("pool", "model_name", "strategy", "k", "budget_seconds", "annotator", "lease_seconds", "level", "round", "seed", "max_pseudo_labels")
@@ -328,7 +330,7 @@ class GetPoolStatsRequest(_message.Message):
     def __init__(self, pool: _Optional[str] = ..., model_name: _Optional[str] = ...) -> None: ...
 
 class PoolStats(_message.Message):
-    __slots__ = ("pool", "images", "series", "labelled_human", "labelled_pseudo", "scored_fresh", "scored_stale", "leased", "model_name", "model_version", "expected_gain_next_20", "expected_gain_next_20_low", "expected_gain_next_20_high", "expected_gain_per_hour", "expected_gain_per_hour_high", "plateau", "plateau_threshold")
+    __slots__ = ("pool", "images", "series", "labelled_human", "labelled_pseudo", "scored_fresh", "scored_stale", "leased", "model_name", "model_version", "expected_gain_next_20", "expected_gain_next_20_low", "expected_gain_next_20_high", "expected_gain_per_hour", "expected_gain_per_hour_high", "plateau", "plateau_threshold", "mean_samples")
     POOL_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +348,7 @@ class PoolStats(_message.Message):
     EXPECTED_GAIN_PER_HOUR_HIGH_FIELD_NUMBER: _ClassVar[int]
     PLATEAU_FIELD_NUMBER: _ClassVar[int]
     PLATEAU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     pool: str
     images: int
     series: int
@@ -363,7 +366,8 @@ class PoolStats(_message.Message):
     expected_gain_per_hour_high: float
     plateau: bool
     plateau_threshold: float
-    def __init__(self, pool: _Optional[str] = ..., images: _Optional[int] = ..., series: _Optional[int] = ..., labelled_human: _Optional[int] = ..., labelled_pseudo: _Optional[int] = ..., scored_fresh: _Optional[int] = ..., scored_stale: _Optional[int] = ..., leased: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., expected_gain_next_20: _Optional[float] = ..., expected_gain_next_20_low: _Optional[float] = ..., expected_gain_next_20_high: _Optional[float] = ..., expected_gain_per_hour: _Optional[float] = ..., expected_gain_per_hour_high: _Optional[float] = ..., plateau: _Optional[bool] = ..., plateau_threshold: _Optional[float] = ...) -> None: ...
+    mean_samples: float
+    def __init__(self, pool: _Optional[str] = ..., images: _Optional[int] = ..., series: _Optional[int] = ..., labelled_human: _Optional[int] = ..., labelled_pseudo: _Optional[int] = ..., scored_fresh: _Optional[int] = ..., scored_stale: _Optional[int] = ..., leased: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., expected_gain_next_20: _Optional[float] = ..., expected_gain_next_20_low: _Optional[float] = ..., expected_gain_next_20_high: _Optional[float] = ..., expected_gain_per_hour: _Optional[float] = ..., expected_gain_per_hour_high: _Optional[float] = ..., plateau: _Optional[bool] = ..., plateau_threshold: _Optional[float] = ..., mean_samples: _Optional[float] = ...) -> None: ...
 
 class ListPoolsRequest(_message.Message):
     __slots__ = ()

@@ -1,7 +1,8 @@
 """Dynamic batching across concurrent requests, as Triton does.
 
 Requests for the same model version wait up to `max_delay` seconds for company; up to `max_images`
-images run through the prefix in one call, and all their samples through the suffix in chunks.
+images run through the prefix in one call, and all their samples through the suffix together, in rounds of
+chunks (`merged.run_merged`: each request keeps its own generator, so merging never changes its samples).
 
 Admission control: the queue is bounded (a full queue raises `Overloaded` at once rather than growing
 memory), and a request whose expected wait exceeds its deadline is refused at once too, instead of queueing
@@ -19,14 +20,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ceal.service.engine.adaptive import AdaptiveRule, run_samples
+from ceal.service.engine.adaptive import AdaptiveRule
 from ceal.service.engine.loaded import LoadedModel, RunTiming, Samples
-from ceal.service.errors import DeadlineExceeded, Overloaded, ServiceError, Unavailable
+from ceal.service.engine.merged import SuffixJob, run_merged
+from ceal.service.errors import DeadlineExceeded, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -270,26 +272,20 @@ class DynamicBatcher:
             for job in live:
                 job.future.set_exception(exc)
             return
-        drawn = 0
-        for i, job in enumerate(live):
-            try:
-                one = {k: v[i : i + 1] for k, v in features.items()}
-                probs = run_samples(
-                    model,
-                    one,
-                    job.samples,
-                    job.rng,
-                    job.adaptive,
-                    deadline=job.deadline,
-                    abandoned=job.future.abandoned.is_set,
-                )
-                drawn += int(probs.shape[1])
-                timing = RunTiming(job.queued_ns, started_ns, time.time_ns(), len(live), probs.shape[1])
-                job.future.set_result(Samples(probs, descriptors[i : i + 1], timing))
-            except (ServiceError, CancelledError) as exc:  # CancelledError: the caller left mid-run
+        suffix_jobs = [SuffixJob(j.samples, j.rng, j.adaptive, j.deadline, j.future.abandoned.is_set) for j in live]
+        try:  # every request's suffix rows in one engine run per round (`merged.run_merged`)
+            drawn = run_merged(model, features, suffix_jobs, clock=self.clock)
+        except Exception as exc:
+            log.exception("suffix run failed")
+            for job in live:
                 job.future.set_exception(exc)
-            except Exception as exc:
-                log.exception("suffix run failed")
-                job.future.set_exception(exc)
+            return
+        finished_ns = time.time_ns()
+        for i, (job, done) in enumerate(zip(live, suffix_jobs, strict=True)):
+            if done.result is None:
+                job.future.set_exception(done.error or RuntimeError("no samples drawn"))
+                continue
+            timing = RunTiming(job.queued_ns, started_ns, finished_ns, len(live), done.result.shape[1])
+            job.future.set_result(Samples(done.result, descriptors[i : i + 1], timing))
         if drawn:
             self.rate.observe(drawn, time.perf_counter() - started)

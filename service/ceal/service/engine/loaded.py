@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,11 +98,36 @@ class LoadedModel:
                 raise CancelledError(f"the call was cancelled after {start} of {rows} Monte-Carlo samples")
             stop = min(rows, start + self.max_rows)
             image_of_row = np.arange(start, stop) // samples
-            feeds = {name: features[name][image_of_row] for name in self.split.prefix_outputs}
-            feeds.update(draw_masks(self.split.sites, stop - start, rng))
-            out.append(self._run(self.suffix, [self.split.suffix_output], feeds)[0])
+            out.append(self._run_rows(features, image_of_row, draw_masks(self.split.sites, stop - start, rng)))
         probs = np.concatenate(out)
         return probs.reshape(n, samples, *probs.shape[1:])
+
+    def run_suffix_rows(
+        self, features: dict[str, np.ndarray], counts: Sequence[int], rngs: Sequence[np.random.Generator]
+    ) -> list[np.ndarray]:
+        """Image i's `counts[i]` samples (0: none) with masks from its own generator `rngs[i]`, all images' rows
+        through the suffix together (chunks of `max_rows`) → [(counts[i], C, h, w), ...].
+
+        Masks are drawn per image, sample by sample, so image i gets exactly the samples that
+        `run_suffix(features[i], counts[i], rngs[i])` gives: requests merged into one engine run keep their seeds."""
+        if not len(counts) == len(rngs) == next(iter(features.values())).shape[0] or sum(counts) < 1:
+            raise ValueError("run_suffix_rows needs one count and one generator per image, and a sample to draw")
+        owner = np.repeat(np.arange(len(counts)), counts)
+        out: list[np.ndarray] = []
+        for start in range(0, len(owner), self.max_rows):
+            image_of_row = owner[start : start + self.max_rows]
+            images, sizes = np.unique(image_of_row, return_counts=True)  # rows are image-major: one run per image
+            parts = [draw_masks(self.split.sites, int(k), rngs[i]) for i, k in zip(images, sizes, strict=True)]
+            masks = {s.mask_input: np.concatenate([p[s.mask_input] for p in parts]) for s in self.split.sites}
+            out.append(self._run_rows(features, image_of_row, masks))
+        return list(np.split(np.concatenate(out), np.cumsum(counts)[:-1]))  # a count of 0 gives an empty array
+
+    def _run_rows(
+        self, features: dict[str, np.ndarray], image_of_row: np.ndarray, masks: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        feeds = {name: features[name][image_of_row] for name in self.split.prefix_outputs}
+        feeds.update(masks)
+        return self._run(self.suffix, [self.split.suffix_output], feeds)[0]
 
     def _run(self, session: ort.InferenceSession, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if self.device is None:

@@ -34,6 +34,9 @@ CLAIM_SECONDS = 10.0  # shortest scoring claim: how soon a dead replica's share 
 POLL_SECONDS = 0.5  # how often a scorer with nothing left to claim looks whether the others are done
 COUNT_SECONDS = 1.0  # how often progress counts what other scorers stored
 QUEUE_FULL_SECONDS = 0.05  # how long a pass waits for room when interactive calls fill the batcher's queue
+# Background rescoring's adaptive tolerance by default (nats of mean mutual information): about half the spread
+# of the pool's scores on the benchmark models (docs/performance.md), where the ranking kept ρ ≥ 0.95.
+DEFAULT_RESCORE_TOLERANCE = 1e-3  # ServerConfig.rescore_tolerance's default
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Progress:
     images_per_second: float
     eta_seconds: float
     finished: bool
+    mean_samples: float = 0.0  # Monte-Carlo samples per image this pass drew so far (adaptive T: below T_max)
 
 
 Passes = Generator[Progress, None, None]
@@ -130,6 +134,21 @@ class PoolScorer:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self._stopping = threading.Event()
+        self._drawn: dict[tuple[str, str, int], tuple[int, int]] = {}  # (pool, model, version) → (samples, images)
+
+    def mean_samples(self, pool: str, model: str, version: int) -> float:
+        """Mean T per image of the last scoring pass of `pool` with this model version here (0.0: none)."""
+        with self._guard:
+            samples, images = self._drawn.get((pool, model, version), (0, 0))
+        return samples / images if images else 0.0
+
+    def _count(self, key: tuple[str, str, int], samples: int, images: int, *, fresh: bool = False) -> float:
+        """Add a batch's samples to this pass's tally (`fresh`: a new pass starts); returns the pass's mean T."""
+        with self._guard:
+            before = (0, 0) if fresh else self._drawn.get(key, (0, 0))
+            total = (before[0] + samples, before[1] + images)
+            self._drawn[key] = total
+        return total[0] / total[1] if total[1] else 0.0
 
     def stop(self) -> None:
         """Ask background rescoring to end after the batch in hand (the server is stopping)."""
@@ -171,15 +190,17 @@ class PoolScorer:
         batch = max(1, self.engine.batcher.max_images)
         started = counted_at = self.clock()
         slowest, done, others = 0.0, 0, 0
+        key, mean = (pool, name, version), self._count((pool, name, version), 0, 0, fresh=True)
         while True:
             claim = max(self.claim_seconds, 3 * slowest)
             with child_span("store"):
                 ids = self.store.claim_scoring(pool, name, version, batch, claim, worker)
             if ids:
                 began = self.clock()
-                rows = self._score_batch(pool, model, ids, plan, rng)
+                rows, drawn = self._score_batch(pool, model, ids, plan, rng)
                 with child_span("store"):
                     self.store.put_scores(pool, rows)
+                mean = self._count(key, drawn, len(ids))
                 slowest = max(slowest, self.clock() - began)
                 todo.difference_update(ids)
             else:  # the rest is claimed by other scorers: wait until they store it or their claims expire
@@ -195,9 +216,9 @@ class PoolScorer:
                 counted_at = self.clock()
             done = min(total - 1, max(done, total - len(todo), others))
             rate = done / max(self.clock() - started, 1e-9)
-            yield Progress(done, total, fresh, rate, (total - done) / rate if rate else 0.0, False)
+            yield Progress(done, total, fresh, rate, (total - done) / rate if rate else 0.0, False, mean)
         rate = total / max(self.clock() - started, 1e-9)
-        yield Progress(total, total, fresh, rate, 0.0, True)
+        yield Progress(total, total, fresh, rate, 0.0, True, mean)
 
     def _score_all(self, pool: str, model: LoadedModel, plan: SamplingPlan) -> Passes:
         todo = self.store.needs_scoring(pool, model.meta.name, model.meta.version, force=True)
@@ -205,19 +226,24 @@ class PoolScorer:
         rng = np.random.default_rng(plan.seed)
         batch = max(1, self.engine.batcher.max_images)
         yield Progress(0, len(todo), 0, 0.0, 0.0, not todo)
+        key = (pool, model.meta.name, model.meta.version)
+        if todo:
+            self._count(key, 0, 0, fresh=True)
         for start in range(0, len(todo), batch):
             ids = todo[start : start + batch]
-            rows = self._score_batch(pool, model, ids, plan, rng)
+            rows, drawn = self._score_batch(pool, model, ids, plan, rng)
             with child_span("store"):
                 self.store.put_scores(pool, rows)
             done += len(ids)
+            mean = self._count(key, drawn, len(ids))
             rate = done / max(self.clock() - started, 1e-9)
-            yield Progress(done, len(todo), 0, rate, (len(todo) - done) / rate, done == len(todo))
+            yield Progress(done, len(todo), 0, rate, (len(todo) - done) / rate, done == len(todo), mean)
 
     def _score_batch(
         self, pool: str, model: LoadedModel, ids: list[str], plan: SamplingPlan, rng: np.random.Generator
-    ) -> list[ScoreRow]:
-        """Scores of `ids`, `plan.samples` MC samples each (T_max under an adaptive `plan.rule`)."""
+    ) -> tuple[list[ScoreRow], int]:
+        """Scores of `ids`, `plan.samples` MC samples each (T_max under an adaptive `plan.rule`), and the
+        samples drawn."""
         pixels = [self.store.load_pixels(pool, i) for i in ids]
         futures = []
         for image in pixels:
@@ -233,16 +259,19 @@ class PoolScorer:
                     if exc.reason != "queue":  # the pass cannot finish before its deadline: say so now
                         raise
                     self.sleep(QUEUE_FULL_SECONDS)
-        rows = []
+        rows, drawn = [], 0
         for image_id, image, future in zip(ids, pixels, futures, strict=True):
             out = future.result()
             record_run(out.timing)
+            drawn += int(out.probabilities.shape[1])
             with child_span("scoring"):
                 rows.append(score_row(model, image_id, out.probabilities[0], out.descriptors[0], image.shape[:2]))
-        return rows
+        return rows, drawn
 
     def rescore_all(self, model: LoadedModel, plan: SamplingPlan) -> None:
-        """Background rescoring of every pool after a new model version (stale scores → fresh).
+        """Background rescoring of every pool after a new model version (stale scores → fresh), `plan.samples`
+        per image or, under an adaptive `plan.rule`, at most that (the server's default is adaptive: see
+        `ServerConfig.rescore_tolerance`); the mean T each pool took is logged and kept (`mean_samples`).
 
         Ends early, after the batch in hand, once `stop()` is called; what it did not score stays stale and
         the next ScorePool (or the next server's rescoring) scores it."""
@@ -262,7 +291,14 @@ class PoolScorer:
                     passes.close()  # releases the pass's claims now, not at garbage collection
                 if last is not None:
                     log.info(
-                        "pool %s rescored with %s v%d: %d images", pool, model.meta.name, model.meta.version, last.total
+                        "pool %s rescored with %s v%d: %d images, mean T %.1f (T max %d, adaptive tolerance %g)",
+                        pool,
+                        model.meta.name,
+                        model.meta.version,
+                        last.total,
+                        last.mean_samples,
+                        plan.samples,
+                        plan.rule.tolerance if plan.rule else 0.0,
                     )
             except Exception:  # a failed background pass is retried by the next ScorePool
                 log.exception("background rescoring of pool %s failed", pool)

@@ -18,7 +18,7 @@ from ceal.service.middleware.spans import child_span
 from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
 from ceal.service.pool.retrieval import similar_in_pool
-from ceal.service.pool.scoring import PoolScorer, SamplingPlan, sampling_plan
+from ceal.service.pool.scoring import PoolScorer, SamplingPlan, sampling_plan, scoring_rule
 from ceal.service.registry import ModelRegistry
 from ceal.service.servicers import pool_messages as msg
 from ceal.service.servicers import pool_views
@@ -44,11 +44,18 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         max_message_bytes: int,
         lease_seconds: float,
         rescore_on_new_version: bool = True,
+        rescore_tolerance: float,
+        rescore_min_samples: int,
     ) -> None:
+        """rescore_tolerance / rescore_min_samples: background rescoring's adaptive T (0: fixed T)."""
         self.store = store
         self.registry = registry
         self.engine = engine
         self.default_samples = default_samples
+        # checked now (InvalidInput at start-up), not per pool later
+        self.rescore_plan = SamplingPlan(
+            default_samples, scoring_rule(default_samples, rescore_tolerance, rescore_min_samples)
+        )
         self.max_pixels = max_pixels
         self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
         self.lease_seconds = lease_seconds  # how long a query list's leases last when the request does not say
@@ -86,7 +93,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             return
         thread = threading.Thread(
             target=self.scorer.rescore_all,
-            args=(model, SamplingPlan(self.default_samples)),
+            args=(model, self.rescore_plan),
             name="ceal-rescore",
             daemon=True,
         )
@@ -132,6 +139,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
                 finished=p.finished,
                 model_name=model.meta.name,
                 model_version=model.meta.version,
+                mean_samples=p.mean_samples,
             )
 
     @unary
@@ -220,7 +228,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
 
     @unary
     def GetPoolStats(self, request: pb.GetPoolStatsRequest, context: grpc.ServicerContext) -> Any:
-        store, _ = self._store()
+        store, scorer = self._store()
         pool = msg.pool_name(request.pool)
         model = self.registry.get(request.model_name)
         c = store.counts(pool, model.meta.name, model.meta.version)
@@ -237,6 +245,7 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
             leased=c.leased,
             model_name=model.meta.name,
             model_version=model.meta.version,
+            mean_samples=scorer.mean_samples(pool, model.meta.name, model.meta.version),
         )
 
     @unary

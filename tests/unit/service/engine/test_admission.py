@@ -175,19 +175,13 @@ def test_the_batcher_measures_its_rate_from_real_runs(blocker: Blocker) -> None:
 
 
 def test_cancelling_a_running_job_stops_it_at_the_next_chunk(blocker: Blocker) -> None:
-    chunks: list[int] = []
+    chunks: list[list[int]] = []
 
-    def run_suffix(features: object, samples: int, rng: object, **kw: object) -> np.ndarray:
-        abandoned = kw.get("abandoned")
-        for start in range(0, samples, 2):  # chunks of 2 samples, the check before each, as LoadedModel does
-            if callable(abandoned) and abandoned():
-                from concurrent.futures import CancelledError
+    def run_suffix_rows(features: object, counts: list[int], rngs: object) -> list[np.ndarray]:
+        chunks.append(list(counts))  # the batcher checks cancellation before every round of chunks
+        return [np.zeros((k, 1, 2, 2), np.float32) for k in counts]
 
-                raise CancelledError(f"cancelled after {start} of {samples}")
-            chunks.append(start)
-        return np.zeros((1, samples, 1, 2, 2), np.float32)
-
-    blocker.run_suffix = run_suffix  # type: ignore[method-assign,assignment]
+    blocker.run_suffix_rows = run_suffix_rows  # type: ignore[method-assign,assignment]
     batcher = DynamicBatcher(max_images=1, max_delay=0.0)
     try:
         future = batcher.submit(cast(LoadedModel, blocker), X, 8, np.random.default_rng(0), None)

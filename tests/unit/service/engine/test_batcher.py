@@ -54,8 +54,13 @@ class Blocker:
     def descriptors(self, features: dict[str, F32]) -> F32:
         return np.zeros((len(features["features"]), 4), np.float32)
 
+    max_rows = 32
+
     def run_suffix(self, features: dict[str, F32], samples: int, rng: np.random.Generator, **_: object) -> F32:
         return np.zeros((len(features["features"]), samples, 1, 2, 2), np.float32)
+
+    def run_suffix_rows(self, features: dict[str, F32], counts: list[int], rngs: object) -> list[F32]:
+        return [np.zeros((k, 1, 2, 2), np.float32) for k in counts]
 
     def hold(self, batcher: DynamicBatcher) -> Future[Samples]:
         """Submit one job and return once the worker is stuck in it."""

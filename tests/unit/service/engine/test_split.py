@@ -202,7 +202,7 @@ def test_a_model_without_dropout_is_refused_with_a_clear_message(tiny_model: Tin
         load_model(folder)
 
 
-EXPECTED_SITES = {"decoder": 4, "encoder_decoder": 7}
+EXPECTED_SITES = {"decoder": 4, "encoder_decoder": 7, "last_decoder": 1}
 
 
 @dataclass(frozen=True)
@@ -242,3 +242,23 @@ def test_masks_do_not_depend_on_how_samples_are_chunked(chunks: list[int], sites
     parts = [draw_masks(sites, n, rng) for n in chunks]
     for site in sites:
         assert np.array_equal(whole[site.mask_input], np.concatenate([p[site.mask_input] for p in parts]))
+
+
+def test_last_decoder_dropout_leaves_only_the_head_in_the_suffix(tmp_path: Path) -> None:
+    model = load(export_untrained(tmp_path, "last_decoder"))
+    (site,) = model.split.sites
+    assert site.shape == (8, HEIGHT, WIDTH)  # the last decoder block's output: base_filters × the full image
+    assert len(model.split.prefix_outputs) == 1  # nothing else crosses: no skip connection in the suffix
+    ops = sorted(n.op_type for n in onnx.load_from_string(model.split.suffix).graph.node)
+    assert ops == ["Conv", "Mul", "Sigmoid"]  # mask, 1×1 head, probability
+
+
+def test_ratio_one_half_masks_come_from_bits_and_keep_half() -> None:
+    site = DropoutSite("m", (3, 50, 70), 0.5)
+    masks = draw_masks((site,), 40, np.random.default_rng(11))["m"]
+    assert set(np.unique(masks)) == {0.0, 2.0}
+    kept = float((masks > 0).mean())
+    assert abs(kept - 0.5) < 5 * math.sqrt(0.25 / masks.size)
+    rng = np.random.default_rng(11)  # one row at a time: the same masks
+    rows = np.concatenate([draw_masks((site,), 1, rng)["m"] for _ in range(40)])
+    assert np.array_equal(rows, masks)

@@ -111,3 +111,17 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.strip() == f"ceal {version('ceal')}"
+
+
+def test_background_rescoring_is_adaptive_by_default_and_the_flags_change_it(tmp_path: Path) -> None:
+    from ceal.service.pool.scoring import DEFAULT_RESCORE_TOLERANCE
+    from ceal.service.server import ServerConfig
+
+    default = server_config(build_parser().parse_args(["serve", "--models", str(tmp_path)]))
+    assert default.rescore_tolerance == DEFAULT_RESCORE_TOLERANCE == ServerConfig(tmp_path).rescore_tolerance > 0
+    assert default.rescore_min_samples == 0
+    args = ["serve", "--models", str(tmp_path), "--rescore-tolerance", "0.002", "--rescore-min-samples", "4"]
+    tuned = server_config(build_parser().parse_args(args))
+    assert (tuned.rescore_tolerance, tuned.rescore_min_samples) == (0.002, 4)
+    fixed = server_config(build_parser().parse_args(["serve", "--models", str(tmp_path), "--rescore-tolerance", "0"]))
+    assert fixed.rescore_tolerance == 0.0  # fixed T = --samples

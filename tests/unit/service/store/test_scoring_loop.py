@@ -15,9 +15,10 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from ceal.service.engine.adaptive import AdaptiveRule
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.errors import DeadlineExceeded
-from ceal.service.pool.scoring import PoolScorer, Progress, SamplingPlan
+from ceal.service.pool.scoring import PoolScorer, Progress, SamplingPlan, scoring_rule
 from ceal.service.store import NewImage, PoolStore, ScoreRow
 
 Pixels = Callable[..., np.ndarray]
@@ -40,14 +41,32 @@ class FakeScorer(PoolScorer):
         ids: list[str],
         plan: SamplingPlan,
         rng: np.random.Generator,
-    ) -> list[ScoreRow]:
+    ) -> tuple[list[ScoreRow], int]:
         self.scored.extend(ids)
         time.sleep(0.001)  # let other threads in between batches
-        return [ScoreRow(i, model.meta.name, model.meta.version, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2) for i in ids]
+        rows = [ScoreRow(i, model.meta.name, model.meta.version, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2) for i in ids]
+        return rows, plan.samples * len(ids)
 
 
 def _pool(store: PoolStore, pixels: Pixels, n: int) -> list[str]:
     return [image_id for image_id, _ in store.register_images("p", [NewImage(pixels(i)) for i in range(n)])]
+
+
+def _servicer(store: PoolStore, samples: int = 20, **rescore: Any) -> Any:
+    """An ActiveLearningServicer on `store` alone (no registry or engine), not rescoring on its own."""
+    from ceal.service.servicers.active_learning import ActiveLearningServicer
+
+    return ActiveLearningServicer(
+        store,
+        cast(Any, None),
+        cast(Any, None),
+        default_samples=samples,
+        max_pixels=64 * 64,
+        max_message_bytes=1 << 20,
+        lease_seconds=60.0,
+        rescore_on_new_version=False,
+        **{"rescore_tolerance": 0.0, "rescore_min_samples": 0, **rescore},
+    )
 
 
 def _check_progress(messages: list[Progress], total: int) -> None:
@@ -135,11 +154,11 @@ class SlowScorer(FakeScorer):
         super().__init__(store)
         self.batches = threading.Semaphore(0)
 
-    def _score_batch(self, *args: Any, **kwargs: Any) -> list[ScoreRow]:
-        rows = super()._score_batch(*args, **kwargs)
+    def _score_batch(self, *args: Any, **kwargs: Any) -> tuple[list[ScoreRow], int]:
+        scored = super()._score_batch(*args, **kwargs)
         time.sleep(0.02)
         self.batches.release()
-        return rows
+        return scored
 
 
 def test_background_rescoring_stops_after_the_batch_in_hand(store: PoolStore, pixels: Pixels) -> None:
@@ -158,22 +177,59 @@ def test_background_rescoring_stops_after_the_batch_in_hand(store: PoolStore, pi
 
 
 def test_closing_the_servicer_waits_for_background_rescoring(store: PoolStore, pixels: Pixels) -> None:
-    from ceal.service.servicers.active_learning import ActiveLearningServicer
-
     _pool(store, pixels, 30)
-    servicer = ActiveLearningServicer(
-        store,
-        cast(Any, None),
-        cast(Any, None),
-        default_samples=4,
-        max_pixels=64 * 64,
-        max_message_bytes=1 << 20,
-        lease_seconds=60.0,
-        rescore_on_new_version=False,
-    )
+    servicer = _servicer(store, samples=4)
     scorer = servicer.scorer = SlowScorer(store)
     servicer._rescore_in_background(MODEL)
     assert scorer.batches.acquire(timeout=10)
     (thread,) = [t for t in threading.enumerate() if t.name == "ceal-rescore"]
     servicer.close()  # returns only once the rescoring thread has ended; then the store is closed
     assert not thread.is_alive()
+
+
+class RuleScorer(FakeScorer):
+    """Records the stopping rule of each batch; draws 5 samples an image under a rule, T without one."""
+
+    def __init__(self, store: PoolStore) -> None:
+        super().__init__(store)
+        self.rules: list[AdaptiveRule | None] = []
+
+    def _score_batch(
+        self, pool: str, model: LoadedModel, ids: list[str], plan: SamplingPlan, rng: np.random.Generator
+    ) -> tuple[list[ScoreRow], int]:
+        rows, drawn = super()._score_batch(pool, model, ids, plan, rng)
+        self.rules.append(plan.rule)
+        return rows, (5 * len(rows) if plan.rule is not None else drawn)
+
+
+def test_background_rescoring_is_adaptive_when_configured_and_reports_its_mean_t(
+    store: PoolStore, pixels: Pixels
+) -> None:
+    _pool(store, pixels, 7)
+    servicer = _servicer(store, rescore_tolerance=2e-3, rescore_min_samples=4)
+    scorer = servicer.scorer = RuleScorer(store)
+    assert scorer.mean_samples("p", "unet", 1) == 0.0  # nothing scored yet
+    servicer._rescore_in_background(MODEL)
+    for thread in [t for t in threading.enumerate() if t.name == "ceal-rescore"]:
+        thread.join(timeout=30)
+    servicer.close()
+    assert len(scorer.rules) == 3 and all(r is not None for r in scorer.rules)  # 7 images, 3 a batch
+    assert {(r.tolerance, r.min_samples) for r in scorer.rules if r is not None} == {(2e-3, 4)}
+    assert scorer.mean_samples("p", "unet", 1) == 5.0
+
+
+def test_fixed_t_rescoring_and_explicit_passes_report_their_own_mean_t(store: PoolStore, pixels: Pixels) -> None:
+    _pool(store, pixels, 4)
+    scorer = RuleScorer(store)
+    scorer.rescore_all(MODEL, SamplingPlan(12))  # no rule: fixed T
+    assert scorer.rules == [None, None] and scorer.mean_samples("p", "unet", 1) == 12.0
+    plan = SamplingPlan(20, scoring_rule(20, 1e-3, 4))
+    forced = list(scorer.score("p", MODEL, plan, force=True))
+    assert forced[-1].finished and forced[-1].mean_samples == 5.0 == scorer.mean_samples("p", "unet", 1)
+
+
+def test_a_bad_background_rule_is_refused_when_the_servicer_starts(store: PoolStore) -> None:
+    from ceal.service.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="adaptive"):
+        _servicer(store, rescore_tolerance=1e-3, rescore_min_samples=2)
