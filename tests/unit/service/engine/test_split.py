@@ -253,7 +253,7 @@ def test_last_decoder_dropout_leaves_only_the_head_in_the_suffix(tmp_path: Path)
     assert ops == ["Conv", "Mul", "Sigmoid"]  # mask, 1×1 head, probability
 
 
-def test_ratio_one_half_masks_come_from_bits_and_keep_half() -> None:
+def test_ratio_one_half_masks_keep_half_and_scale_by_two() -> None:
     site = DropoutSite("m", (3, 50, 70), 0.5)
     masks = draw_masks((site,), 40, np.random.default_rng(11))["m"]
     assert set(np.unique(masks)) == {0.0, 2.0}
