@@ -80,6 +80,15 @@ class AdaptiveRule:
         if self.chunk < 1 or self.groups < 2 or self.min_samples < self.groups:
             raise InvalidInput("adaptive sampling needs chunk >= 1, groups >= 2 and min_samples >= groups")
 
+    def standard_error(self, accumulator: MCAccumulator) -> float:
+        """The jackknife standard error of the rule's score over the samples in `accumulator` (made with
+        `groups` groups), or inf before `min_samples`: sampling stops once this is at most `tolerance`."""
+        if accumulator.samples < self.min_samples:
+            return math.inf
+        return accumulator.score_standard_error(
+            self.measure, self.reduction, threshold=self.threshold, top_k_percent=self.top_k_percent
+        )
+
 
 @dataclass(frozen=True)
 class AdaptiveResult:
@@ -118,12 +127,9 @@ def sample_adaptive(
         chunk = model.run_suffix(features, size, rng, deadline=deadline, abandoned=abandoned)[0]  # (size, C, h, w)
         chunks.append(chunk)
         accumulator.add(chunk)
-        if accumulator.samples >= rule.min_samples:
-            error = accumulator.score_standard_error(
-                rule.measure, rule.reduction, threshold=rule.threshold, top_k_percent=rule.top_k_percent
-            )
-            if error <= rule.tolerance:
-                break
+        error = rule.standard_error(accumulator)
+        if error <= rule.tolerance:
+            break
     return AdaptiveResult(np.concatenate(chunks), error)
 
 

@@ -67,17 +67,12 @@ class SuffixJob:
         """Take a chunk (k, C, h, w); True when this job is done."""
         self.chunks.append(chunk)
         self.drawn += int(chunk.shape[0])
-        if self.rule is not None:
-            rule = self.rule
+        if self.rule is not None:  # the stopping check `adaptive.sample_adaptive` makes, chunk by chunk
             if self.accumulator is None:
-                self.accumulator = MCAccumulator(groups=rule.groups)
+                self.accumulator = MCAccumulator(groups=self.rule.groups)
             self.accumulator.add(chunk)
-            if self.drawn >= rule.min_samples:
-                error = self.accumulator.score_standard_error(
-                    rule.measure, rule.reduction, threshold=rule.threshold, top_k_percent=rule.top_k_percent
-                )
-                if error <= rule.tolerance:
-                    return True
+            if self.rule.standard_error(self.accumulator) <= self.rule.tolerance:
+                return True
         return self.drawn >= self.samples
 
 
