@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, fields, replace
+from typing import cast
 
 import numpy as np
 
@@ -51,6 +52,15 @@ class Progress:
 
 
 Passes = Generator[Progress, None, None]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A batch submitted to the engine: its ids, when it was started, and the wait for its scores."""
+
+    ids: list[str]
+    began: float
+    result: Callable[[], tuple[list[ScoreRow], int]]
 
 
 def score_row(
@@ -185,38 +195,47 @@ class PoolScorer:
         yield Progress(0, total, fresh, 0.0, 0.0, not todo)
         if not todo:
             return
+        # Two claim names, one per batch in flight: a claim query passes over other workers' live claims only,
+        # so the batch claimed while the last one is in the engine must claim under the other name.
         worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        workers, claims = (f"{worker}:a", f"{worker}:b"), 0
         rng = np.random.default_rng(plan.seed)
         batch = max(1, self.engine.batcher.max_images)
         started = counted_at = self.clock()
         slowest, done, others = 0.0, 0, 0
         key, mean = (pool, name, version), self._count((pool, name, version), 0, 0, fresh=True)
-        while True:
-            claim = max(self.claim_seconds, 3 * slowest)
-            with child_span("store"):
-                ids = self.store.claim_scoring(pool, name, version, batch, claim, worker)
-            if ids:
-                began = self.clock()
-                rows, drawn = self._score_batch(pool, model, ids, plan, rng)
+        pending: _Pending | None = None  # the batch in the engine while the next one is claimed and read
+        try:
+            while True:
+                claim = max(self.claim_seconds, 3 * slowest)
                 with child_span("store"):
-                    self.store.put_scores(pool, rows)
-                mean = self._count(key, drawn, len(ids))
-                slowest = max(slowest, self.clock() - began)
-                todo.difference_update(ids)
-            else:  # the rest is claimed by other scorers: wait until they store it or their claims expire
-                todo.intersection_update(self.store.needs_scoring(pool, name, version))
-                if todo:
-                    if plan.deadline is not None and time.monotonic() > plan.deadline:
-                        raise DeadlineExceeded("the deadline passed while other scorers finished the pool")
-                    self.sleep(self.poll_seconds)
-            if not todo:
-                break
-            if self.clock() - counted_at >= COUNT_SECONDS:  # others' progress, without a query per batch
-                others = self.store.counts(pool, name, version).scored_fresh - base.scored_fresh
-                counted_at = self.clock()
-            done = min(total - 1, max(done, total - len(todo), others))
-            rate = done / max(self.clock() - started, 1e-9)
-            yield Progress(done, total, fresh, rate, (total - done) / rate if rate else 0.0, False, mean)
+                    ids = (
+                        self.store.claim_scoring(pool, name, version, batch, claim, workers[claims % 2]) if todo else []
+                    )
+                claims += bool(ids)
+                following = self._start(pool, model, ids, plan, rng) if ids else None
+                finished, pending = pending, following
+                if finished is not None:
+                    drawn = self._finish(pool, finished)
+                    mean = self._count(key, drawn, len(finished.ids))
+                    slowest = max(slowest, self.clock() - finished.began)
+                    todo.difference_update(finished.ids)
+                if pending is None and todo:  # the rest is claimed by others: wait until they store it or expire
+                    todo.intersection_update(self.store.needs_scoring(pool, name, version))
+                    if todo:
+                        if plan.deadline is not None and time.monotonic() > plan.deadline:
+                            raise DeadlineExceeded("the deadline passed while other scorers finished the pool")
+                        self.sleep(self.poll_seconds)
+                if not todo and pending is None:
+                    break
+                if self.clock() - counted_at >= COUNT_SECONDS:  # others' progress, without a query per batch
+                    others = self.store.counts(pool, name, version).scored_fresh - base.scored_fresh
+                    counted_at = self.clock()
+                done = min(total - 1, max(done, total - len(todo), others))
+                rate = done / max(self.clock() - started, 1e-9)
+                yield Progress(done, total, fresh, rate, (total - done) / rate if rate else 0.0, False, mean)
+        finally:
+            self._settle(pool, pending)
         rate = total / max(self.clock() - started, 1e-9)
         yield Progress(total, total, fresh, rate, 0.0, True, mean)
 
@@ -229,21 +248,49 @@ class PoolScorer:
         key = (pool, model.meta.name, model.meta.version)
         if todo:
             self._count(key, 0, 0, fresh=True)
-        for start in range(0, len(todo), batch):
-            ids = todo[start : start + batch]
-            rows, drawn = self._score_batch(pool, model, ids, plan, rng)
-            with child_span("store"):
-                self.store.put_scores(pool, rows)
-            done += len(ids)
-            mean = self._count(key, drawn, len(ids))
-            rate = done / max(self.clock() - started, 1e-9)
-            yield Progress(done, len(todo), 0, rate, (len(todo) - done) / rate, done == len(todo), mean)
+        batches = [todo[start : start + batch] for start in range(0, len(todo), batch)]
+        pending = self._start(pool, model, batches[0], plan, rng) if batches else None
+        try:
+            for following_ids in [*batches[1:], None]:
+                following = self._start(pool, model, following_ids, plan, rng) if following_ids else None
+                finished, pending = cast(_Pending, pending), following
+                drawn = self._finish(pool, finished)
+                done += len(finished.ids)
+                mean = self._count(key, drawn, len(finished.ids))
+                rate = done / max(self.clock() - started, 1e-9)
+                yield Progress(done, len(todo), 0, rate, (len(todo) - done) / rate, done == len(todo), mean)
+        finally:
+            self._settle(pool, pending)
+
+    def _start(
+        self, pool: str, model: LoadedModel, ids: list[str], plan: SamplingPlan, rng: np.random.Generator
+    ) -> _Pending:
+        """Read and submit a batch; the engine runs it while the caller stores the one before and claims the next
+        (the store's round trips then overlap the engine's work instead of stalling it)."""
+        return _Pending(ids, self.clock(), self._score_batch(pool, model, ids, plan, rng))
+
+    def _finish(self, pool: str, batch: _Pending) -> int:
+        """Wait for a started batch's scores and store them; returns the samples it drew."""
+        rows, drawn = batch.result()
+        with child_span("store"):
+            self.store.put_scores(pool, rows)
+        return drawn
+
+    def _settle(self, pool: str, batch: _Pending | None) -> None:
+        """A pass that ends early (stopped, closed, failed) still stores the batch already in the engine, so its
+        claims end scored rather than waiting to expire; a batch that fails is left to expire and be retried."""
+        if batch is None:
+            return
+        try:
+            self._finish(pool, batch)
+        except Exception:
+            log.warning("a batch of pool %s in flight when its pass ended was not stored; it is rescored later", pool)
 
     def _score_batch(
         self, pool: str, model: LoadedModel, ids: list[str], plan: SamplingPlan, rng: np.random.Generator
-    ) -> tuple[list[ScoreRow], int]:
-        """Scores of `ids`, `plan.samples` MC samples each (T_max under an adaptive `plan.rule`), and the
-        samples drawn."""
+    ) -> Callable[[], tuple[list[ScoreRow], int]]:
+        """Submit `ids` to the engine, `plan.samples` MC samples each (T_max under an adaptive `plan.rule`);
+        returns the wait for their scores and the samples drawn."""
         pixels = [self.store.load_pixels(pool, i) for i in ids]
         futures = []
         for image in pixels:
@@ -259,14 +306,18 @@ class PoolScorer:
                     if exc.reason != "queue":  # the pass cannot finish before its deadline: say so now
                         raise
                     self.sleep(QUEUE_FULL_SECONDS)
-        rows, drawn = [], 0
-        for image_id, image, future in zip(ids, pixels, futures, strict=True):
-            out = future.result()
-            record_run(out.timing)
-            drawn += int(out.probabilities.shape[1])
-            with child_span("scoring"):
-                rows.append(score_row(model, image_id, out.probabilities[0], out.descriptors[0], image.shape[:2]))
-        return rows, drawn
+
+        def result() -> tuple[list[ScoreRow], int]:
+            rows, drawn = [], 0
+            for image_id, image, future in zip(ids, pixels, futures, strict=True):
+                out = future.result()
+                record_run(out.timing)
+                drawn += int(out.probabilities.shape[1])
+                with child_span("scoring"):
+                    rows.append(score_row(model, image_id, out.probabilities[0], out.descriptors[0], image.shape[:2]))
+            return rows, drawn
+
+        return result
 
     def rescore_all(self, model: LoadedModel, plan: SamplingPlan) -> None:
         """Background rescoring of every pool after a new model version (stale scores → fresh), `plan.samples`

@@ -41,11 +41,11 @@ class FakeScorer(PoolScorer):
         ids: list[str],
         plan: SamplingPlan,
         rng: np.random.Generator,
-    ) -> tuple[list[ScoreRow], int]:
+    ) -> Callable[[], tuple[list[ScoreRow], int]]:
         self.scored.extend(ids)
         time.sleep(0.001)  # let other threads in between batches
         rows = [ScoreRow(i, model.meta.name, model.meta.version, 0.5, 0.1, 0.01, 0.9, 9.0, 1, 0.2) for i in ids]
-        return rows, plan.samples * len(ids)
+        return lambda: (rows, plan.samples * len(ids))
 
 
 def _pool(store: PoolStore, pixels: Pixels, n: int) -> list[str]:
@@ -147,6 +147,69 @@ def test_force_rescores_every_image_here(store: PoolStore, pixels: Pixels) -> No
     assert sorted(forced.scored) == sorted(ids)
 
 
+class OrderScorer(FakeScorer):
+    """Logs when each batch is submitted, waited for, and stored, by its first image id."""
+
+    def __init__(self, store: PoolStore) -> None:
+        super().__init__(store)
+        self.events: list[tuple[str, str]] = []
+        put = store.put_scores
+
+        def put_scores(pool: str, rows: Any) -> None:
+            self.events.append(("store", rows[0].image_id))
+            put(pool, rows)
+
+        cast(Any, store).put_scores = put_scores
+
+    def _score_batch(self, *args: Any, **kwargs: Any) -> Callable[[], tuple[list[ScoreRow], int]]:
+        ids = args[2]
+        self.events.append(("submit", ids[0]))
+        scored = super()._score_batch(*args, **kwargs)
+
+        def result() -> tuple[list[ScoreRow], int]:
+            self.events.append(("wait", ids[0]))
+            return scored()
+
+        return result
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_the_next_batch_is_in_the_engine_before_the_last_one_is_stored(
+    store: PoolStore, pixels: Pixels, force: bool
+) -> None:
+    _pool(store, pixels, 9)  # three batches of 3
+    scorer = OrderScorer(store)
+    messages = list(scorer.score("p", MODEL, SamplingPlan(4), force=force))
+    _check_progress(messages, 9)
+    firsts = [image_id for event, image_id in scorer.events if event == "submit"]
+    assert len(firsts) == 3
+    order = scorer.events.index
+    for k in range(2):  # batch k+1 is read and submitted before batch k is waited for and stored
+        assert order(("submit", firsts[k + 1])) < order(("wait", firsts[k])) < order(("store", firsts[k]))
+    assert store.needs_scoring("p", "unet", 1) == []
+
+
+def test_a_pass_closed_early_stores_the_batch_in_flight(store: PoolStore, pixels: Pixels) -> None:
+    _pool(store, pixels, 12)
+    scorer = OrderScorer(store)
+    passes = scorer.score("p", MODEL, SamplingPlan(4))
+    for _ in range(3):  # the start; the first batch submitted; it stored and the second in the engine
+        next(passes)
+    passes.close()
+    submitted = [image_id for event, image_id in scorer.events if event == "submit"]
+    assert len(submitted) == 2 and len(scorer.scored) == 6
+    # nothing is left claimed and unscored: the six submitted are fresh, the other six free for the next pass
+    assert sorted(store.needs_scoring("p", "unet", 1)) == sorted(
+        {r.image_id for r in store.list_images("p")} - set(scorer.scored)
+    )
+    rest = list(
+        FakeScorer(store, sleep=lambda s: pytest.fail("waited on a claim left behind")).score(
+            "p", MODEL, SamplingPlan(4)
+        )
+    )
+    assert rest[-1].finished and rest[-1].total == 6
+
+
 class SlowScorer(FakeScorer):
     """Batches that take a while, and a count of them, so a stop can land in the middle of a pass."""
 
@@ -154,11 +217,15 @@ class SlowScorer(FakeScorer):
         super().__init__(store)
         self.batches = threading.Semaphore(0)
 
-    def _score_batch(self, *args: Any, **kwargs: Any) -> tuple[list[ScoreRow], int]:
+    def _score_batch(self, *args: Any, **kwargs: Any) -> Callable[[], tuple[list[ScoreRow], int]]:
         scored = super()._score_batch(*args, **kwargs)
-        time.sleep(0.02)
-        self.batches.release()
-        return scored
+
+        def result() -> tuple[list[ScoreRow], int]:
+            time.sleep(0.02)
+            self.batches.release()
+            return scored()
+
+        return result
 
 
 def test_background_rescoring_stops_after_the_batch_in_hand(store: PoolStore, pixels: Pixels) -> None:
@@ -196,10 +263,10 @@ class RuleScorer(FakeScorer):
 
     def _score_batch(
         self, pool: str, model: LoadedModel, ids: list[str], plan: SamplingPlan, rng: np.random.Generator
-    ) -> tuple[list[ScoreRow], int]:
-        rows, drawn = super()._score_batch(pool, model, ids, plan, rng)
+    ) -> Callable[[], tuple[list[ScoreRow], int]]:
+        rows, drawn = super()._score_batch(pool, model, ids, plan, rng)()
         self.rules.append(plan.rule)
-        return rows, (5 * len(rows) if plan.rule is not None else drawn)
+        return lambda: (rows, (5 * len(rows) if plan.rule is not None else drawn))
 
 
 def test_background_rescoring_is_adaptive_when_configured_and_reports_its_mean_t(
