@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ceal.service.metadata import ModelMetadata
 from ceal.trainer.data.synth import case_rng, make_case
 from ceal.trainer.export import to_onnx_bytes
+from ceal.trainer.placements import PLACEMENTS
 from ceal.trainer.train import Dataset, TrainConfig, dice_score, train_and_save
-from ceal.trainer.unet import PLACEMENTS, UNet, UNetConfig, load_checkpoint
+from ceal.trainer.unet import UNet, UNetConfig, load_checkpoint
 
 HEIGHT, WIDTH = 192, 240
 TRAIN, VALIDATION, EPOCHS = 160, 32, 5

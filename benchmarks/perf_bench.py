@@ -37,8 +37,9 @@ from benchmarks import bench_model
 from benchmarks._common import machine, median, sgemm_gflops, table
 from benchmarks.bench_model import HEIGHT, WIDTH, BenchModel
 from ceal.service.engine.preprocess import prepare
+from ceal.trainer.placements import PLACEMENTS
 from ceal.trainer.quantize import quantize_int8
-from ceal.trainer.unet import PLACEMENTS, UNet
+from ceal.trainer.unet import UNet
 
 CALIBRATION = 16  # training images the int8 ranges are taken from
 VARIANTS = {

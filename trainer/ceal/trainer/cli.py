@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
+from ceal.trainer.placements import PLACEMENTS
+
 if TYPE_CHECKING:
     from ceal.trainer.quantize import Int8Converter
 
@@ -83,7 +85,7 @@ def register_train(sub: Sub) -> None:
     p.add_argument(
         "--dropout-placement",
         default="bottleneck",
-        choices=["bottleneck", "decoder", "encoder_decoder", "last_decoder"],
+        choices=PLACEMENTS,
         help="where the dropout layers sit (last_decoder: only after the last decoder block(s), a cheap suffix)",
     )
     p.add_argument(

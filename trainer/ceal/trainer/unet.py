@@ -17,13 +17,11 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
 
-DropoutPlacement = Literal["bottleneck", "decoder", "encoder_decoder", "last_decoder"]
-PLACEMENTS: tuple[str, ...] = ("bottleneck", "decoder", "encoder_decoder", "last_decoder")
+from ceal.trainer.placements import PLACEMENTS, DropoutPlacement
 
 
 @dataclass(frozen=True)

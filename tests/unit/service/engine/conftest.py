@@ -22,8 +22,9 @@ from ceal.service.engine.preprocess import prepare
 from ceal.service.metadata import METADATA_FILE
 from ceal.trainer.data.synth import case_rng, make_case
 from ceal.trainer.export import export_model
+from ceal.trainer.placements import DropoutPlacement
 from ceal.trainer.train import Dataset, TrainConfig, fit
-from ceal.trainer.unet import DropoutPlacement, UNet, UNetConfig
+from ceal.trainer.unet import UNet, UNetConfig
 from tests.support.determinism import deterministic_torch
 
 HEIGHT, WIDTH = 48, 64

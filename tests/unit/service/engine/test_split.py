@@ -26,7 +26,8 @@ from ceal.service.errors import InvalidInput
 from ceal.service.metadata import METADATA_FILE, MODEL_FILE
 from ceal.service.runtime import make_session
 from ceal.trainer.export import to_onnx_bytes
-from ceal.trainer.unet import DropoutPlacement, UNet, UNetConfig
+from ceal.trainer.placements import DropoutPlacement
+from ceal.trainer.unet import UNet, UNetConfig
 from tests.unit.service.engine.conftest import HEIGHT, THREADS, WIDTH, TinyModel, export_untrained, load
 
 F32 = npt.NDArray[np.float32]

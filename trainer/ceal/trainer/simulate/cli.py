@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ceal.trainer.placements import PLACEMENTS
+
 from .config import (
     DEFAULT_STRATEGIES,
     FAMILIES,
@@ -93,6 +95,12 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
     p.add_argument("--base-filters", type=int, default=d.base_filters)
     p.add_argument("--depth", type=int, default=d.depth)
     p.add_argument(
+        "--dropout-placement",
+        choices=PLACEMENTS,
+        default=d.dropout_placement,
+        help="where the U-Net's Monte-Carlo dropout sits (last_decoder: a cheaper stochastic part to score)",
+    )
+    p.add_argument(
         "--max-pseudo",
         type=int,
         default=None,
@@ -165,6 +173,7 @@ def _simulate(args: argparse.Namespace) -> int:
             workers=args.workers,
             base_filters=args.base_filters,
             depth=args.depth,
+            dropout_placement=args.dropout_placement,
             max_pseudo=args.max_pseudo,
             pseudo_quantile=args.pseudo_quantile,
             pseudo_decay=args.pseudo_decay,

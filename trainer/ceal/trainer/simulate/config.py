@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from ceal.service.selection import STRATEGIES
 from ceal.service.selection.policy import PSEUDO_DECAY, PSEUDO_QUANTILE
+from ceal.trainer.placements import PLACEMENTS
 
 __all__ = [
     "CEILING",
@@ -48,6 +49,7 @@ FAMILIES: Final = ("lesion", "nuclei")  # `ceal.trainer.data.families.FAMILIES`,
 # Recipe fields added after runs were saved without them; such a run ran with the default (they only act on
 # `+syn` arms, which did not exist then), so a missing one compares as its default and the run still resumes.
 _DEFAULT_WHEN_MISSING: Final = (
+    "dropout_placement",
     "synth_per_image",
     "synth_steps",
     "synth_share",
@@ -160,6 +162,7 @@ class SimConfig:
     semi_mode: str = "fixmatch"  # `+semi` arms: "fixmatch" (pixel-wise) or "ceal" (whole confident images)
     semi_threshold: float = 0.95
     semi_weight: float = 1.0
+    dropout_placement: str = "bottleneck"  # where the U-Net's MC dropout sits (`ceal.trainer.unet.PLACEMENTS`)
     ensemble_k: int = 3  # model versions (this round's and earlier ones) compared by the ensemble measure
     family: str = ""  # "" : images from folders; "lesion" or "nuclei": that synthetic family, in memory
     family_n: int = 400
@@ -207,6 +210,10 @@ class SimConfig:
             raise SimulationError(f"max_pseudo must be >= 0 or None (no cap); got {self.max_pseudo}")
         if self.synth_per_image < 0:
             raise SimulationError(f"synth_per_image must be >= 0; got {self.synth_per_image}")
+        if self.dropout_placement not in PLACEMENTS:
+            raise SimulationError(
+                f"dropout_placement must be one of {', '.join(PLACEMENTS)}; got {self.dropout_placement!r}"
+            )
         if self.ensemble_k < 2:
             raise SimulationError(f"ensemble_k must be >= 2 (versions to compare); got {self.ensemble_k}")
         if self.family and self.family not in FAMILIES:

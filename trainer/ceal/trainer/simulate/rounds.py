@@ -26,7 +26,7 @@ import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from ceal.trainer.metrics import per_class_scores
+from ceal.trainer.placements import DropoutPlacement
 from ceal.trainer.semi import SemiConfig, Unlabelled
 from ceal.trainer.steps import StepSchedule, fit_steps
 from ceal.trainer.train import Dataset, dice_score
@@ -69,7 +70,8 @@ def _weights(model: UNet) -> Weights:
 
 def _new_model(cfg: SimConfig, seed: int) -> UNet:
     torch.manual_seed(arm_seed(seed, "init"))
-    return UNet(UNetConfig(base_filters=cfg.base_filters, depth=cfg.depth))
+    placement = cast(DropoutPlacement, cfg.dropout_placement)
+    return UNet(UNetConfig(base_filters=cfg.base_filters, depth=cfg.depth, dropout_placement=placement))
 
 
 def _train(
