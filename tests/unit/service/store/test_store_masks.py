@@ -4,10 +4,14 @@ stored with the score rows, read back per pool in one call, the newest MASK_VERS
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import pytest
 
+from ceal.service.engine.loaded import LoadedModel
+from ceal.service.pool.scoring import score_row
 from ceal.service.store import MASK_VERSIONS, InvalidInput, NewImage, PackedMask, PoolStore, ScoreRow
 
 Pixels = Callable[..., np.ndarray]
@@ -76,3 +80,16 @@ def test_a_malformed_mask_is_refused_and_nothing_is_written(store: PoolStore, pi
     with pytest.raises(InvalidInput, match="PackedMask"):
         store.put_scores("p", [score(a, mask=PackedMask.of(_mask(1))), score(b, mask=bad)])
     assert store.version_masks("p", "unet") == {} and store.score_rows("p", "unet", 1) == []
+
+
+def test_pool_scoring_rows_carry_the_versions_mask_at_the_model_resolution(store: PoolStore, pixels: Pixels) -> None:
+    (a,) = _images(store, pixels, 1)
+    model = cast(LoadedModel, SimpleNamespace(meta=SimpleNamespace(name="unet", version=4, resize="stretch")))
+    foreground = np.zeros((8, 12), np.float32)
+    foreground[2:6, 3:9] = 0.9
+    samples = np.stack([foreground, foreground * 0.4, foreground])[:, None]  # (T=3, C=1, 8, 12): mean 0.66
+    row = score_row(model, a, samples, np.zeros(4, np.float32), (32, 48))  # the image is 4× the model's size
+    assert row.mask is not None and row.mask.shape == (8, 12) and row.mask.bits.nbytes == 8 * 2
+    np.testing.assert_array_equal(row.mask.unpack(), foreground > 0)
+    store.put_scores("p", [row])
+    np.testing.assert_array_equal(store.version_masks("p", "unet")[a][4].unpack(), foreground > 0)
