@@ -173,3 +173,25 @@ def test_a_new_model_version_rescores_stale_scores_only(
         assert done.total + done.fresh == 8 and done.total >= 2
         assert (stats.scored_fresh, stats.scored_stale) == (8, 0)
         assert client.score_pool(pool=POOL, samples=4).total == 0
+
+
+def test_the_ensemble_ranks_by_version_disagreement_once_two_versions_scored(
+    models_dir: Path, trained_checkpoint: Path, tmp_path: Path, data: np.ndarray
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    with in_process(models, tmp_path / "state") as running, Client(f"127.0.0.1:{running.port}") as client:
+        client.register_images(list(data[:6]), pool=POOL)
+        client.score_pool(pool=POOL, samples=4)
+        before = client.query_list(pool=POOL, strategy="ensemble", k=6)
+        export_checkpoint(trained_checkpoint, models)
+        deadline = time.monotonic() + 30
+        while client.pool_stats(pool=POOL).model_version != 2:
+            assert time.monotonic() < deadline, "version 2 was not hot-loaded"
+            time.sleep(0.2)
+        client.score_pool(pool=POOL, samples=4)
+        after = client.query_list(pool=POOL, strategy="ensemble", k=6)
+    assert len(before.items) == len(after.items) == 6
+    assert all("no earlier versions scored this pool yet" in item.reason for item in before.items)
+    assert all("disagreement between the last model versions' masks" in item.reason for item in after.items)
+    assert all(0.0 <= item.score <= 1.0 for item in after.items)

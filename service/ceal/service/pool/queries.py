@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ceal.service import postprocess
+from ceal.service.pool.ensemble import ENSEMBLE_STRATEGY, with_version_disagreement
 from ceal.service.selection import AnnotationCostModel, ScoreTable, rank_series
 from ceal.service.selection._ranking import estimate_seconds
 from ceal.service.selection.policy import QueryPolicy
@@ -90,6 +91,8 @@ def query_list(store: PoolStore, model_name: str, model_version: int, req: Query
     rows = [r for r in store.score_rows(req.pool, model_name, model_version) if r.image_id in records]
     unscored = len(records) - len(rows)
     table = build_table(rows, records, req.level)
+    if req.strategy == ENSEMBLE_STRATEGY and req.level == "image":
+        table = with_version_disagreement(table, store.version_masks(req.pool, model_name), model_version)
     labelled = store.labelled_ids(req.pool, "human")
     leased_elsewhere = {lease.image_id for lease in store.active_leases(req.pool) if lease.annotator != req.annotator}
     index = {image_id: i for i, image_id in enumerate(table.image_ids)}

@@ -24,10 +24,10 @@ from ceal.service.engine.adaptive import AdaptiveRule
 from ceal.service.engine.core import Engine, EngineLimits, adaptive_rule, check_adaptive
 from ceal.service.engine.loaded import LoadedModel
 from ceal.service.engine.preprocess import prepare
-from ceal.service.engine.scores import SCORING_OPTIONS, image_scores
+from ceal.service.engine.scores import SCORING_OPTIONS, scored_image
 from ceal.service.errors import DeadlineExceeded, Overloaded
 from ceal.service.middleware.spans import child_span, record_run
-from ceal.service.store.base import PoolStore, ScoreRow
+from ceal.service.store.base import PackedMask, PoolStore, ScoreRow
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,11 @@ class _Pending:
 def score_row(
     model: LoadedModel, image_id: str, samples: np.ndarray, descriptor: np.ndarray, size: tuple[int, ...]
 ) -> ScoreRow:
-    """Image-level scores of one image from its MC samples (T, C, h, w), as the store keeps them."""
-    scores = image_scores(model, image_id, samples, descriptor, size)
+    """Image-level scores of one image from its MC samples (T, C, h, w), as the store keeps them, with the
+    version's predicted mask at the model's resolution (packed bits) for the version ensemble."""
+    scores, mask = scored_image(model, image_id, samples, descriptor, size)
     values = {f.name: getattr(scores, f.name) for f in fields(scores)}
-    return ScoreRow(model_name=model.meta.name, model_version=model.meta.version, **values)
+    return ScoreRow(model_name=model.meta.name, model_version=model.meta.version, mask=PackedMask.of(mask), **values)
 
 
 def scoring_rule(samples: int, adaptive_tolerance: float, adaptive_min_samples: int) -> AdaptiveRule | None:

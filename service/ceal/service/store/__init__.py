@@ -9,6 +9,7 @@ nothing of gRPC or models.
 
 from ceal.service.store.base import (
     LABEL_SOURCES,
+    MASK_VERSIONS,
     DicomRef,
     GroupLease,
     ImageRecord,
@@ -16,6 +17,7 @@ from ceal.service.store.base import (
     LabelSource,
     Lease,
     NewImage,
+    PackedMask,
     PoolCounts,
     PoolStore,
     ScoreRow,
@@ -27,6 +29,7 @@ from ceal.service.store.sqlite import SQLitePoolStore
 
 __all__ = [
     "LABEL_SOURCES",
+    "MASK_VERSIONS",
     "Conflict",
     "DicomRef",
     "GroupLease",
@@ -37,6 +40,7 @@ __all__ = [
     "Lease",
     "NewImage",
     "NotFound",
+    "PackedMask",
     "PoolCounts",
     "PoolStore",
     "SQLitePoolStore",

@@ -18,6 +18,7 @@ import numpy as np
 __all__ = [
     "GROUP_LEVELS",
     "LABEL_SOURCES",
+    "MASK_VERSIONS",
     "DicomRef",
     "GroupLease",
     "GroupLevel",
@@ -26,6 +27,7 @@ __all__ = [
     "LabelSource",
     "Lease",
     "NewImage",
+    "PackedMask",
     "PoolCounts",
     "PoolStore",
     "ScoreRow",
@@ -35,6 +37,9 @@ LabelSource = Literal["human", "pseudo"]
 LABEL_SOURCES: frozenset[str] = frozenset({"human", "pseudo"})
 GroupLevel = Literal["series", "study"]
 GROUP_LEVELS: frozenset[str] = frozenset({"series", "study"})
+# Model versions whose predicted masks the store keeps per image and model name (older ones are pruned on
+# write): the members of the `ensemble` strategy's version disagreement.
+MASK_VERSIONS = 3
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,38 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class PackedMask:
+    """A binary (height, width) mask as bits: `bits` is uint8 (height, ceil(width / 8)), `np.packbits` of each
+    row (about height * width / 8 bytes)."""
+
+    width: int
+    bits: np.ndarray = field(compare=False)
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> PackedMask:
+        """Packs a 2-D mask; nonzero is foreground."""
+        foreground = np.asarray(mask) != 0
+        if foreground.ndim != 2:
+            raise ValueError(f"a mask to pack must be 2-D (height, width); got shape {foreground.shape}")
+        return cls(int(foreground.shape[1]), np.packbits(foreground, axis=1))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.bits.shape[0]), self.width
+
+    def unpack(self) -> np.ndarray:
+        """bool (height, width)."""
+        return np.unpackbits(self.bits, axis=1, count=self.width).astype(bool)
+
+
+@dataclass(frozen=True)
 class ScoreRow:
     """One model version's image-level uncertainty scores of one image, as the uncertainty module made them.
 
     descriptor: (D,) encoder embedding for similarity search, or None. scored_at None on input means "now" by
-    the store's clock; rows read back always carry a time.
+    the store's clock; rows read back always carry a time. mask: the version's predicted foreground at the
+    scoring resolution, or None; `put_scores` keeps it (the last MASK_VERSIONS per image and model name, read
+    back by `version_masks`), `score_rows` does not return it.
     """
 
     image_id: str
@@ -102,6 +134,7 @@ class ScoreRow:
     foreground_fraction: float
     descriptor: np.ndarray | None = field(default=None, compare=False)
     scored_at: float | None = None
+    mask: PackedMask | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -184,8 +217,15 @@ class PoolStore(abc.ABC):
 
     @abc.abstractmethod
     def put_scores(self, pool: str, rows: Sequence[ScoreRow]) -> None:
-        """Upsert: each row replaces the image's current score for its model name. Raises NotFound for an
-        unregistered image and InvalidInput for a non-finite number; nothing is written then."""
+        """Upsert: each row replaces the image's current score for its model name. A row's mask replaces that
+        model version's mask of the image, and masks beyond the newest MASK_VERSIONS versions of the image and
+        model name are dropped. Raises NotFound for an unregistered image and InvalidInput for a non-finite
+        number; nothing is written then."""
+
+    @abc.abstractmethod
+    def version_masks(self, pool: str, model_name: str) -> dict[str, dict[int, PackedMask]]:
+        """The kept masks of `model_name`, in one read: image id → {model version: mask}, newest version first
+        (at most MASK_VERSIONS each); images without a mask are absent."""
 
     @abc.abstractmethod
     def claim_scoring(

@@ -161,6 +161,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX images_by_study ON images (pool, study_key)",
         ),
     ),
+    Migration(
+        5,
+        "each image's predicted mask per model version (the last few), for the version-ensemble strategy",
+        (
+            f"""CREATE TABLE score_masks (
+                pool TEXT NOT NULL,
+                image_id TEXT NOT NULL,
+                model_name TEXT NOT NULL,
+                model_version INTEGER NOT NULL,
+                height INTEGER NOT NULL,
+                width INTEGER NOT NULL,
+                mask BLOB NOT NULL,
+                scored_at REAL NOT NULL,
+                PRIMARY KEY (pool, image_id, model_name, model_version),
+                {_IMAGE_FK}
+            )""",
+            "CREATE INDEX score_masks_by_model ON score_masks (pool, model_name, image_id)",
+        ),
+        # already zlib-compressed: Postgres should not try again
+        postgres=("ALTER TABLE score_masks ALTER COLUMN mask SET STORAGE EXTERNAL",),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -70,6 +70,25 @@ SELECT {SCORE_COLUMNS} FROM scores
 WHERE pool = ? AND model_name = ? AND model_version = ?
 ORDER BY image_id"""
 
+# --- predicted masks per model version (the version ensemble) -------------------------------------------
+UPSERT_SCORE_MASK = """
+INSERT INTO score_masks (pool, image_id, model_name, model_version, height, width, mask, scored_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (pool, image_id, model_name, model_version) DO UPDATE SET
+    height = excluded.height, width = excluded.width, mask = excluded.mask, scored_at = excluded.scored_at"""
+# Keep the newest `keep` versions of one image and model name. Parameters: pool, image, model, then the same
+# three and keep.
+PRUNE_SCORE_MASKS = """
+DELETE FROM score_masks
+WHERE pool = ? AND image_id = ? AND model_name = ?
+  AND model_version NOT IN (SELECT k.model_version FROM score_masks k
+                            WHERE k.pool = ? AND k.image_id = ? AND k.model_name = ?
+                            ORDER BY k.model_version DESC LIMIT ?)"""
+SCORE_MASKS = """
+SELECT image_id, model_version, height, width, mask FROM score_masks
+WHERE pool = ? AND model_name = ?
+ORDER BY image_id, model_version DESC"""
+
 # --- scoring claims (one worker per image and model version at a time) ----------------------------------
 DELETE_EXPIRED_CLAIMS = "DELETE FROM scoring_claims WHERE pool = ? AND expires_at <= ?"
 # Images that need scoring for the model version, without a live claim of another worker, oldest first.

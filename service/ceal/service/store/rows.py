@@ -5,11 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ceal.service.store.base import DicomRef, ImageRecord, Label, Lease, NewImage, ScoreRow
+import numpy as np
+
+from ceal.service.store.base import DicomRef, ImageRecord, Label, Lease, NewImage, PackedMask, ScoreRow
 from ceal.service.store.codec import decode_array, encode_array, image_id_of
+from ceal.service.store.errors import StoreDamaged
 from ceal.service.store.validation import check_image_name, check_image_pixels, check_source
 
-__all__ = ["image_record", "label", "lease", "new_image_params", "score_numbers", "score_row"]
+__all__ = [
+    "image_record",
+    "label",
+    "lease",
+    "mask_params",
+    "new_image_params",
+    "packed_mask",
+    "score_numbers",
+    "score_row",
+]
 
 Row = Sequence[Any]
 
@@ -47,6 +59,22 @@ def score_numbers(row: ScoreRow) -> tuple[Any, ...]:
         int(row.components),
         float(row.foreground_fraction),
     )
+
+
+def mask_params(row: ScoreRow, mask: PackedMask) -> tuple[Any, ...]:
+    """(image_id, model_name, model_version, height, width, mask blob) of queries.UPSERT_SCORE_MASK: `row`'s
+    mask (checked by `check_score_row`)."""
+    height, width = mask.shape
+    return (row.image_id, row.model_name, int(row.model_version), height, width, encode_array(mask.bits))
+
+
+def packed_mask(row: Row) -> PackedMask:
+    """(height, width, mask blob) of queries.SCORE_MASKS."""
+    height, width, blob = int(row[0]), int(row[1]), bytes(row[2])
+    bits = decode_array(blob)
+    if bits.dtype != np.uint8 or bits.shape != (height, -(-width // 8)):
+        raise StoreDamaged(f"a stored {height}×{width} mask has packed bits of shape {bits.shape}: restore a backup")
+    return PackedMask(width, bits)
 
 
 def image_record(row: Row) -> ImageRecord:

@@ -28,6 +28,7 @@ import numpy as np
 
 from ceal.service.store import rows as records
 from ceal.service.store.base import (
+    MASK_VERSIONS,
     GroupLease,
     GroupLevel,
     ImageRecord,
@@ -35,6 +36,7 @@ from ceal.service.store.base import (
     LabelSource,
     Lease,
     NewImage,
+    PackedMask,
     PoolCounts,
     PoolStore,
     ScoreRow,
@@ -157,6 +159,18 @@ class SQLPoolStore(PoolStore):
                 descriptor = None if row.descriptor is None else encode_array(row.descriptor)
                 conn.execute(self._q.UPSERT_SCORE, (pool, *numbers, descriptor, scored_at))
                 conn.execute(self._q.INSERT_SCORE_HISTORY, (pool, *numbers, scored_at))
+                if row.mask is not None:
+                    conn.execute(self._q.UPSERT_SCORE_MASK, (pool, *records.mask_params(row, row.mask), scored_at))
+                    key = (pool, row.image_id, row.model_name)
+                    conn.execute(self._q.PRUNE_SCORE_MASKS, (*key, *key, MASK_VERSIONS))
+
+    def version_masks(self, pool: str, model_name: str) -> dict[str, dict[int, PackedMask]]:
+        check_pool(pool)
+        out: dict[str, dict[int, PackedMask]] = {}
+        with self._transaction(write=False) as conn:
+            for row in conn.execute(self._q.SCORE_MASKS, (pool, model_name)):
+                out.setdefault(str(row[0]), {})[int(row[1])] = records.packed_mask(row[2:])
+        return out
 
     def claim_scoring(
         self, pool: str, model_name: str, model_version: int, limit: int, lease_seconds: float, worker: str

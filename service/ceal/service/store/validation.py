@@ -143,6 +143,17 @@ def check_score_row(row: ScoreRow) -> None:
         not isinstance(row.descriptor, np.ndarray) or row.descriptor.ndim != 1 or row.descriptor.dtype.kind != "f"
     ):
         raise InvalidInput(f"descriptor for image {row.image_id} must be a 1-D float array (D,) or None")
+    if row.mask is not None:
+        bits = row.mask.bits
+        if (
+            not isinstance(bits, np.ndarray)
+            or bits.dtype != np.uint8
+            or bits.ndim != 2
+            or bits.shape[0] < 1
+            or row.mask.width < 1
+            or bits.shape[1] != -(-row.mask.width // 8)
+        ):
+            raise InvalidInput(f"mask for image {row.image_id} must be PackedMask.of(a non-empty 2-D mask), or None")
 
 
 def check_lease_request(annotator: str, k: int, seconds: float) -> None:
