@@ -2,9 +2,10 @@
 fail to beat. Random among the images whose predicted mask is non-empty, stratified by the predicted
 foreground's size, so a batch spans small and large findings instead of whatever plain random happens to hit.
 
-The free rows with a non-empty prediction (components > 0) are sorted by predicted boundary length (the
-table's size measure: it grows with the foreground's extent) and cut into k strata of equal count; one row is
-drawn from each. When fewer than k rows have foreground, the rest are drawn at random from the empty ones.
+The free rows with a non-empty prediction (components > 0) are sorted by predicted foreground size (the
+table's `foreground_fraction`, which pool scoring and the simulation fill; the predicted boundary length for a
+table without it) and cut into k strata of equal count; one row is drawn from each. When fewer than k rows
+have foreground, the rest are drawn at random from the empty ones.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ def random_foreground_selection(
     cost_model: AnnotationCostModel | None = None,
 ) -> Selection:
     """k free rows: one at random from each of k predicted-size strata of the rows with predicted foreground,
-    then random empty ones if those run short. Scores: the predicted boundary length (pixels)."""
+    then random empty ones if those run short. Scores: the size measure (foreground fraction, or boundary
+    length in pixels for a table without it)."""
     k = check_k(k)
     rng = np.random.default_rng(seed)
     pool = available_indices(len(table), exclude)
-    size = table.boundary_length[pool]
+    measure = table.boundary_length if table.foreground_fraction is None else table.foreground_fraction
+    size = measure[pool]
     has_fg = (table.components[pool] > 0) & np.isfinite(size)
     fg = pool[has_fg][np.argsort(size[has_fg], kind="stable")]
     chosen: list[int] = []
@@ -53,6 +56,4 @@ def random_foreground_selection(
         else f"drawn at random (seed {seed}) from the {rest.size} images without predicted foreground: too few had any"
         for j in range(query.size)
     )
-    return ranked_selection(
-        table, query, table.boundary_length, reasons, strategy="random_foreground", cost_model=cost_model
-    )
+    return ranked_selection(table, query, measure, reasons, strategy="random_foreground", cost_model=cost_model)

@@ -51,6 +51,8 @@ class ScoredImage(Protocol):
     @property
     def boundary_length(self) -> float: ...
     @property
+    def foreground_fraction(self) -> float: ...
+    @property
     def components(self) -> int: ...
     @property
     def descriptor(self) -> np.ndarray | None: ...
@@ -72,4 +74,5 @@ def score_table(rows: Sequence[ScoredImage], group_keys: Sequence[str]) -> Score
         components=np.array([r.components for r in rows], dtype=np.float64),
         descriptors=descriptors,
         series_keys=tuple(group_keys),
+        foreground_fraction=np.array([r.foreground_fraction for r in rows], dtype=np.float64),
     )

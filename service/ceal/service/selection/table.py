@@ -63,6 +63,8 @@ class ScoreTable:
     series_keys: (N,) the series each image belongs to, or None (each image is its own series).
     version_disagreement: (N,) mean pairwise Dice disagreement of the last K model versions' masks
     (`selection.ensemble`), or None where no earlier versions scored the pool.
+    foreground_fraction: (N,) share of the image's pixels in the predicted mask, or None where the scores
+    have none (the foreground-aware random baseline then sizes findings by boundary length).
     NaN marks a missing score; strategies rank it last.
     """
 
@@ -76,6 +78,7 @@ class ScoreTable:
     descriptors: npt.NDArray[np.float32] | None = None
     series_keys: tuple[str, ...] | None = None
     version_disagreement: FloatArray | None = None
+    foreground_fraction: FloatArray | None = None
 
     def __post_init__(self) -> None:
         ids = tuple(self.image_ids)
@@ -96,9 +99,11 @@ class ScoreTable:
                 raise InvalidInput(f"descriptors must be (N, D) with N = {n} images; got shape {descriptors.shape}")
             descriptors.setflags(write=False)
             object.__setattr__(self, "descriptors", descriptors)
-        if self.version_disagreement is not None:
-            column = _frozen_column("version_disagreement", self.version_disagreement, n)
-            object.__setattr__(self, "version_disagreement", column)
+        for name in ("version_disagreement", "foreground_fraction"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _frozen_column(name, getattr(self, name), n))
+        if self.foreground_fraction is not None and np.any(self.foreground_fraction < 0):
+            raise InvalidInput("foreground_fraction is a share of the image's pixels, so it must be >= 0")
         if self.series_keys is not None:
             keys = tuple(self.series_keys)
             if len(keys) != n:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
+from ceal.service.errors import InvalidInput
 from ceal.service.selection import ScoreTable, random_foreground_selection
 
 MakeTable = Callable[..., ScoreTable]
@@ -39,3 +42,20 @@ def test_fills_with_empty_rows_when_foreground_runs_short(make_table: MakeTable)
     assert len(chosen.query) == 5 and 10 not in chosen.query
     assert set(chosen.query[:2]) == {9, 11} and all(q < 9 for q in chosen.query[2:])
     assert "without predicted foreground" in chosen.reasons[-1]
+
+
+def test_strata_follow_the_foreground_fraction_when_the_table_has_it(make_table: MakeTable) -> None:
+    base = _table(make_table)  # boundary length grows with the row
+    fraction = np.arange(len(base), dtype=float)[::-1] / 100  # the foreground shrinks with the row
+    table = dataclasses.replace(base, foreground_fraction=fraction)
+    for seed in range(20):
+        query = random_foreground_selection(table, 5, seed=seed).query
+        # the 30 foreground rows by fraction are rows 39..10: strata 39-34, 33-28, ... one from each
+        assert sorted((39 - q) // 6 for q in query) == [0, 1, 2, 3, 4]
+    chosen = random_foreground_selection(table, 2, seed=0)
+    assert list(chosen.scores) == [fraction[q] for q in chosen.query]
+
+
+def test_a_negative_foreground_fraction_is_refused(make_table: MakeTable) -> None:
+    with pytest.raises(InvalidInput, match="foreground_fraction"):
+        dataclasses.replace(_table(make_table), foreground_fraction=np.full(40, -0.1))
