@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +17,7 @@ from ceal.service.engine.preprocess import prepare
 from ceal.service.engine.reduced import reduced_model, reduced_size, spatial_multiple
 from ceal.service.errors import InvalidInput
 from ceal.service.metadata import MODEL_FILE, ModelMetadata
-from tests.unit.service.engine.conftest import TinyModel
+from tests.unit.service.engine.conftest import NAME, TinyModel
 
 
 def test_sizes_round_to_multiples_of_two_to_the_depth() -> None:
@@ -113,3 +115,30 @@ def test_a_graph_that_fixes_its_size_is_refused_saying_so() -> None:
     model, data = _fixed_size_graph()
     with pytest.raises(InvalidInput, match=r"fixed v3 at 4×4 .*fixes the spatial size; re-export it"):
         reduced_model(model, data, 0.5)
+
+
+def test_a_pool_is_scored_through_the_gate_on_the_real_engine(
+    loaded_model: LoadedModel, tiny_model: TinyModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The served path end to end: the tiny U-Net's version calibrates on a 12-image pool (its own folder's
+    model file, made symbolic), decides, and every image gets a fresh score under the version."""
+    from ceal.service.engine.batcher import DynamicBatcher
+    from ceal.service.engine.core import Engine
+    from ceal.service.pool.resolution import ResolutionGate
+    from ceal.service.pool.scoring import PoolScorer, SamplingPlan
+    from ceal.service.store import NewImage, open_store
+
+    engine = Engine(DynamicBatcher(max_delay=0.0))
+    gate = ResolutionGate(0.5)
+    try:
+        with open_store(str(tmp_path)) as store, caplog.at_level(logging.INFO, "ceal.service.pool.resolution"):
+            ids = [i for i, _ in store.register_images("p", [NewImage(im) for im in tiny_model.images[:12]])]
+            last = list(PoolScorer(store, engine, resolution=gate).score("p", loaded_model, SamplingPlan(4)))[-1]
+            assert last.finished and store.counts("p", NAME, 1).scored_fresh == 12
+    finally:
+        engine.batcher.close()
+    decision = gate.decision(NAME, 1)
+    assert decision is not None and decision.images == 12 and np.isfinite(decision.rho)
+    assert decision.reduced == (decision.rho >= 0.95)
+    assert decision.model.meta.input_height == (24 if decision.reduced else 48)
+    assert "24×32 for 48×64" in caplog.text and not any(i in caplog.text for i in ids)
