@@ -31,6 +31,7 @@ from ceal.service.metadata import MODEL_FILE
 
 __all__ = [
     "CALIBRATION_IMAGES",
+    "CALIBRATION_SEED",
     "FIDELITY_RHO",
     "MIN_CALIBRATION_IMAGES",
     "Decision",
