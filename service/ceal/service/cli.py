@@ -77,6 +77,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="background rescoring's floor of samples per image; 0 = the server's (8) [CEAL_RESCORE_MIN_SAMPLES]",
     )
     p.add_argument(
+        "--rescore-scale",
+        type=float,
+        default=_env("CEAL_RESCORE_SCALE"),
+        help="score pools at this fraction of the model's input size (e.g. 0.5, 0.67; sides rounded to multiples "
+        "of 2^depth) for each model version whose calibration on 32 pool images ranks like full size "
+        "(Spearman rho >= 0.95), else at full size; 1 = always full size [CEAL_RESCORE_SCALE]",
+    )
+    p.add_argument(
         "--max-samples",
         type=int,
         default=_env("CEAL_MAX_SAMPLES"),
@@ -198,6 +206,7 @@ def _audit_to(path: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ceal.service.errors import InvalidInput
     from ceal.service.middleware.auth import AuthError
     from ceal.service.middleware.telemetry import TelemetryError
     from ceal.service.middleware.tls import TLSError
@@ -208,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
         _audit_to(args.audit_log)
     try:
         return serve(server_config(args), args.port_file)
-    except (AuthError, TLSError, TelemetryError) as exc:
+    except (AuthError, TLSError, TelemetryError, InvalidInput) as exc:  # InvalidInput: a bad rescore setting
         print(f"ceal serve: {exc}", file=sys.stderr)
         return 2
 
@@ -223,6 +232,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         "default_samples": args.samples,
         "rescore_tolerance": args.rescore_tolerance,
         "rescore_min_samples": args.rescore_min_samples,
+        "rescore_scale": args.rescore_scale,
         "max_samples": args.max_samples,
         "max_batch_images": args.max_batch,
         "max_queue": args.max_queue,

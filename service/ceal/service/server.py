@@ -34,6 +34,7 @@ from ceal.service.middleware.auth import TokenTable
 from ceal.service.middleware.decoding import DecodeInterceptor
 from ceal.service.middleware.telemetry import Telemetry, TelemetryConfig
 from ceal.service.middleware.tls import TLSConfig
+from ceal.service.pool.resolution import check_scale
 from ceal.service.pool.scoring import DEFAULT_RESCORE_TOLERANCE
 from ceal.service.registry import ModelRegistry
 from ceal.service.runtime import CGROUP_ROOT, choose_threads
@@ -62,6 +63,9 @@ class ServerConfig:
     # information; 0 = fixed T = default_samples) and this floor (0 = the server's, 8)
     rescore_tolerance: float = DEFAULT_RESCORE_TOLERANCE
     rescore_min_samples: int = 0
+    # pool scoring at this × the model's input size (sides rounded to multiples of 2^depth) for each model version
+    # whose calibration ranks like full size (Spearman ρ >= 0.95, `pool/resolution.py`); 1 = full size
+    rescore_scale: float = 1.0
     max_samples: int = 100
     max_pixels: int = 4096 * 4096
     max_message_bytes: int = 64 * 1024 * 1024
@@ -240,6 +244,7 @@ def create_server(config: ServerConfig) -> Running:
     """Build and start the server; health turns SERVING only once the models are loaded."""
     telemetry = config.telemetry or Telemetry.from_config(TelemetryConfig(config.otel, config.otel_endpoint))
     interceptors = _interceptors(config, telemetry)  # a bad tokens file fails here, before anything starts
+    check_scale(config.rescore_scale)  # so does a bad --rescore-scale (InvalidInput saying what to change)
     threads = choose_threads(config.threads, cgroup_root=config.cgroup_root)
     log.info("onnxruntime intra-op threads per session: %d (%s)", threads.threads, threads.reason)
     loader = functools.partial(load_model, intra_op_threads=threads.threads)
@@ -278,6 +283,7 @@ def create_server(config: ServerConfig) -> Running:
         lease_seconds=config.lease_seconds,
         rescore_tolerance=config.rescore_tolerance,
         rescore_min_samples=config.rescore_min_samples,
+        rescore_scale=config.rescore_scale,
     )
     inference = InferenceServicer(
         registry, engine, default_samples=config.default_samples, max_pixels=config.max_pixels

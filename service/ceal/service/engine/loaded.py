@@ -47,8 +47,12 @@ class Samples:
 class LoadedModel:
     """One model version: the whole graph (reference path) and its prefix/suffix split (served path)."""
 
-    def __init__(self, meta: ModelMetadata, model_bytes: bytes, *, intra_op_threads: int = 0) -> None:
+    def __init__(
+        self, meta: ModelMetadata, model_bytes: bytes, *, intra_op_threads: int = 0, source: Path | None = None
+    ) -> None:
         self.meta = meta
+        self.intra_op_threads = intra_op_threads
+        self.source = source  # the version folder it was loaded from (None: built from bytes alone)
         self.provider = select_providers().primary
         self.whole = make_session(model_bytes, intra_op_threads=intra_op_threads)
         check_graph_input(meta, self.whole)  # before the split, whose errors would not say what disagrees
@@ -223,7 +227,7 @@ def load_model(directory: Path, *, intra_op_threads: int = 0) -> LoadedModel:
     except FileNotFoundError as exc:
         raise InvalidInput(f"{directory / MODEL_FILE} does not exist") from exc
     try:
-        loaded = LoadedModel(meta, model_bytes, intra_op_threads=intra_op_threads)
+        loaded = LoadedModel(meta, model_bytes, intra_op_threads=intra_op_threads, source=directory)
     except ort.capi.onnxruntime_pybind11_state.Fail as exc:  # type: ignore[attr-defined]
         raise InvalidInput(f"onnxruntime cannot load {directory / MODEL_FILE}: {exc}") from exc
     except Exception as exc:

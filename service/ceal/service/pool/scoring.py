@@ -8,13 +8,14 @@ samples once the standard error of its mean mutual information (the score pools 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import cast
 
@@ -27,6 +28,7 @@ from ceal.service.engine.preprocess import prepare
 from ceal.service.engine.scores import SCORING_OPTIONS, scored_image
 from ceal.service.errors import DeadlineExceeded, Overloaded
 from ceal.service.middleware.spans import child_span, record_run
+from ceal.service.pool.resolution import CALIBRATION_SEED, ResolutionGate
 from ceal.service.store.base import PackedMask, PoolStore, ScoreRow
 
 log = logging.getLogger(__name__)
@@ -135,8 +137,11 @@ class PoolScorer:
         claim_seconds: float = CLAIM_SECONDS,
         poll_seconds: float = POLL_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        resolution: ResolutionGate | None = None,
     ) -> None:
+        """resolution: score at a reduced input size where its ranking holds (`pool/resolution.py`); None = full."""
         self.store = store
+        self.resolution = resolution
         self.engine = engine
         self.clock = clock
         self.claim_seconds = claim_seconds
@@ -180,6 +185,9 @@ class PoolScorer:
         skip), and one forced pass per (pool, model) runs at a time in this process.
 
         `plan` is taken as checked (`sampling_plan`)."""
+        if self.resolution is not None:  # the version's resolution, calibrated on this pool the first time
+            ids = functools.partial(self.store.needs_scoring, pool, model.meta.name, model.meta.version, force=True)
+            model = self.resolution.model_for(model, ids, functools.partial(self._calibration_scores, pool, plan))
         if force:
             return self._score_forced(pool, model, plan)
         return self._score_shared(pool, model, plan)
@@ -319,6 +327,16 @@ class PoolScorer:
             return rows, drawn
 
         return result
+
+    def _calibration_scores(self, pool: str, plan: SamplingPlan, model: LoadedModel, ids: Sequence[str]) -> list[float]:
+        """Mean-MI scores of `ids` through `model` as a pass computes them (seeded, not stored): what the
+        resolution gate compares between sizes."""
+        rng, batch = np.random.default_rng(CALIBRATION_SEED), max(1, self.engine.batcher.max_images)
+        scores: list[float] = []
+        for start in range(0, len(ids), batch):
+            rows, _ = self._score_batch(pool, model, list(ids[start : start + batch]), plan, rng)()
+            scores.extend(row.mutual_information for row in rows)
+        return scores
 
     def rescore_all(self, model: LoadedModel, plan: SamplingPlan) -> None:
         """Background rescoring of every pool after a new model version (stale scores → fresh), `plan.samples`

@@ -17,6 +17,7 @@ from ceal.service.errors import InvalidInput, NotFound, Unavailable, about
 from ceal.service.middleware.spans import child_span
 from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
+from ceal.service.pool.resolution import ResolutionGate, check_scale
 from ceal.service.pool.retrieval import similar_in_pool
 from ceal.service.pool.scoring import PoolScorer, SamplingPlan, sampling_plan, scoring_rule
 from ceal.service.registry import ModelRegistry
@@ -46,8 +47,10 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         rescore_on_new_version: bool = True,
         rescore_tolerance: float,
         rescore_min_samples: int,
+        rescore_scale: float = 1.0,
     ) -> None:
-        """rescore_tolerance / rescore_min_samples: background rescoring's adaptive T (0: fixed T)."""
+        """rescore_tolerance / rescore_min_samples: background rescoring's adaptive T (0: fixed T); rescore_scale:
+        pool scoring at this × the input size where the ranking holds (`pool/resolution.py`; 1: full size)."""
         self.store = store
         self.registry = registry
         self.engine = engine
@@ -59,7 +62,9 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         self.max_pixels = max_pixels
         self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
         self.lease_seconds = lease_seconds  # how long a query list's leases last when the request does not say
-        self.scorer = PoolScorer(store, engine) if store is not None else None
+        check_scale(rescore_scale)  # at start-up, like the plan above
+        gate = ResolutionGate(rescore_scale) if rescore_scale < 1.0 else None
+        self.scorer = PoolScorer(store, engine, resolution=gate) if store is not None else None
         self._background: list[threading.Thread] = []
         self._background_lock = threading.Lock()
         if store is not None and rescore_on_new_version:

@@ -125,3 +125,19 @@ def test_background_rescoring_is_adaptive_by_default_and_the_flags_change_it(tmp
     assert (tuned.rescore_tolerance, tuned.rescore_min_samples) == (0.002, 4)
     fixed = server_config(build_parser().parse_args(["serve", "--models", str(tmp_path), "--rescore-tolerance", "0"]))
     assert fixed.rescore_tolerance == 0.0  # fixed T = --samples
+
+
+def test_rescore_scale_reaches_the_config_and_a_bad_one_stops_the_start_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ceal.service.server import ServerConfig
+
+    default = server_config(build_parser().parse_args(["serve", "--models", str(tmp_path)]))
+    assert default.rescore_scale == 1.0 == ServerConfig(tmp_path).rescore_scale  # off: full resolution
+    args = ["serve", "--models", str(tmp_path), "--rescore-scale", "0.5"]
+    assert server_config(build_parser().parse_args(args)).rescore_scale == 0.5
+    monkeypatch.setenv("CEAL_RESCORE_SCALE", "0.67")
+    assert server_config(build_parser().parse_args(["serve", "--models", str(tmp_path)])).rescore_scale == 0.67
+    assert main(["serve", "--models", str(tmp_path), "--port", "0", "--rescore-scale", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ceal serve: rescore_scale must be between 0.25 and 1") and err.count("\n") == 1

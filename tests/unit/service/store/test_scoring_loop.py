@@ -300,3 +300,12 @@ def test_a_bad_background_rule_is_refused_when_the_servicer_starts(store: PoolSt
 
     with pytest.raises(InvalidInput, match="adaptive"):
         _servicer(store, rescore_tolerance=1e-3, rescore_min_samples=2)
+
+
+def test_a_bad_rescore_scale_is_refused_when_the_servicer_starts(store: PoolStore) -> None:
+    from ceal.service.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=r"rescore_scale must be between 0.25 and 1"):
+        _servicer(store, rescore_scale=0.0)
+    assert _servicer(store, rescore_scale=0.5).scorer.resolution.scale == 0.5
+    assert _servicer(store).scorer.resolution is None  # 1 = full resolution: no gate
