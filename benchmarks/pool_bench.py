@@ -7,8 +7,9 @@ One model on every side: the CEAL layout with dropout after the last decoder blo
 the work per image does not depend on the weights at fixed T). The pool: `--images` synthetic 96×128 RGB
 lesion images.
 
-- In-process: the engine's dynamic batcher fed 8 images at a time (the batch PoolScorer submits), image
-  scores computed as the store keeps them (`score_row`); no store, no gRPC.
+- In-process: the engine's dynamic batcher fed 8 images at a time (the batch PoolScorer submits), the next
+  batch queued before the last one's results are read (as PoolScorer does), image scores computed as the store
+  keeps them (`score_row`); no store, no gRPC.
 - Served: `ceal serve` in a subprocess on a SQLite folder, then on a Postgres database (the tests' throwaway
   cluster, `tests/support/postgres.py`); the images registered through the SDK (timed apart), then
   `Client.score_pool` at fixed T: image reads from the store, the engine, score writes, progress over gRPC.
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +44,7 @@ from benchmarks._common import machine, table
 from ceal.client import Client
 from ceal.service.engine.batcher import DynamicBatcher
 from ceal.service.engine.core import Engine
-from ceal.service.engine.loaded import LoadedModel, load_model
+from ceal.service.engine.loaded import LoadedModel, Samples, load_model
 from ceal.service.engine.preprocess import prepare
 from ceal.service.pool.scoring import DEFAULT_RESCORE_TOLERANCE, score_row, scoring_rule
 from ceal.trainer.data.synth import case_rng, make_case
@@ -57,23 +59,29 @@ NAME, POOL, BATCH = "poolbench", "bench", 8
 
 
 def in_process(model: LoadedModel, images: list[np.ndarray], samples: int, tolerance: float) -> tuple[float, float]:
-    """(images per second, mean T) scoring `images` through the batcher 8 at a time, as PoolScorer does."""
+    """(images per second, mean T) scoring `images` through the batcher 8 at a time, as PoolScorer does: the next
+    batch is submitted before the last one's results are read, so the engine never waits for this loop."""
     rule = scoring_rule(samples, tolerance, 0)
     engine = Engine(DynamicBatcher(max_images=BATCH, max_delay=0.005, max_queue=64))
     rng, drawn = np.random.default_rng(0), 0
+
+    def submit(start: int) -> list[Future[Samples]]:
+        return [
+            engine.batcher.submit(
+                model, prepare(image, model.meta)[None], samples, rng.spawn(1)[0], None, adaptive=rule
+            )
+            for image in images[start : start + BATCH]
+        ]
+
     started = time.perf_counter()
     try:
+        pending = submit(0)
         for start in range(0, len(images), BATCH):
-            chunk = images[start : start + BATCH]
-            futures = [
-                engine.batcher.submit(
-                    model, prepare(image, model.meta)[None], samples, rng.spawn(1)[0], None, adaptive=rule
-                )
-                for image in chunk
-            ]
-            for i, (image, future) in enumerate(zip(chunk, futures, strict=True)):
+            futures, pending = pending, submit(start + BATCH)
+            for i, future in enumerate(futures):
                 out = future.result()
                 drawn += out.probabilities.shape[1]
+                image = images[start + i]
                 score_row(model, f"img{start + i}", out.probabilities[0], out.descriptors[0], image.shape[:2])
     finally:
         engine.batcher.close()
