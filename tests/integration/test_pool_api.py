@@ -152,6 +152,15 @@ def test_find_similar_by_id_and_by_image(address: str, data: np.ndarray) -> None
     assert by_image[0][0] == ids[3] and by_image[0][1] == pytest.approx(1.0, abs=1e-4)
 
 
+def _hot_load_version_2(client: Client, checkpoint: Path, models: Path) -> None:
+    """Export `checkpoint` as version 2 into the served models folder and wait until the server serves it."""
+    export_checkpoint(checkpoint, models)
+    deadline = time.monotonic() + 30
+    while client.pool_stats(pool=POOL).model_version != 2:
+        assert time.monotonic() < deadline, "version 2 was not hot-loaded"
+        time.sleep(0.2)
+
+
 def test_a_new_model_version_rescores_stale_scores_only(
     models_dir: Path, trained_checkpoint: Path, tmp_path: Path, data: np.ndarray
 ) -> None:
@@ -160,11 +169,7 @@ def test_a_new_model_version_rescores_stale_scores_only(
     with in_process(models, tmp_path / "state") as running, Client(f"127.0.0.1:{running.port}") as client:
         client.register_images(list(data[:6]), pool=POOL)
         assert client.score_pool(pool=POOL, samples=4).done == 6
-        export_checkpoint(trained_checkpoint, models)
-        deadline = time.monotonic() + 30
-        while client.pool_stats(pool=POOL).model_version != 2:
-            assert time.monotonic() < deadline, "version 2 was not hot-loaded"
-            time.sleep(0.2)
+        _hot_load_version_2(client, trained_checkpoint, models)
         client.register_images(list(data[6:8]), pool=POOL)
         done = client.score_pool(pool=POOL, samples=4)
         stats = client.pool_stats(pool=POOL)
@@ -184,11 +189,7 @@ def test_the_ensemble_ranks_by_version_disagreement_once_two_versions_scored(
         client.register_images(list(data[:6]), pool=POOL)
         client.score_pool(pool=POOL, samples=4)
         before = client.query_list(pool=POOL, strategy="ensemble", k=6)
-        export_checkpoint(trained_checkpoint, models)
-        deadline = time.monotonic() + 30
-        while client.pool_stats(pool=POOL).model_version != 2:
-            assert time.monotonic() < deadline, "version 2 was not hot-loaded"
-            time.sleep(0.2)
+        _hot_load_version_2(client, trained_checkpoint, models)
         client.score_pool(pool=POOL, samples=4)
         after = client.query_list(pool=POOL, strategy="ensemble", k=6)
     assert len(before.items) == len(after.items) == 6
