@@ -64,8 +64,10 @@ class PoolScores:
 
 
 def serve(model: UNet, cfg: SimConfig, version: int) -> LoadedModel:
-    """Export `model` with dropout live and load it as the service would, single-threaded."""
-    meta = ModelMetadata(
+    """Export `model` with dropout live and load it as the service would, single-threaded. Its metadata carries
+    the preprocessing contract (for the simulation's uint8 images at the model size it prepares the same input,
+    bit for bit, as the pre-contract path it used to take, and the service logs no legacy warning)."""
+    meta = ModelMetadata.with_contract(
         name="simulate",
         version=version,
         input_channels=model.config.in_channels,
