@@ -260,7 +260,7 @@ class PoolScorer:
         batches = [todo[start : start + batch] for start in range(0, len(todo), batch)]
         pending = self._start(pool, model, batches[0], plan, rng) if batches else None
         try:
-            for following_ids in [*batches[1:], None]:
+            for following_ids in [*batches[1:], None] if batches else []:
                 following = self._start(pool, model, following_ids, plan, rng) if following_ids else None
                 finished, pending = cast(_Pending, pending), following
                 drawn = self._finish(pool, finished)

@@ -210,6 +210,13 @@ def test_a_pass_closed_early_stores_the_batch_in_flight(store: PoolStore, pixels
     assert rest[-1].finished and rest[-1].total == 6
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_an_empty_pool_finishes_at_once(store: PoolStore, force: bool) -> None:
+    scorer = FakeScorer(store)
+    (only,) = scorer.score("nothing-here", MODEL, SamplingPlan(4), force=force)
+    assert (only.done, only.total, only.finished) == (0, 0, True) and scorer.scored == []
+
+
 class SlowScorer(FakeScorer):
     """Batches that take a while, and a count of them, so a stop can land in the middle of a pass."""
 
