@@ -10,8 +10,8 @@ import numpy.typing as npt
 from ceal.service import postprocess
 from ceal.service.engine.core import PredictOptions, finish
 from ceal.service.engine.loaded import LoadedModel
+from ceal.service.image_reductions import mean_label_map
 from ceal.service.selection.scores import ImageScores
-from ceal.service.uncertainty import MCStatistics
 
 __all__ = ["SCORING_OPTIONS", "image_scores", "scored_image"]
 
@@ -48,10 +48,5 @@ def scored_image(
         foreground_fraction=p.foreground_fraction,
         descriptor=descriptor.astype(np.float32),
     )
-    return scores, _foreground(p.stats, SCORING_OPTIONS.threshold)
-
-
-def _foreground(stats: MCStatistics, threshold: float) -> npt.NDArray[np.bool_]:
-    mean = stats.mean  # (C, h, w)
-    foreground: npt.NDArray[np.bool_] = mean[0] > threshold if mean.shape[0] == 1 else mean.argmax(axis=0) != 0
-    return foreground
+    foreground: npt.NDArray[np.bool_] = mean_label_map(p.stats, SCORING_OPTIONS.threshold) != 0
+    return scores, foreground

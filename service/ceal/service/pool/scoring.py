@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import cast
 
 import numpy as np
 
@@ -258,11 +257,12 @@ class PoolScorer:
         if todo:
             self._count(key, 0, 0, fresh=True)
         batches = [todo[start : start + batch] for start in range(0, len(todo), batch)]
-        pending = self._start(pool, model, batches[0], plan, rng) if batches else None
+        pending: _Pending | None = None
         try:
-            for following_ids in [*batches[1:], None] if batches else []:
-                following = self._start(pool, model, following_ids, plan, rng) if following_ids else None
-                finished, pending = cast(_Pending, pending), following
+            for ids in [*batches, None]:  # batch k + 1 goes to the engine before batch k is waited for
+                finished, pending = pending, self._start(pool, model, ids, plan, rng) if ids else None
+                if finished is None:
+                    continue
                 drawn = self._finish(pool, finished)
                 done += len(finished.ids)
                 mean = self._count(key, drawn, len(finished.ids))

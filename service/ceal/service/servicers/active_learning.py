@@ -17,7 +17,7 @@ from ceal.service.errors import InvalidInput, NotFound, Unavailable, about
 from ceal.service.middleware.spans import child_span
 from ceal.service.pool.masks import normalise_mask
 from ceal.service.pool.queries import query_list
-from ceal.service.pool.resolution import ResolutionGate, check_scale
+from ceal.service.pool.resolution import ResolutionGate
 from ceal.service.pool.retrieval import similar_in_pool
 from ceal.service.pool.scoring import PoolScorer, SamplingPlan, sampling_plan, scoring_rule
 from ceal.service.registry import ModelRegistry
@@ -62,8 +62,8 @@ class ActiveLearningServicer(pb_grpc.ActiveLearningServicer):
         self.max_pixels = max_pixels
         self.max_message_bytes = max_message_bytes  # the server's send limit: an export record must fit
         self.lease_seconds = lease_seconds  # how long a query list's leases last when the request does not say
-        check_scale(rescore_scale)  # at start-up, like the plan above
-        gate = ResolutionGate(rescore_scale) if rescore_scale < 1.0 else None
+        # checked at start-up like the plan above: the gate refuses a scale outside MIN_SCALE..1 (NaN too)
+        gate = ResolutionGate(rescore_scale) if rescore_scale != 1.0 else None
         self.scorer = PoolScorer(store, engine, resolution=gate) if store is not None else None
         self._background: list[threading.Thread] = []
         self._background_lock = threading.Lock()

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from ceal.service.selection import STRATEGIES
 from ceal.service.selection.policy import PSEUDO_DECAY, PSEUDO_QUANTILE
-from ceal.trainer.placements import PLACEMENTS
+from ceal.trainer.placements import PLACEMENTS, DropoutPlacement
 
 __all__ = [
     "CEILING",
@@ -162,7 +162,7 @@ class SimConfig:
     semi_mode: str = "fixmatch"  # `+semi` arms: "fixmatch" (pixel-wise) or "ceal" (whole confident images)
     semi_threshold: float = 0.95
     semi_weight: float = 1.0
-    dropout_placement: str = "bottleneck"  # where the U-Net's MC dropout sits (`ceal.trainer.unet.PLACEMENTS`)
+    dropout_placement: DropoutPlacement = "bottleneck"  # where the U-Net's MC dropout sits
     ensemble_k: int = 3  # model versions (this round's and earlier ones) compared by the ensemble measure
     family: str = ""  # "" : images from folders; "lesion" or "nuclei": that synthetic family, in memory
     family_n: int = 400

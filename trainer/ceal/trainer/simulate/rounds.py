@@ -26,7 +26,7 @@ import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,6 @@ import torch
 from tqdm import tqdm
 
 from ceal.trainer.metrics import per_class_scores
-from ceal.trainer.placements import DropoutPlacement
 from ceal.trainer.semi import SemiConfig, Unlabelled
 from ceal.trainer.steps import StepSchedule, fit_steps
 from ceal.trainer.train import Dataset, dice_score
@@ -70,8 +69,7 @@ def _weights(model: UNet) -> Weights:
 
 def _new_model(cfg: SimConfig, seed: int) -> UNet:
     torch.manual_seed(arm_seed(seed, "init"))
-    placement = cast(DropoutPlacement, cfg.dropout_placement)
-    return UNet(UNetConfig(base_filters=cfg.base_filters, depth=cfg.depth, dropout_placement=placement))
+    return UNet(UNetConfig(base_filters=cfg.base_filters, depth=cfg.depth, dropout_placement=cfg.dropout_placement))
 
 
 def _train(
