@@ -52,7 +52,18 @@ def test_score_pool_scores_only_what_is_missing(address: str, data: np.ndarray) 
 
 @pytest.mark.parametrize(
     "strategy",
-    ["random", "entropy", "bald", "variance", "ceal", "suggestive", "power_bald", "random_foreground", "ensemble"],
+    [
+        "random",
+        "entropy",
+        "bald",
+        "variance",
+        "ceal",
+        "suggestive",
+        "power_bald",
+        "random_foreground",
+        "ensemble",
+        "typiclust",
+    ],
 )
 def test_every_strategy_ranks_the_pool(address: str, data: np.ndarray, strategy: str) -> None:
     with Client(address) as client:

@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     level.add_argument("--series", action="store_true", help="whole series: every slice leased together")
     level.add_argument("--study", action="store_true", help="whole studies: every slice leased together")
     q.add_argument("--round", type=int, default=0, help="active-learning round (CEAL's threshold tightens)")
-    q.add_argument("--seed", type=int, default=0, help="seed for random, power_bald and random_foreground")
+    q.add_argument("--seed", type=int, default=0, help="seed for random, power_bald, random_foreground and typiclust")
     q.add_argument("--json", action="store_true", help="one JSON object per item instead of a table")
 
     lab = action("label", "store one mask as the human label of an image", _label)

@@ -24,6 +24,7 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_POWER_BALD: _ClassVar[Strategy]
     STRATEGY_RANDOM_FOREGROUND: _ClassVar[Strategy]
     STRATEGY_ENSEMBLE: _ClassVar[Strategy]
+    STRATEGY_TYPICLUST: _ClassVar[Strategy]
 
 class QueryLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -55,6 +56,7 @@ STRATEGY_COST_SENSITIVE: Strategy
 STRATEGY_POWER_BALD: Strategy
 STRATEGY_RANDOM_FOREGROUND: Strategy
 STRATEGY_ENSEMBLE: Strategy
+STRATEGY_TYPICLUST: Strategy
 QUERY_LEVEL_UNSPECIFIED: QueryLevel
 QUERY_LEVEL_IMAGE: QueryLevel
 QUERY_LEVEL_SERIES: QueryLevel

@@ -10,6 +10,7 @@ from .registry import STRATEGIES, Strategy, get_strategy
 from .series import SeriesSelection, aggregate_series, rank_series
 from .suggestive import greedy_representative, representativeness, suggestive_selection, unit_rows
 from .table import MEASURES, ScoreTable, Selection
+from .typiclust import typicality, typiclust_selection
 from .uncertainty_sampling import bald_selection, entropy_selection, random_selection, variance_selection
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "rank_series",
     "representativeness",
     "suggestive_selection",
+    "typicality",
+    "typiclust_selection",
     "unit_rows",
     "variance_selection",
     "version_disagreement",

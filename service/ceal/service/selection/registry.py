@@ -14,6 +14,7 @@ from .foreground_random import random_foreground_selection
 from .power_bald import power_bald_selection
 from .suggestive import suggestive_selection
 from .table import Selection
+from .typiclust import typiclust_selection
 from .uncertainty_sampling import bald_selection, entropy_selection, random_selection, variance_selection
 
 __all__ = ["SEEDED_STRATEGIES", "STRATEGIES", "Strategy", "get_strategy"]
@@ -31,9 +32,10 @@ STRATEGIES: Final[dict[str, Strategy]] = {
     "power_bald": power_bald_selection,
     "random_foreground": random_foreground_selection,
     "ensemble": ensemble_selection,
+    "typiclust": typiclust_selection,
 }
 # Strategies that draw at random and take a `seed` keyword (the request's seed in the service).
-SEEDED_STRATEGIES: Final = frozenset({"random", "power_bald", "random_foreground"})
+SEEDED_STRATEGIES: Final = frozenset({"random", "power_bald", "random_foreground", "typiclust"})
 
 
 def get_strategy(name: str) -> Strategy:

@@ -25,6 +25,7 @@ def test_the_registry_names_every_strategy() -> None:
         "power_bald",
         "random_foreground",
         "ensemble",
+        "typiclust",
     }
     assert get_strategy(" BALD ") is STRATEGIES["bald"]
 

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 ROUND0 = "_round0"  # the shared round 0 of a seed, copied into each strategy's arm
 RoundHook = Callable[[ResultRow], None]
-CONTEXT_STRATEGIES = frozenset({"ceal"})  # they read the labelled images' rows too
+CONTEXT_STRATEGIES = frozenset({"ceal", "typiclust"})  # they read the labelled images' rows too
 IndexArray = npt.NDArray[np.int64]
 
 
