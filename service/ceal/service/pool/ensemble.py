@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ceal.service.selection import ScoreTable, version_disagreement
+from ceal.service.selection.ensemble import packed_disagreement
 from ceal.service.store.base import MASK_VERSIONS, PackedMask
 
 __all__ = ["ENSEMBLE_STRATEGY", "disagreement_column", "with_version_disagreement"]
@@ -23,13 +24,28 @@ def disagreement_column(
 ) -> npt.NDArray[np.float64] | None:
     """(N,) each image's disagreement between its kept masks of the newest MASK_VERSIONS versions up to
     `served_version` (`masks`: image id → {version: mask}, as `version_masks` returns them); NaN for an image
-    with fewer than 2; None when no image has 2 (the strategy then ranks by mutual information)."""
+    with fewer than 2; None when no image has 2 (the strategy then ranks by mutual information).
+
+    Images whose members share one size (the usual case) are computed together on the packed bits; an image
+    with a member of another size (a model of another output size) has it resampled (`_stacked`)."""
     column = np.full(len(image_ids), np.nan)
+    same_size: dict[tuple[int, int, int], list[tuple[int, list[PackedMask]]]] = {}
     for n, image_id in enumerate(image_ids):
         kept = masks.get(image_id, {})
         members = [kept[v] for v in sorted(kept, reverse=True) if v <= served_version][:MASK_VERSIONS]
-        if len(members) >= 2:
+        if len(members) < 2:
+            continue
+        shape = members[0].shape
+        if all(member.shape == shape for member in members):
+            same_size.setdefault((len(members), *shape), []).append((n, members))
+        else:
             column[n] = version_disagreement(_stacked(members))[0]
+    for (k, height, width), group in same_size.items():
+        bits = np.empty((k, len(group), height, -(-width // 8)), np.uint8)  # (K, N, h, ceil(w / 8))
+        for j, (_, members) in enumerate(group):
+            for m, member in enumerate(members):
+                bits[m, j] = member.bits
+        column[[n for n, _ in group]] = packed_disagreement(bits)
     return None if np.isnan(column).all() else column
 
 

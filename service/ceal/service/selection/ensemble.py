@@ -9,7 +9,7 @@ has no such column: the strategy then ranks by mutual information (BALD) and say
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import combinations
 
 import numpy as np
@@ -21,7 +21,7 @@ from ._ranking import available_indices, check_k, describe, rank_descending, ran
 from .cost import AnnotationCostModel
 from .table import MEASURES, ScoreTable, Selection
 
-__all__ = ["ensemble_selection", "version_disagreement"]
+__all__ = ["ensemble_selection", "packed_disagreement", "version_disagreement"]
 
 
 def version_disagreement(masks: npt.NDArray[np.integer] | npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
@@ -30,12 +30,29 @@ def version_disagreement(masks: npt.NDArray[np.integer] | npt.NDArray[np.bool_])
     fg = np.asarray(masks) != 0
     if fg.ndim != 4 or fg.shape[0] < 2:
         raise InvalidInput(f"need masks (K, N, H, W) of at least 2 versions; got shape {fg.shape}")
-    out = np.zeros(fg.shape[1], np.float64)
-    for a, b in combinations(range(fg.shape[0]), 2):
-        inter = (fg[a] & fg[b]).sum(axis=(1, 2))
-        total = fg[a].sum(axis=(1, 2)) + fg[b].sum(axis=(1, 2))
-        out += np.where(total == 0, 0.0, 1.0 - 2.0 * inter / np.maximum(total, 1))
-    disagreement: npt.NDArray[np.float64] = out / (fg.shape[0] * (fg.shape[0] - 1) / 2)
+    return _mean_pairwise(fg.sum(axis=(2, 3)), lambda a, b: (fg[a] & fg[b]).sum(axis=(1, 2)))
+
+
+def packed_disagreement(bits: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+    """`version_disagreement` of masks kept as bits: (K, N, H, ceil(W / 8)) uint8, each row `np.packbits` of a
+    mask row (its padding bits 0, as packbits leaves them). Counts set bits without unpacking."""
+    if bits.ndim != 4 or bits.shape[0] < 2 or bits.dtype != np.uint8:
+        raise InvalidInput(f"need packed masks (K, N, H, W/8) uint8 of at least 2 versions; got {bits.shape}")
+    area = np.bitwise_count(bits).sum(axis=(2, 3), dtype=np.int64)
+    return _mean_pairwise(area, lambda a, b: np.bitwise_count(bits[a] & bits[b]).sum(axis=(1, 2), dtype=np.int64))
+
+
+def _mean_pairwise(
+    area: npt.NDArray[np.integer], overlap: Callable[[int, int], npt.NDArray[np.integer]]
+) -> npt.NDArray[np.float64]:
+    """(N,) mean over member pairs (a, b) of 1 − 2 · overlap(a, b) / (area[a] + area[b]); area: (K, N) each
+    member's foreground pixels; 0 where both are empty."""
+    k = area.shape[0]
+    out = np.zeros(area.shape[1], np.float64)
+    for a, b in combinations(range(k), 2):
+        total = area[a] + area[b]
+        out += np.where(total == 0, 0.0, 1.0 - 2.0 * overlap(a, b) / np.maximum(total, 1))
+    disagreement: npt.NDArray[np.float64] = out / (k * (k - 1) / 2)
     return disagreement
 
 

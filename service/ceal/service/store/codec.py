@@ -6,6 +6,7 @@ for every numeric dtype, readable by any numpy, and independent of the database 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import zlib
@@ -14,7 +15,7 @@ import numpy as np
 
 from ceal.service.store.errors import StoreDamaged
 
-__all__ = ["content_digest", "decode_array", "encode_array", "image_id_of"]
+__all__ = ["content_digest", "decode_array", "decode_known", "encode_array", "image_id_of"]
 
 # Level 3: masks and images shrink nearly as much as at 9, far faster; labels are written while someone waits.
 _ZLIB_LEVEL = 3
@@ -65,3 +66,29 @@ def decode_array(blob: bytes) -> np.ndarray:
     if not isinstance(loaded, np.ndarray):
         raise StoreDamaged("a stored blob is not a single array: the database file is damaged")
     return loaded
+
+
+@functools.lru_cache(maxsize=64)
+def _npy_layout(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int]:
+    """(the bytes `np.save` writes before the data, the data's size) of a C-order array of `dtype`, `shape`."""
+    buffer = io.BytesIO()
+    zeros = np.zeros(shape, np.dtype(dtype))
+    np.save(buffer, zeros, allow_pickle=False)
+    written = buffer.getvalue()
+    return written[: len(written) - zeros.nbytes], zeros.nbytes
+
+
+def decode_known(blob: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """`decode_array` for a blob whose dtype and shape the caller knows (a packed mask: its row says its size).
+
+    When the stored header is the one this numpy writes for that dtype and shape, the data are read straight
+    after it (no header parse: a tenth of the time for small arrays); any other blob, a damaged one included,
+    goes through `decode_array`, whose array the caller still checks."""
+    try:
+        raw = zlib.decompress(blob)
+    except zlib.error:
+        return decode_array(blob)  # says what is damaged
+    header, size = _npy_layout(dtype, shape)
+    if len(raw) != len(header) + size or not raw.startswith(header):
+        return decode_array(blob)
+    return np.frombuffer(raw, np.dtype(dtype), offset=len(header)).reshape(shape).copy()

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ceal.service.store.base import DicomRef, ImageRecord, Label, Lease, NewImage, PackedMask, ScoreRow
-from ceal.service.store.codec import decode_array, encode_array, image_id_of
+from ceal.service.store.codec import decode_array, decode_known, encode_array, image_id_of
 from ceal.service.store.errors import StoreDamaged
 from ceal.service.store.validation import check_image_name, check_image_pixels, check_source
 
@@ -71,7 +71,7 @@ def mask_params(row: ScoreRow, mask: PackedMask) -> tuple[Any, ...]:
 def packed_mask(row: Row) -> PackedMask:
     """(height, width, mask blob) of queries.SCORE_MASKS."""
     height, width, blob = int(row[0]), int(row[1]), bytes(row[2])
-    bits = decode_array(blob)
+    bits = decode_known(blob, "|u1", (height, -(-width // 8)))
     if bits.dtype != np.uint8 or bits.shape != (height, -(-width // 8)):
         raise StoreDamaged(f"a stored {height}×{width} mask has packed bits of shape {bits.shape}: restore a backup")
     return PackedMask(width, bits)

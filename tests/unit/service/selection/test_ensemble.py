@@ -7,6 +7,7 @@ import pytest
 
 from ceal.service.errors import InvalidInput
 from ceal.service.selection import ScoreTable, ensemble_selection, version_disagreement
+from ceal.service.selection.ensemble import packed_disagreement
 from ceal.service.selection.policy import QueryPolicy
 
 MakeTable = Callable[..., ScoreTable]
@@ -27,6 +28,17 @@ def test_disagreement_is_mean_pairwise_one_minus_dice() -> None:
 def test_disagreement_needs_two_versions() -> None:
     with pytest.raises(InvalidInput, match="at least 2 versions"):
         version_disagreement(np.zeros((1, 2, 4, 4), np.uint8))
+
+
+@pytest.mark.parametrize(("members", "width"), [(2, 8), (3, 13), (3, 1)])
+def test_packed_disagreement_equals_the_unpacked_one(members: int, width: int) -> None:
+    rng = np.random.default_rng(width)
+    masks = rng.random((members, 20, 6, width)) < rng.uniform(0, 0.6, (members, 20, 1, 1))
+    masks[:, :3] = False  # empty in every version: agreement
+    bits = np.packbits(masks, axis=3)  # (K, N, 6, ceil(width / 8)), padding bits 0
+    np.testing.assert_allclose(packed_disagreement(bits), version_disagreement(masks), rtol=0, atol=1e-12)
+    with pytest.raises(InvalidInput, match="at least 2 versions"):
+        packed_disagreement(bits[:1])
 
 
 def test_ensemble_ranks_by_disagreement_and_skips_excluded(make_table: MakeTable) -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ceal.service.store import StoreError, decode_array, encode_array, image_id_of
-from ceal.service.store.codec import content_digest
+from ceal.service.store.codec import content_digest, decode_known
 
 DTYPES = st.sampled_from(["?", "u1", "<u2", ">u2", "<i4", ">f4", "<f8", "<i8"])
 
@@ -60,3 +60,23 @@ def test_damaged_blob_raises_store_error_without_data() -> None:
 def test_object_arrays_are_refused() -> None:
     with pytest.raises(ValueError):
         encode_array(np.array([{"a": 1}], dtype=object))
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays("u1", hnp.array_shapes(min_dims=2, max_dims=2, max_side=9)))
+def test_decode_known_reads_what_decode_array_reads(array: np.ndarray) -> None:
+    blob = encode_array(array)
+    back = decode_known(blob, "|u1", array.shape)
+    np.testing.assert_array_equal(back, decode_array(blob))
+    assert back.dtype == np.uint8 and back.flags.writeable
+
+
+def test_decode_known_falls_back_when_the_blob_is_not_what_the_caller_expects() -> None:
+    array = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    # another shape or dtype than expected: the stored array as it is, for the caller's own check
+    assert decode_known(encode_array(array), "|u1", (4, 3)).shape == (3, 4)
+    assert decode_known(encode_array(array.astype("<u2")), "|u1", (3, 4)).dtype == np.dtype("<u2")
+    with pytest.raises(StoreError, match="damaged"):
+        decode_known(b"not a blob", "|u1", (3, 4))
+    with pytest.raises(StoreError, match="damaged"):
+        decode_known(zlib.compress(b"\x93NUMPY garbage"), "|u1", (3, 4))
