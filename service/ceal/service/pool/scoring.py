@@ -183,13 +183,22 @@ class PoolScorer:
         "redo" from one caller is not split across replicas (their unforced passes find the fresh scores and
         skip), and one forced pass per (pool, model) runs at a time in this process.
 
-        `plan` is taken as checked (`sampling_plan`)."""
+        `plan` is taken as checked (`sampling_plan`). A version's first pass with a resolution gate calibrates
+        it first (seconds to a minute): a message with the total and nothing done comes before that."""
         if self.resolution is not None:  # the version's resolution, calibrated on this pool the first time
+            if self.resolution.decision(*model.key) is None:
+                yield from self._before_calibration(pool, model, force)
             ids = functools.partial(self.store.needs_scoring, pool, model.meta.name, model.meta.version, force=True)
             model = self.resolution.model_for(model, ids, functools.partial(self._calibration_scores, pool, plan))
-        if force:
-            return self._score_forced(pool, model, plan)
-        return self._score_shared(pool, model, plan)
+        yield from (self._score_forced if force else self._score_shared)(pool, model, plan)
+
+    def _before_calibration(self, pool: str, model: LoadedModel, force: bool) -> Passes:
+        """The first message of a pass that calibrates before it scores: what it has to do, nothing done yet."""
+        name, version = model.meta.name, model.meta.version
+        total = len(self.store.needs_scoring(pool, name, version, force=force))
+        if total:
+            fresh = 0 if force else self.store.counts(pool, name, version).images - total
+            yield Progress(0, total, fresh, 0.0, 0.0, False)
 
     def _score_forced(self, pool: str, model: LoadedModel, plan: SamplingPlan) -> Passes:
         with self._lock(pool, model.meta.name):

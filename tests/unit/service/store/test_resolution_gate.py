@@ -145,3 +145,16 @@ def test_pool_scoring_runs_the_version_at_the_size_its_gate_chose(tmp_path: Path
         assert scorer.heights[:calibration] == [192] * (calibration // 2) + [96] * (calibration // 2)
         assert set(scorer.heights[calibration:]) == {96}  # the pass itself: reduced (the order is the same)
         assert store.counts("p", "unet", 1).scored_fresh == 40
+
+
+def test_the_first_message_comes_before_the_calibration(tmp_path: Path) -> None:
+    with open_store(str(tmp_path)) as store:
+        rng = np.random.default_rng(1)
+        store.register_images("p", [NewImage(rng.integers(0, 200, (6, 5)).astype(np.uint16)) for _ in range(40)])
+        scorer = RecordingScorer(store, ResolutionGate(0.5, build=_reduced))
+        passes = scorer.score("p", _model(), SamplingPlan(4))
+        first = next(passes)
+        assert (first.done, first.total, first.finished) == (0, 40, False) and scorer.heights == []  # not yet
+        assert list(passes)[-1].finished and len(scorer.heights) > 0
+        again = list(scorer.score("p", _model(), SamplingPlan(4), force=True))  # decided: no extra message
+        assert again[0].total == 40 and sum(not p.finished and p.done == 0 for p in again) == 1
