@@ -9,7 +9,7 @@ import numpy as np
 
 from ceal.service import postprocess
 from ceal.service.pool.ensemble import ENSEMBLE_STRATEGY, with_version_disagreement
-from ceal.service.selection import AnnotationCostModel, ScoreTable, rank_series
+from ceal.service.selection import AnnotationCostModel, ScoreTable, rank_series, series_measure
 from ceal.service.selection._ranking import estimate_seconds
 from ceal.service.selection.policy import QueryPolicy
 from ceal.service.selection.scores import score_table
@@ -91,7 +91,7 @@ def query_list(store: PoolStore, model_name: str, model_version: int, req: Query
     rows = [r for r in store.score_rows(req.pool, model_name, model_version) if r.image_id in records]
     unscored = len(records) - len(rows)
     table = build_table(rows, records, req.level)
-    if req.strategy == ENSEMBLE_STRATEGY and req.level == "image":
+    if req.strategy == ENSEMBLE_STRATEGY:
         table = with_version_disagreement(table, store.version_masks(req.pool, model_name), model_version)
     labelled = store.labelled_ids(req.pool, "human")
     leased_elsewhere = {lease.image_id for lease in store.active_leases(req.pool) if lease.annotator != req.annotator}
@@ -178,7 +178,15 @@ def _group_items(
     taken = {_group_key(records[i], req.level) for i in leased_elsewhere if i in records}
     assert table.series_keys is not None  # build_table always sets the group keys
     exclude = {i for i, key in enumerate(table.series_keys) if key in taken or table.image_ids[i] in labelled}
-    ranked = rank_series(table, LEASE_RESERVE * k if req.annotator else k, exclude=exclude, cost_model=cost_model)
+    measure, note = series_measure(req.strategy, table)
+    ranked = rank_series(
+        table,
+        LEASE_RESERVE * k if req.annotator else k,
+        measure=measure,
+        note=note,
+        exclude=exclude,
+        cost_model=cost_model,
+    )
     by_key = {key: n for n, key in enumerate(ranked.series_keys)}
     # Slices each group hands out: scored ones most uncertain first, then the unscored, in slice order.
     slices: dict[str, list[str]] = {}

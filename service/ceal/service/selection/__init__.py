@@ -7,7 +7,7 @@ from .ensemble import ensemble_selection, version_disagreement
 from .foreground_random import random_foreground_selection
 from .power_bald import power_bald_selection
 from .registry import STRATEGIES, Strategy, get_strategy
-from .series import SeriesSelection, aggregate_series, rank_series
+from .series import SERIES_MEASURES, SeriesSelection, aggregate_series, rank_series, series_measure
 from .suggestive import greedy_representative, representativeness, suggestive_selection, unit_rows
 from .table import MEASURES, ScoreTable, Selection
 from .typiclust import typicality, typiclust_selection
@@ -15,6 +15,7 @@ from .uncertainty_sampling import bald_selection, entropy_selection, random_sele
 
 __all__ = [
     "MEASURES",
+    "SERIES_MEASURES",
     "STRATEGIES",
     "AnnotationCostModel",
     "ScoreTable",
@@ -36,6 +37,7 @@ __all__ = [
     "random_selection",
     "rank_series",
     "representativeness",
+    "series_measure",
     "suggestive_selection",
     "typicality",
     "typiclust_selection",

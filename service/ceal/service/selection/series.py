@@ -2,6 +2,11 @@
 
 A series' score is the sum of its top_k slice scores: a few very uncertain slices make a series worth
 reading even if most of it is easy, while the cap keeps long series from winning by length alone.
+
+Which slice score is summed follows the strategy asked for, where the strategy ranks single images by one
+(`SERIES_MEASURES`: entropy, BALD's mutual information, variance, the version ensemble's disagreement); the
+others (random, CEAL, PowerBALD, TypiClust, ...) choose images by more than one score per image, so their
+series lists sum mutual information and each reason says so (`series_measure`).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
@@ -18,7 +24,38 @@ from ._ranking import available_indices, check_k, estimate_seconds, rank_descend
 from .cost import AnnotationCostModel
 from .table import MEASURES, FloatArray, ScoreTable
 
-__all__ = ["SeriesSelection", "aggregate_series", "rank_series"]
+__all__ = ["SERIES_MEASURES", "SeriesSelection", "aggregate_series", "rank_series", "series_measure"]
+
+DISAGREEMENT = "version_disagreement"
+# The slice score a series list sums, by strategy: the one score each of these ranks single images by.
+SERIES_MEASURES: Final[dict[str, str]] = {
+    "entropy": "entropy",
+    "bald": "mutual_information",
+    "variance": "variance",
+    "ensemble": DISAGREEMENT,
+}
+_DEFAULT_MEASURE = "mutual_information"
+
+
+def series_measure(strategy: str, table: ScoreTable) -> tuple[str, str]:
+    """(measure, note) for a series or study list asked with `strategy`: the strategy's own slice score, or
+    mutual information with a note saying why (a strategy without one, or an ensemble before a second version
+    scored the pool). note is "" when the strategy's score is used."""
+    measure = SERIES_MEASURES.get(strategy)
+    if measure is None:
+        return _DEFAULT_MEASURE, f"{strategy} chooses single images, so series rank by mutual information"
+    if measure == DISAGREEMENT and (table.version_disagreement is None or np.isnan(table.version_disagreement).all()):
+        return _DEFAULT_MEASURE, "no earlier versions scored this pool yet, so by mutual information"
+    return measure, ""
+
+
+def _slice_scores(table: ScoreTable, measure: str) -> tuple[FloatArray, str]:
+    """(the (N,) slice scores called `measure`, words for them): a MEASURES name or the version disagreement."""
+    if measure != DISAGREEMENT:
+        return table.measure(measure), MEASURES[measure]
+    if table.version_disagreement is None:
+        raise InvalidInput("this score table has no version disagreement; rank by another measure")
+    return table.version_disagreement, "disagreement between the last model versions' masks"
 
 
 @dataclass(frozen=True)
@@ -55,7 +92,7 @@ def aggregate_series(
     """
     if top_k < 1:
         raise InvalidInput(f"top_k must be >= 1 (slices summed per series); got {top_k}")
-    values = table.measure(measure)
+    values, _ = _slice_scores(table, measure)
     keys = table.series_keys if table.series_keys is not None else table.image_ids
     pool = available_indices(len(table), exclude)
     groups: dict[str, list[int]] = {}
@@ -81,20 +118,23 @@ def rank_series(
     *,
     top_k: int = 3,
     measure: str = "mutual_information",
+    note: str = "",
     exclude: Iterable[int] = frozenset(),
     cost_model: AnnotationCostModel | None = None,
 ) -> SeriesSelection:
-    """The k series of highest aggregate score (ties to the earlier series, unscored series last)."""
+    """The k series of highest aggregate score (ties to the earlier series, unscored series last). measure: a
+    MEASURES name or "version_disagreement"; note: words added to every reason (why this measure)."""
     k = check_k(k)
     keys, scores, members = aggregate_series(table, top_k, measure=measure, exclude=exclude)
     ranked = rank_descending(scores, np.arange(len(keys), dtype=np.int64))[:k]
-    values, label = table.measure(measure), MEASURES[measure]
+    values, label = _slice_scores(table, measure)
+    why = f" ({note})" if note else ""
     reasons = []
     for p, s in enumerate(ranked):
         counted = min(top_k, int(np.isfinite(values[list(members[s])]).sum()))
         total = "missing (no slice scored)" if math.isnan(scores[s]) else f"{scores[s]:.3g}"
         reasons.append(
-            f"{label} summed over its {counted} most uncertain of {len(members[s])} slices: {total}, "
+            f"{label} summed over its {counted} most uncertain of {len(members[s])} slices: {total}{why}, "
             f"{rank_phrase(p + 1, len(keys), 'series in the pool')}"
         )
     return SeriesSelection(

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from ceal.service.selection import ScoreTable, aggregate_series, rank_series
+from ceal.service.selection import SERIES_MEASURES, ScoreTable, aggregate_series, rank_series, series_measure
 
 MakeTable = Callable[..., ScoreTable]
 
@@ -60,3 +60,29 @@ def test_rank_series_orders_series_and_sums_their_time(make_table: MakeTable) ->
 def test_top_k_must_be_positive(make_table: MakeTable) -> None:
     with pytest.raises(ValueError, match="top_k must be >= 1"):
         aggregate_series(make_table([0.1]), top_k=0)
+
+
+def test_the_series_measure_follows_the_strategy(make_table: MakeTable) -> None:
+    # By MI series "a" leads; by entropy "b"; by the version disagreement "c" (its one slice disagrees most).
+    entropy = [0.1, 0.1, 0.9, 0.1, 0.1, 0.8, 0.1, 0.2, 0.1]
+    disagreement = [0.0, 0.1, 0.2, 0.0, 0.0, 0.0, 0.0, 0.9, np.nan]
+    table = make_table(entropy, mutual_information=MI, series_keys=KEYS, version_disagreement=disagreement)
+    lead = {}
+    for strategy in ("bald", "entropy", "ensemble", "random", "typiclust"):
+        measure, note = series_measure(strategy, table)
+        ranked = rank_series(table, 3, top_k=2, measure=measure, note=note)
+        lead[strategy] = ranked.series_keys[0]
+        if strategy in SERIES_MEASURES:
+            assert note == "" and "chooses single images" not in ranked.reasons[0]
+        else:
+            assert f"({strategy} chooses single images, so series rank by mutual information)" in ranked.reasons[0]
+    assert lead == {"bald": "a", "entropy": "b", "ensemble": "c", "random": "a", "typiclust": "a"}
+    assert (
+        "disagreement between the last model versions' masks summed"
+        in rank_series(table, 1, measure="version_disagreement").reasons[0]
+    )
+    no_history = make_table(entropy, mutual_information=MI, series_keys=KEYS)
+    assert series_measure("ensemble", no_history) == (
+        "mutual_information",
+        "no earlier versions scored this pool yet, so by mutual information",
+    )

@@ -3,6 +3,7 @@ the last model versions predicted, once two versions scored the pool; by mutual 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -80,3 +81,20 @@ def test_a_version_of_another_output_size_is_resampled_to_the_newest() -> None:
     masks = {"x": {2: _square(0), 1: PackedMask.of(small)}}
     column = disagreement_column(["x"], masks, served_version=2)
     assert column is not None and column[0] == pytest.approx(0.0)
+
+
+def test_a_series_list_sums_the_disagreement_too(store: PoolStore, pixels: Pixels, score: Score) -> None:
+    a, b, c, d, e = _pool(store, pixels, score, versions=2)  # each image a series of its own
+    series = dataclasses.replace(REQUEST, level="series")
+    result = query_list(store, "unet", 2, series)
+    assert [item.record.image_id for item in result.items] == [d, c, b, a, e]  # by MI: e, a, b, c, d
+    assert "disagreement between the last model versions' masks summed" in result.items[0].reason
+
+
+def test_a_series_list_before_a_second_version_says_why_it_ranks_by_mutual_information(
+    store: PoolStore, pixels: Pixels, score: Score
+) -> None:
+    a, b, c, d, e = _pool(store, pixels, score, versions=1)
+    result = query_list(store, "unet", 1, dataclasses.replace(REQUEST, level="series"))
+    assert [item.record.image_id for item in result.items] == [e, a, b, c, d]
+    assert all("no earlier versions scored this pool yet" in item.reason for item in result.items)
