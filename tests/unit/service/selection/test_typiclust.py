@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from scipy.cluster.vq import kmeans2
 
 from ceal.service.errors import InvalidInput
 from ceal.service.selection import ScoreTable, typicality, typiclust_selection, unit_rows
+from ceal.service.selection.typiclust import kmeans_plus_plus
 
 MakeTable = Callable[..., ScoreTable]
 
@@ -57,3 +60,13 @@ def test_needs_descriptors(make_table: MakeTable) -> None:
         typiclust_selection(make_table([0.1, 0.2]), 1)
     with pytest.raises(InvalidInput, match="neighbours and max_clusters must be >= 1"):
         typiclust_selection(_blobs(make_table), 1, neighbours=0)
+
+
+def test_kmeans_plus_plus_draws_the_seeds_scipy_draws() -> None:
+    data = np.random.default_rng(4).normal(size=(300, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty cluster is no matter here
+        want, want_labels = kmeans2(data, 60, minit="++", seed=np.random.default_rng(9))
+        got, got_labels = kmeans2(data, kmeans_plus_plus(data, 60, np.random.default_rng(9)), minit="matrix")
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_labels, want_labels)
