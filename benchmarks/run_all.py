@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/run_all.py [--only perf served]
 
 Runs engine_bench.py (when present), perf_bench.py, resolution_bench.py, served_bench.py, pool_bench.py,
-ranking_bench.py, ensemble_bench.py, typiclust_bench.py and oip_bench.py, one after another so they never compete for the cores,
-and exits non-zero when any of them did. perf_bench.py trains the bench model once (`bench_model.py`, cached in
-runs/bench/; ~10 minutes a placement the first time on 2 cores).
+ranking_bench.py, ensemble_bench.py, typiclust_bench.py and oip_bench.py, one after another so they never
+compete for the cores, and exits non-zero when any of them did. perf_bench.py trains the bench model once
+(`bench_model.py`, cached in runs/bench/; ~10 minutes a placement the first time on 2 cores).
 """
 
 from __future__ import annotations
