@@ -68,14 +68,17 @@ def decode_array(blob: bytes) -> np.ndarray:
     return loaded
 
 
+_MAX_HEADER = 4096  # np.save's header is 128 bytes (format 1.0) for any array the store keeps
+
+
 @functools.lru_cache(maxsize=64)
-def _npy_layout(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, int]:
-    """(the bytes `np.save` writes before the data, the data's size) of a C-order array of `dtype`, `shape`."""
+def _npy_header(dtype: str, shape: tuple[int, ...]) -> bytes:
+    """The bytes `np.save` writes before the data of a C-order array of `dtype` and `shape`."""
     buffer = io.BytesIO()
     zeros = np.zeros(shape, np.dtype(dtype))
     np.save(buffer, zeros, allow_pickle=False)
     written = buffer.getvalue()
-    return written[: len(written) - zeros.nbytes], zeros.nbytes
+    return written[: len(written) - zeros.nbytes]
 
 
 def decode_known(blob: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -88,7 +91,10 @@ def decode_known(blob: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
         raw = zlib.decompress(blob)
     except zlib.error:
         return decode_array(blob)  # says what is damaged
-    header, size = _npy_layout(dtype, shape)
+    size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if not 0 < len(raw) - size <= _MAX_HEADER:  # not this shape (checked before a layout of it is built)
+        return decode_array(blob)
+    header = _npy_header(dtype, shape)
     if len(raw) != len(header) + size or not raw.startswith(header):
         return decode_array(blob)
     return np.frombuffer(raw, np.dtype(dtype), offset=len(header)).reshape(shape).copy()
