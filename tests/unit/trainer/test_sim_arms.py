@@ -6,12 +6,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from ceal.service.selection import Selection
 from ceal.trainer.simulate import SimConfig, SimulationError, parse_strategies, run_simulation
-from ceal.trainer.simulate.config import registry_name, uses_semi, uses_synthesis
+from ceal.trainer.simulate.config import registry_name, uses_ceiling_descriptors, uses_semi, uses_synthesis
 from ceal.trainer.simulate.data import family_sim_data
+from ceal.trainer.simulate.rounds import ceiling_descriptors
+from ceal.trainer.simulate.scoring import PoolScores, choose
 from ceal.trainer.simulate.state import RunFolder
 from tests.support.determinism import deterministic_torch
 from tests.unit.trainer.sim_configs import TINY
@@ -62,3 +67,30 @@ def test_new_arms_run_record_and_resume(tmp_path: Path) -> None:
     with deterministic_torch(0):
         again = run_simulation(tmp_path, data, ARMS, progress=False)  # all done: resumes to the same rows
     assert again == rows
+
+
+def test_a_ceiling_descriptor_arm_ranks_by_the_full_data_models_descriptors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = dataclasses.replace(ARMS, strategies=parse_strategies("typiclust, typiclust+ceiling"))
+    assert uses_ceiling_descriptors("typiclust+ceiling") and registry_name("typiclust+ceiling") == "typiclust"
+    data = family_sim_data(cfg)
+    with pytest.raises(SimulationError, match="needs the full-data arm's final round"):
+        ceiling_descriptors(RunFolder(tmp_path, cfg), data, cfg, 0)
+    seen: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"typiclust": [], "typiclust+ceiling": []}
+
+    def spy(strategy: str, scores: PoolScores, *args: Any, **kwargs: Any) -> Selection:
+        assert scores.table.descriptors is not None
+        seen[strategy].append((scores.rows, scores.table.descriptors))  # the rows the strategy ranks, and theirs
+        return choose(strategy, scores, *args, **kwargs)
+
+    monkeypatch.setattr("ceal.trainer.simulate.rounds.choose", spy)
+    with deterministic_torch(0):
+        rows = run_simulation(tmp_path, data, cfg, progress=False)
+    assert {r.strategy for r in rows if r.round == cfg.rounds} == {"full_data", *cfg.strategies}
+    ceiling = ceiling_descriptors(RunFolder(tmp_path, cfg), data, cfg, 0)  # (N, D): every data row
+    assert ceiling.shape[0] == len(data.ids) and len(seen["typiclust+ceiling"]) == cfg.rounds
+    for table_rows, descriptors in seen["typiclust+ceiling"]:
+        np.testing.assert_array_equal(descriptors, ceiling[table_rows])
+    (own_rows, own), (ceiling_rows, _) = seen["typiclust"][0], seen["typiclust+ceiling"][0]
+    assert np.array_equal(own_rows, ceiling_rows) and not np.allclose(own, ceiling[own_rows])  # round 1: same rows

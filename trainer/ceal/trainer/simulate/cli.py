@@ -10,6 +10,7 @@ from pathlib import Path
 from ceal.trainer.placements import PLACEMENTS
 
 from .config import (
+    CEILING_SUFFIX,
     DEFAULT_STRATEGIES,
     FAMILIES,
     SEMI_SUFFIX,
@@ -51,7 +52,8 @@ def register(sub: Sub) -> None:  # type: ignore[type-arg]
         default=DEFAULT_STRATEGIES,
         help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)}); the suffix "
         f"{SYNTHESIS_SUFFIX} (e.g. bald{SYNTHESIS_SUFFIX}) adds synthetic pairs from a mask → image generator, "
-        f"{SEMI_SUFFIX} trains on the unlabelled pool too (e.g. random{SEMI_SUFFIX})",
+        f"{SEMI_SUFFIX} trains on the unlabelled pool too (e.g. random{SEMI_SUFFIX}), {CEILING_SUFFIX} gives the "
+        f"strategy the full-data model's descriptors (a diagnostic: e.g. typiclust{CEILING_SUFFIX})",
     )
     p.add_argument(
         "--augmentation",

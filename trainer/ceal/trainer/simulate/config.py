@@ -22,6 +22,7 @@ from ceal.trainer.placements import PLACEMENTS, DropoutPlacement
 
 __all__ = [
     "CEILING",
+    "CEILING_SUFFIX",
     "DEFAULT_STRATEGIES",
     "SEMI_SUFFIX",
     "STRATEGY_ALIASES",
@@ -30,6 +31,7 @@ __all__ = [
     "SimulationError",
     "parse_strategies",
     "registry_name",
+    "uses_ceiling_descriptors",
     "uses_semi",
     "uses_synthesis",
 ]
@@ -44,7 +46,11 @@ STRATEGY_ALIASES: Final[dict[str, str]] = {"cost": "cost_sensitive"}
 SYNTHESIS_SUFFIX: Final = "+syn"
 # `<strategy>+semi`: the same strategy, trained on the unlabelled pool too (confidence-masked pseudo-labels).
 SEMI_SUFFIX: Final = "+semi"
-_SUFFIXES: Final = (SEMI_SUFFIX, SYNTHESIS_SUFFIX)
+# `<strategy>+ceiling`: a diagnostic, not a strategy. The arm's strategy reads its descriptors from the seed's
+# final full-data model (an encoder trained on every pool label) instead of the current one: an upper bound on
+# what a better embedding could give a descriptor-reading strategy (typiclust, suggestive).
+CEILING_SUFFIX: Final = "+ceiling"
+_SUFFIXES: Final = (SEMI_SUFFIX, SYNTHESIS_SUFFIX, CEILING_SUFFIX)
 FAMILIES: Final = ("lesion", "nuclei")  # `ceal.trainer.data.families.FAMILIES`, without importing it here
 # Recipe fields added after runs were saved without them; such a run ran with the default (they only act on
 # `+syn` arms, which did not exist then), so a missing one compares as its default and the run still resumes.
@@ -86,6 +92,11 @@ def uses_semi(strategy: str) -> bool:
     return SEMI_SUFFIX in _split(strategy)[1]
 
 
+def uses_ceiling_descriptors(strategy: str) -> bool:
+    """Whether an arm's strategy reads the full-data model's descriptors ('typiclust+ceiling')."""
+    return CEILING_SUFFIX in _split(strategy)[1]
+
+
 def registry_name(strategy: str) -> str:
     """The service registry's name for a strategy name ('cost' → 'cost_sensitive', 'bald+syn' → 'bald')."""
     base = _split(strategy)[0]
@@ -106,8 +117,9 @@ def parse_strategies(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise SimulationError(
             f"unknown strategies {unknown or [text]}; pass a comma-separated list of {', '.join(valid)}, each "
-            f"optionally with the suffix {SYNTHESIS_SUFFIX} (synthetic training pairs) and/or {SEMI_SUFFIX} "
-            "(semi-supervised training on the unlabelled pool)"
+            f"optionally with the suffix {SYNTHESIS_SUFFIX} (synthetic training pairs), {SEMI_SUFFIX} "
+            f"(semi-supervised training on the unlabelled pool) and/or {CEILING_SUFFIX} (descriptors from the "
+            "full-data model: a diagnostic)"
         )
     return names
 

@@ -39,15 +39,15 @@ from ceal.trainer.steps import StepSchedule, fit_steps
 from ceal.trainer.train import Dataset, dice_score
 from ceal.trainer.unet import UNet, UNetConfig
 
-from .config import CEILING, SimConfig, SimulationError, registry_name, uses_semi
+from .config import CEILING, SimConfig, SimulationError, registry_name, uses_ceiling_descriptors, uses_semi
 from .data import SimData
 from .members import disagreement, member_masks, spearman, test_measures
 from .results import ResultRow
-from .scoring import arm_seed, choose, score_pool, serve
+from .scoring import arm_seed, choose, sampled, score_pool, serve
 from .state import ArmState, RunFolder, Weights
 from .synthesis import synthetic_pairs
 
-__all__ = ["ROUND0", "RoundHook", "run_arm", "run_simulation"]
+__all__ = ["ROUND0", "RoundHook", "ceiling_descriptors", "run_arm", "run_simulation"]
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,11 @@ def run_arm(
     model = _new_model(cfg, seed)
     model.load_state_dict(weights)
     model.eval()
+    ceiling = (
+        ceiling_descriptors(run, data, cfg, seed)
+        if uses_ceiling_descriptors(strategy) and state.round < cfg.rounds
+        else None
+    )
     while state.round < cfg.rounds:
         r = state.round + 1
         human = np.asarray(state.human, dtype=np.int64)
@@ -213,6 +218,10 @@ def run_arm(
         rng = np.random.default_rng(arm_seed(seed, r, strategy, "score"))
         versions = disagreement(run.load_masks(strategy, seed, r - 1, cfg.ensemble_k))
         scores = score_pool(serve(model, cfg, r), data, free, cfg.samples, rng, context, versions)
+        if ceiling is not None:  # `+ceiling`: the strategy reads the full-data model's descriptors instead
+            scores = dataclasses.replace(
+                scores, table=dataclasses.replace(scores.table, descriptors=ceiling[scores.rows])
+            )
         selection = choose(strategy, scores, cfg, r - 1, seed)
         query = scores.rows[list(selection.query)]
         pseudo = scores.rows[list(selection.pseudo)]
@@ -236,6 +245,20 @@ def run_arm(
         if on_round is not None:
             on_round(state.rows[-1])
     return state
+
+
+def ceiling_descriptors(run: RunFolder, data: SimData, cfg: SimConfig, seed: int) -> npt.NDArray[np.float32]:
+    """(N, D) every data row's encoder descriptor under the seed's final full-data model, for `+ceiling` arms: the
+    embedding of a model trained on every pool label, an upper bound on what a better (e.g. self-supervised)
+    encoder could give a strategy that reads descriptors. The ceiling runs before a seed's arms."""
+    found = run.load(CEILING, seed)
+    if found is None or found[0].round < cfg.rounds:
+        raise SimulationError(f"a {seed=} +ceiling arm needs the full-data arm's final round; run the ceiling first")
+    model = _new_model(cfg, seed)
+    model.load_state_dict(found[1])
+    model.eval()
+    rows = [descriptor for _, _, descriptor in sampled(serve(model, cfg, 0), data.images, 1, np.random.default_rng(0))]
+    return np.stack(rows).astype(np.float32)
 
 
 def _unlabelled(
