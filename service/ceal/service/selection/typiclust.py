@@ -76,12 +76,14 @@ def kmeans_plus_plus(data: npt.NDArray[np.float64], k: int, rng: np.random.Gener
 
 def _clusters(unit: npt.NDArray[np.float32], n_clusters: int, seed: int) -> IndexArray:
     """(N,) k-means cluster numbers of the unit rows (k-means++ start, seeded), fitted on at most
-    FIT_ROWS of them drawn at random (a large pool's clusters cost no more than that) and assigned to all."""
-    if n_clusters <= 1:
-        return np.zeros(unit.shape[0], dtype=np.int64)
+    FIT_ROWS of them drawn at random (a large pool's clusters cost no more than that) and assigned to all; at
+    most as many clusters as distinct rows (duplicates, or descriptors that are all zero, make fewer)."""
     rng = np.random.default_rng(seed)
     x = unit.astype(np.float64)
     fit = x if x.shape[0] <= FIT_ROWS else x[np.sort(rng.choice(x.shape[0], FIT_ROWS, replace=False))]
+    n_clusters = min(n_clusters, len(np.unique(fit, axis=0)))  # no more clusters than distinct rows
+    if n_clusters <= 1:
+        return np.zeros(unit.shape[0], dtype=np.int64)
     with warnings.catch_warnings():  # an empty cluster (duplicate rows) is fine: it is simply never picked
         warnings.filterwarnings("ignore", message="One of the clusters is empty")
         centres, _ = kmeans2(fit, kmeans_plus_plus(fit, n_clusters, rng), minit="matrix")

@@ -70,3 +70,14 @@ def test_kmeans_plus_plus_draws_the_seeds_scipy_draws() -> None:
         got, got_labels = kmeans2(data, kmeans_plus_plus(data, 60, np.random.default_rng(9)), minit="matrix")
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got_labels, want_labels)
+
+
+@pytest.mark.parametrize("descriptors", [np.zeros((6, 4)), np.ones((6, 4)), np.full((6, 4), np.nan)])
+def test_descriptors_that_do_not_vary_still_give_k_picks_without_warnings(
+    make_table: MakeTable, descriptors: np.ndarray
+) -> None:
+    table = make_table([0.1] * 6, descriptors=descriptors)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0/0 in the k-means++ draw: one cluster per distinct row at most
+        chosen = typiclust_selection(table, 3, exclude={0})
+    assert len(chosen.query) == 3 and 0 not in chosen.query
