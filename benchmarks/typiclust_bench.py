@@ -11,6 +11,7 @@ draw different seeds. Selection: a pool of `--pool` descriptors, 1 % labelled, k
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from scipy.cluster.vq import _kpp  # scipy's own k-means++ seeding, what kmeans2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import machine, median, table, timed
+from benchmarks.ranking_bench import make_table
 from ceal.service.selection import ScoreTable, typiclust_selection
 from ceal.service.selection.typiclust import kmeans_plus_plus
 
@@ -26,18 +28,9 @@ DIMS = 64
 
 
 def _pool(rows: int) -> ScoreTable:
-    rng = np.random.default_rng(0)
-    h = rng.uniform(0, 0.5, rows)
-    return ScoreTable(
-        image_ids=tuple(f"img{i:07d}" for i in range(rows)),
-        entropy=h,
-        mutual_information=h,
-        variance=h,
-        confidence=1 - h,
-        boundary_length=np.full(rows, 100.0),
-        components=np.ones(rows),
-        descriptors=rng.normal(size=(rows, DIMS)).astype(np.float32),
-    )
+    """ranking_bench's pool of `rows` scored images, with random 64-dimensional descriptors."""
+    descriptors = np.random.default_rng(0).normal(size=(rows, DIMS)).astype(np.float32)
+    return dataclasses.replace(make_table(rows), descriptors=descriptors)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,11 +122,12 @@ def typiclust_selection(
     n_found = int(labels.max()) + 1 if n else 0
     size = np.bincount(labels, minlength=n_found)
     covered = np.bincount(labels[~free], minlength=n_found)
+    free_left = size - covered  # free rows per cluster
     typical = np.full(n, np.nan)  # filled per cluster when one is first picked from
     chosen: list[int] = []
     why: list[str] = []
     for _ in range(k_eff):
-        open_clusters = np.unique(labels[free])
+        open_clusters = np.flatnonzero(free_left > 0)
         # fewest covered first, then the larger cluster, then the lower number
         c = int(open_clusters[np.lexsort((open_clusters, -size[open_clusters], covered[open_clusters]))[0]])
         members = labels == c
@@ -142,5 +143,6 @@ def typiclust_selection(
         chosen.append(row)
         free[row] = False
         covered[c] += 1
+        free_left[c] -= 1
     query = np.array(chosen, dtype=np.int64)
     return ranked_selection(table, query, typical, tuple(why), strategy="typiclust", cost_model=cost_model)
